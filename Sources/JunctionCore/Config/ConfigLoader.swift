@@ -1,0 +1,666 @@
+import NIOCore
+import Yams
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Turns a YAML config file into a validated `JunctionConfig`, collecting every problem with its
+/// file:line:column and key path instead of stopping at the first.
+///
+/// The YAML is read as a node tree (not `Codable`) so that every value keeps its position.
+public enum ConfigLoader {
+    /// What loading produced: the config when there were no errors, and every diagnostic.
+    public struct Outcome: Sendable {
+        /// The config, or nil if at least one error was found.
+        public var config: JunctionConfig?
+        /// Errors and warnings in file order.
+        public var diagnostics: [ConfigDiagnostic]
+
+        /// The warnings only.
+        public var warnings: [ConfigDiagnostic] { self.diagnostics.filter { $0.severity == .warning } }
+        /// The errors only.
+        public var errors: [ConfigDiagnostic] { self.diagnostics.filter { $0.severity == .error } }
+    }
+
+    /// Reads and validates the file at `path`.
+    public static func load(path: String) -> Outcome {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            let diagnostic = ConfigDiagnostic(severity: .error, location: nil, path: "", message: "\(path): \(error)")
+            return Outcome(config: nil, diagnostics: [diagnostic])
+        }
+        return self.parse(yaml: text, file: path, baseDirectory: directory(of: path))
+    }
+
+    /// Validates YAML text; `file` names it in messages and `baseDirectory` anchors relative paths.
+    public static func parse(yaml: String, file: String, baseDirectory: String) -> Outcome {
+        let reader = ConfigReader()
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            reader.record(yamlDiagnostic(error, file: file))
+            return Outcome(config: nil, diagnostics: reader.diagnostics)
+        } catch {
+            reader.record(ConfigDiagnostic(severity: .error, location: nil, path: "", message: "\(file): \(error)"))
+            return Outcome(config: nil, diagnostics: reader.diagnostics)
+        }
+        guard let root else {
+            reader.record(
+                ConfigDiagnostic(
+                    severity: .error,
+                    location: ConfigLocation(file: file, line: 1, column: 1),
+                    path: "",
+                    message: "the file is empty; it needs at least listeners, routes and pools"
+                )
+            )
+            return Outcome(config: nil, diagnostics: reader.diagnostics)
+        }
+        let decoder = ConfigFileDecoder(reader: reader, baseDirectory: baseDirectory)
+        let config = decoder.decode(ConfigNode(node: root, path: "", file: file))
+        let diagnostics = reader.diagnostics.sorted {
+            ($0.location?.line ?? 0, $0.location?.column ?? 0) < ($1.location?.line ?? 0, $1.location?.column ?? 0)
+        }
+        return Outcome(config: reader.hasErrors ? nil : config, diagnostics: diagnostics)
+    }
+
+    private static func yamlDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {
+        func make(_ mark: Mark?, _ message: String) -> ConfigDiagnostic {
+            ConfigDiagnostic(
+                severity: .error,
+                location: mark.map { ConfigLocation(file: file, line: $0.line, column: $0.column) },
+                path: "",
+                message: "invalid YAML: \(message)"
+            )
+        }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\(problem) (\($0.text))" } ?? problem
+            return make(mark, detail)
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return make(context.mark, "duplicate key \(duplicates.joined(separator: ", "))")
+        default:
+            return make(nil, "\(error)")
+        }
+    }
+
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Reads a whole file as UTF-8; errors are one readable line.
+    static func readFile(_ path: String) throws -> String {
+        guard let file = fopen(path, "rb") else {
+            throw FileProblem(message: "cannot read file: \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
+            if count < chunk.count { break }
+        }
+        if ferror(file) != 0 {
+            throw FileProblem(message: "cannot read file: \(String(cString: strerror(errno)))")
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A file that could not be read.
+struct FileProblem: Error, CustomStringConvertible {
+    var message: String
+    var description: String { self.message }
+}
+
+/// Walks the node tree of one config file into a `JunctionConfig`.
+private final class ConfigFileDecoder {
+    let reader: ConfigReader
+    let baseDirectory: String
+    /// The `pool:` value of each route, for the unknown-pool check once all pools are read.
+    private var routePoolNodes: [(pool: String, node: ConfigNode)] = []
+
+    init(reader: ConfigReader, baseDirectory: String) {
+        self.reader = reader
+        self.baseDirectory = baseDirectory
+    }
+
+    func decode(_ root: ConfigNode) -> JunctionConfig {
+        var config = JunctionConfig()
+        let topKeys = ["threads", "listeners", "admin", "routes", "pools", "discovery", "limits", "logging"]
+        guard let entries = self.reader.mapping(root, allowed: topKeys) else { return config }
+        var seen: [String: ConfigNode] = [:]
+        for (key, value) in entries {
+            seen[key] = value
+            switch key {
+            case "threads":
+                config.threads = self.reader.int(value, in: 0...1024) ?? 0
+            case "listeners":
+                config.listeners = self.listeners(value)
+            case "admin":
+                config.admin = self.admin(value)
+            case "routes":
+                config.routes = self.routes(value)
+            case "pools":
+                config.pools = self.pools(value)
+            case "discovery":
+                config.discovery = self.discovery(value)
+            case "limits":
+                config.limits = self.limits(value)
+            case "logging":
+                config.logging = self.logging(value)
+            default:
+                break
+            }
+        }
+        for required in ["listeners", "routes", "pools"] where seen[required] == nil {
+            self.reader.error(root, "missing required key \"\(required)\"")
+        }
+        self.crossCheck(config, seen: seen)
+        return config
+    }
+
+    // MARK: listeners
+
+    private func listeners(_ node: ConfigNode) -> [ListenerConfig] {
+        guard let elements = self.reader.sequence(node) else { return [] }
+        if elements.isEmpty { self.reader.error(node, "needs at least one listener") }
+        var result: [ListenerConfig] = []
+        var names: [String: ConfigNode] = [:]
+        var addresses: [HostPort: ConfigNode] = [:]
+        for element in elements {
+            guard let listener = self.listener(element) else { continue }
+            if let first = names[listener.name] {
+                self.reader.error(
+                    element,
+                    "duplicate listener name \"\(listener.name)\" (first at \(first.location?.description ?? first.path))"
+                )
+            }
+            if let first = addresses[listener.address] {
+                self.reader.error(element, "address \(listener.address) is already used by \(first.path)")
+            }
+            names[listener.name] = element
+            addresses[listener.address] = element
+            result.append(listener)
+        }
+        return result
+    }
+
+    private func listener(_ node: ConfigNode) -> ListenerConfig? {
+        let keys = ["name", "address", "tls", "http2", "proxy_protocol", "redirect_https"]
+        guard let entries = self.reader.mapping(node, allowed: keys) else { return nil }
+        var name: String?
+        var address: HostPort?
+        var tls: TLSConfig?
+        var http2 = false
+        var proxyProtocol = false
+        var redirect: (Int, ConfigNode)?
+        var ok = true
+        for (key, value) in entries {
+            switch key {
+            case "name": name = self.reader.string(value)
+            case "address":
+                address = self.reader.hostPort(value, allowPortZero: true)
+                if address == nil { ok = false }
+            case "tls":
+                tls = self.tls(value)
+                if tls == nil { ok = false }
+            case "http2":
+                http2 = self.reader.bool(value) ?? false
+                if http2 { self.notImplemented(value, .http2) }
+            case "proxy_protocol":
+                proxyProtocol = self.reader.bool(value) ?? false
+                if proxyProtocol { self.notImplemented(value, .proxyProtocol) }
+            case "redirect_https":
+                if let port = self.reader.int(value, in: 1...65535) {
+                    redirect = (port, value)
+                    self.notImplemented(value, .redirectHTTPS)
+                }
+            default: break
+            }
+        }
+        guard let address else {
+            if ok { self.reader.error(node, "missing required key \"address\"") }
+            return nil
+        }
+        if let (_, redirectNode) = redirect, tls != nil {
+            self.reader.error(redirectNode, "redirect_https belongs on a plain listener, this one has tls")
+        }
+        var listener = ListenerConfig(name: name ?? address.description, address: address)
+        listener.tls = tls
+        listener.http2 = http2
+        listener.proxyProtocol = proxyProtocol
+        listener.redirectHTTPS = redirect?.0
+        return ok ? listener : nil
+    }
+
+    private func tls(_ node: ConfigNode) -> TLSConfig? {
+        guard let entries = self.reader.mapping(node, allowed: ["certificates", "min_version"]) else { return nil }
+        var tls = TLSConfig()
+        var sawCertificates = false
+        for (key, value) in entries {
+            switch key {
+            case "certificates":
+                sawCertificates = true
+                guard let elements = self.reader.sequence(value) else { continue }
+                if elements.isEmpty { self.reader.error(value, "needs at least one certificate") }
+                for element in elements {
+                    guard let pair = self.reader.mapping(element, allowed: ["cert", "key"]) else { continue }
+                    var cert: String?
+                    var key: String?
+                    for (pairKey, pairValue) in pair {
+                        let path = self.reader.string(pairValue).map(self.resolvePath)
+                        if pairKey == "cert" { cert = path } else { key = path }
+                    }
+                    if cert == nil && !pair.contains(where: { $0.key == "cert" }) {
+                        self.reader.error(element, "missing required key \"cert\"")
+                    }
+                    if key == nil && !pair.contains(where: { $0.key == "key" }) {
+                        self.reader.error(element, "missing required key \"key\"")
+                    }
+                    if let cert, let key {
+                        tls.certificates.append(
+                            TLSConfig.Certificate(
+                                certPath: cert,
+                                keyPath: key,
+                                location: element.location,
+                                configPath: element.path
+                            )
+                        )
+                    }
+                }
+            case "min_version":
+                // Accept both `"1.2"` and an unquoted `1.2`, which YAML reads as a number.
+                guard case .scalar(let scalar) = value.node,
+                    let version = TLSConfig.MinimumVersion(rawValue: scalar.string)
+                else {
+                    self.reader.error(value, "expected \"1.2\" or \"1.3\", got \(value.kindDescription)")
+                    continue
+                }
+                tls.minVersion = version
+            default: break
+            }
+        }
+        if !sawCertificates { self.reader.error(node, "missing required key \"certificates\"") }
+        return tls.certificates.isEmpty ? nil : tls
+    }
+
+    private func admin(_ node: ConfigNode) -> AdminConfig? {
+        guard let entries = self.reader.mapping(node, allowed: ["address"]) else { return nil }
+        var admin = AdminConfig()
+        for (_, value) in entries {
+            if let address = self.reader.hostPort(value, allowPortZero: true) { admin.address = address }
+        }
+        self.notImplemented(node, .admin)
+        return admin
+    }
+
+    // MARK: routes
+
+    private func routes(_ node: ConfigNode) -> [RouteConfig] {
+        guard let elements = self.reader.sequence(node) else { return [] }
+        if elements.isEmpty { self.reader.error(node, "needs at least one route") }
+        var result: [RouteConfig] = []
+        var names: [String: ConfigNode] = [:]
+        var catchAll: ConfigNode?
+        for element in elements {
+            guard let route = self.route(element) else { continue }
+            if let first = names[route.name] {
+                self.reader.error(
+                    element,
+                    "duplicate route name \"\(route.name)\" (first at \(first.location?.description ?? first.path))"
+                )
+            }
+            if let catchAll {
+                self.reader.warning(
+                    element,
+                    "route \"\(route.name)\" is never used: \(catchAll.path) above it matches every request"
+                )
+            }
+            if route.pathPrefixes.isEmpty && route.hosts.isEmpty && catchAll == nil { catchAll = element }
+            names[route.name] = element
+            result.append(route)
+        }
+        return result
+    }
+
+    private func route(_ node: ConfigNode) -> RouteConfig? {
+        guard let entries = self.reader.mapping(node, allowed: ["name", "match", "pool", "compress"]) else {
+            return nil
+        }
+        var name: String?
+        var pool: String?
+        var prefixes: [String] = []
+        var hosts: [String] = []
+        var compress = false
+        var ok = true
+        for (key, value) in entries {
+            switch key {
+            case "name": name = self.reader.string(value)
+            case "pool":
+                pool = self.reader.string(value)
+                if pool == nil { ok = false }
+            case "compress":
+                compress = self.reader.bool(value) ?? false
+                if compress { self.notImplemented(value, .compression) }
+            case "match":
+                guard let match = self.reader.mapping(value, allowed: ["path_prefix", "host"]) else {
+                    ok = false
+                    continue
+                }
+                for (matchKey, matchValue) in match {
+                    guard let list = self.reader.stringList(matchValue) else {
+                        ok = false
+                        continue
+                    }
+                    if matchKey == "path_prefix" {
+                        for prefix in list where !prefix.hasPrefix("/") {
+                            self.reader.error(matchValue, "a path prefix must start with \"/\", got \"\(prefix)\"")
+                            ok = false
+                        }
+                        prefixes = list
+                    } else {
+                        for host in list where HostPattern(host) == nil {
+                            self.reader.error(matchValue, "expected a host name or *.suffix, got \"\(host)\"")
+                            ok = false
+                        }
+                        hosts = list
+                    }
+                }
+            default: break
+            }
+        }
+        guard let pool else {
+            if ok { self.reader.error(node, "missing required key \"pool\"") }
+            return nil
+        }
+        var route = RouteConfig(
+            name: name ?? "route\(node.path.split(separator: "[").last.map { "[\($0)" } ?? "")",
+            pool: pool
+        )
+        route.pathPrefixes = prefixes
+        route.hosts = hosts
+        route.compress = compress
+        if let poolNode = entries.first(where: { $0.key == "pool" })?.value {
+            self.routePoolNodes.append((pool, poolNode))
+        }
+        return ok ? route : nil
+    }
+
+    // MARK: pools
+
+    private func pools(_ node: ConfigNode) -> [PoolConfig] {
+        guard let entries = self.reader.mapping(node, allowed: []) else { return [] }
+        if entries.isEmpty { self.reader.error(node, "needs at least one pool") }
+        return entries.compactMap { self.pool(name: $0.key, $0.value) }
+    }
+
+    private func pool(name: String, _ node: ConfigNode) -> PoolConfig? {
+        let keys = ["balance", "affinity", "backends", "health_check", "timeouts", "retries"]
+        guard let entries = self.reader.mapping(node, allowed: keys) else { return nil }
+        var pool = PoolConfig(name: name)
+        var sawBackends = false
+        for (key, value) in entries {
+            switch key {
+            case "balance":
+                pool.balance = self.reader.choice(value, as: BalancePolicy.self) ?? .leastConn
+            case "affinity":
+                pool.affinity = self.reader.choice(value, as: AffinityPolicy.self) ?? .none
+                if pool.affinity != .none { self.notImplemented(value, .affinity) }
+            case "backends":
+                sawBackends = true
+                pool.backends = self.backends(value)
+            case "health_check":
+                pool.healthCheck = self.healthCheck(value)
+                self.notImplemented(value, .healthCheck)
+            case "timeouts":
+                pool.timeouts = self.timeouts(value)
+            case "retries":
+                pool.retries = self.reader.int(value, in: 0...10) ?? 2
+            default: break
+            }
+        }
+        if !sawBackends { self.reader.error(node, "missing required key \"backends\"") }
+        return pool
+    }
+
+    private func backends(_ node: ConfigNode) -> [PoolConfig.Backend] {
+        guard let elements = self.reader.sequence(node) else { return [] }
+        if elements.isEmpty { self.reader.error(node, "needs at least one backend") }
+        var result: [PoolConfig.Backend] = []
+        var seen: [HostPort: ConfigNode] = [:]
+        for element in elements {
+            guard let entries = self.reader.mapping(element, allowed: ["address", "weight"]) else { continue }
+            var address: HostPort?
+            var weight = 1
+            var sawAddress = false
+            for (key, value) in entries {
+                if key == "address" {
+                    sawAddress = true
+                    address = self.reader.hostPort(value)
+                    if let address, let first = seen[address] {
+                        self.reader.error(value, "duplicate backend \(address) (also \(first.path))")
+                    }
+                    if let address { seen[address] = value }
+                } else {
+                    weight = self.reader.int(value, in: 1...100) ?? 1
+                }
+            }
+            if !sawAddress { self.reader.error(element, "missing required key \"address\"") }
+            if let address { result.append(PoolConfig.Backend(address: address, weight: weight)) }
+        }
+        return result
+    }
+
+    private func healthCheck(_ node: ConfigNode) -> HealthCheckConfig? {
+        let keys = ["path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold", "expect_status"]
+        guard let entries = self.reader.mapping(node, allowed: keys) else { return nil }
+        var check = HealthCheckConfig()
+        var timeoutNode: ConfigNode?
+        for (key, value) in entries {
+            switch key {
+            case "path":
+                if let path = self.reader.string(value) {
+                    if path.hasPrefix("/") {
+                        check.path = path
+                    } else {
+                        self.reader.error(value, "a health check path must start with \"/\", got \"\(path)\"")
+                    }
+                }
+            case "interval": check.interval = self.reader.duration(value) ?? check.interval
+            case "timeout":
+                check.timeout = self.reader.duration(value) ?? check.timeout
+                timeoutNode = value
+            case "healthy_threshold": check.healthyThreshold = self.reader.int(value, in: 1...100) ?? 2
+            case "unhealthy_threshold": check.unhealthyThreshold = self.reader.int(value, in: 1...100) ?? 3
+            case "expect_status":
+                guard case .scalar(let scalar) = value.node, let set = ConfigValueParser.statusSet(scalar.string) else {
+                    self.reader.error(
+                        value,
+                        "expected a status, a range like 200-399, or a comma list, got \(value.kindDescription)"
+                    )
+                    continue
+                }
+                check.expectStatus = set
+            default: break
+            }
+        }
+        if check.timeout > check.interval {
+            self.reader.error(
+                timeoutNode ?? node,
+                "timeout (\(check.timeout.configText)) must not exceed interval (\(check.interval.configText))"
+            )
+        }
+        return check
+    }
+
+    private func timeouts(_ node: ConfigNode) -> UpstreamTimeouts {
+        var timeouts = UpstreamTimeouts()
+        guard let entries = self.reader.mapping(node, allowed: ["connect", "response", "idle", "tunnel_idle"]) else {
+            return timeouts
+        }
+        for (key, value) in entries {
+            guard let duration = self.reader.duration(value) else { continue }
+            switch key {
+            case "connect": timeouts.connect = duration
+            case "response": timeouts.response = duration
+            case "idle": timeouts.idle = duration
+            case "tunnel_idle":
+                timeouts.tunnelIdle = duration
+                if duration < .seconds(60) {
+                    self.reader.warning(
+                        value,
+                        "DDP clients ping about every 30 s; a tunnel_idle under 60s closes live WebSockets"
+                    )
+                }
+            default: break
+            }
+        }
+        return timeouts
+    }
+
+    // MARK: the rest
+
+    private func discovery(_ node: ConfigNode) -> DiscoveryConfig {
+        var discovery = DiscoveryConfig()
+        discovery.configured = true
+        guard let entries = self.reader.mapping(node, allowed: ["dns_refresh"]) else { return discovery }
+        for (_, value) in entries {
+            discovery.dnsRefresh = self.reader.duration(value) ?? discovery.dnsRefresh
+        }
+        self.notImplemented(node, .discovery)
+        return discovery
+    }
+
+    private func limits(_ node: ConfigNode) -> LimitsConfig {
+        var limits = LimitsConfig()
+        let keys = [
+            "max_header_bytes", "max_body_bytes", "client_header_timeout", "client_idle_timeout", "max_connections",
+            "shutdown_grace",
+        ]
+        guard let entries = self.reader.mapping(node, allowed: keys) else { return limits }
+        for (key, value) in entries {
+            switch key {
+            case "max_header_bytes":
+                guard let size = self.reader.size(value) else { continue }
+                if size < 1024 || size > 16 << 20 {
+                    self.reader.error(value, "must be between 1KiB and 16MiB")
+                } else {
+                    limits.maxHeaderBytes = Int(size)
+                }
+            case "max_body_bytes": limits.maxBodyBytes = self.reader.size(value) ?? 0
+            case "client_header_timeout":
+                limits.clientHeaderTimeout = self.reader.duration(value) ?? limits.clientHeaderTimeout
+            case "client_idle_timeout":
+                limits.clientIdleTimeout = self.reader.duration(value) ?? limits.clientIdleTimeout
+            case "max_connections": limits.maxConnections = self.reader.int(value, in: 0...10_000_000) ?? 0
+            case "shutdown_grace": limits.shutdownGrace = self.reader.duration(value) ?? limits.shutdownGrace
+            default: break
+            }
+        }
+        return limits
+    }
+
+    private func logging(_ node: ConfigNode) -> LoggingConfig {
+        var logging = LoggingConfig()
+        guard let entries = self.reader.mapping(node, allowed: ["level", "format", "access_log"]) else {
+            return logging
+        }
+        for (key, value) in entries {
+            switch key {
+            case "level":
+                let levels = ["trace", "debug", "info", "warning", "error"]
+                if let level = self.reader.string(value) {
+                    if levels.contains(level) {
+                        logging.level = level
+                    } else {
+                        self.reader.error(value, "expected one of \(levels.joined(separator: " | ")), got \"\(level)\"")
+                    }
+                }
+            case "format":
+                logging.format = self.reader.choice(value, as: LoggingConfig.Format.self) ?? .text
+            case "access_log":
+                // `off` unquoted is a YAML 1.1 boolean, so false means off too.
+                if value.node.tagName == .bool, value.node.bool == false {
+                    logging.accessLog = .off
+                } else if let target = self.reader.string(value) {
+                    switch target {
+                    case "stdout": logging.accessLog = .stdout
+                    case "off": logging.accessLog = .off
+                    default: logging.accessLog = .file(self.resolvePath(target))
+                    }
+                }
+            default: break
+            }
+        }
+        return logging
+    }
+
+    // MARK: cross references
+
+    private func crossCheck(_ config: JunctionConfig, seen: [String: ConfigNode]) {
+        let poolNames = Set(config.pools.map(\.name))
+        var used: Set<String> = []
+        for (pool, node) in self.routePoolNodes {
+            used.insert(pool)
+            if !poolNames.contains(pool) {
+                let known = config.pools.map(\.name).joined(separator: ", ")
+                self.reader.error(node, "unknown pool \"\(pool)\" (pools: \(known))")
+            }
+        }
+        if let poolsNode = seen["pools"], case .mapping(let mapping) = poolsNode.node {
+            for (keyNode, _) in mapping {
+                guard let name = keyNode.scalar?.string, !used.contains(name) else { continue }
+                let node = ConfigNode(node: keyNode, path: "pools.\(name)", file: poolsNode.file)
+                self.reader.warning(node, "no route uses this pool")
+            }
+        }
+        if let admin = config.admin, let adminNode = seen["admin"],
+            config.listeners.contains(where: { $0.address == admin.address })
+        {
+            self.reader.error(adminNode, "admin address \(admin.address) is also a listener's address")
+        }
+    }
+
+    private func notImplemented(_ node: ConfigNode, _ feature: PlannedFeature) {
+        guard !PlannedFeature.implemented.contains(feature) else { return }
+        self.reader.warning(node, "\(feature.rawValue) is accepted but not implemented yet; it has no effect")
+    }
+
+    private func resolvePath(_ path: String) -> String {
+        path.hasPrefix("/") ? path : "\(self.baseDirectory)/\(path)"
+    }
+}
+
+/// Config features that are valid in the schema but arrive in later milestones: using one logs a
+/// warning rather than silently doing nothing.
+enum PlannedFeature: String, CaseIterable {
+    case http2 = "http2"
+    case proxyProtocol = "proxy_protocol"
+    case redirectHTTPS = "redirect_https"
+    case admin = "admin"
+    case affinity = "affinity"
+    case healthCheck = "health_check"
+    case discovery = "discovery"
+    case compression = "compress"
+
+    /// The features that work in this build.
+    static let implemented: Set<PlannedFeature> = []
+}
+
+extension TimeAmount {
+    /// The duration in the config file's own syntax, for messages.
+    var configText: String {
+        let ns = self.nanoseconds
+        if ns % 3_600_000_000_000 == 0 { return "\(ns / 3_600_000_000_000)h" }
+        if ns % 60_000_000_000 == 0 { return "\(ns / 60_000_000_000)m" }
+        if ns % 1_000_000_000 == 0 { return "\(ns / 1_000_000_000)s" }
+        return "\(ns / 1_000_000)ms"
+    }
+}

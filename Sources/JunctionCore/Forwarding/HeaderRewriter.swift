@@ -1,0 +1,314 @@
+import NIOHTTP1
+
+/// How a request's body is delimited on the wire.
+public enum BodyFraming: Sendable, Equatable {
+    /// No body (no Content-Length, no Transfer-Encoding).
+    case none
+    /// Exactly this many bytes.
+    case contentLength(Int64)
+    /// Chunked transfer coding.
+    case chunked
+}
+
+/// What Junction needs to know about a client request head, read in one pass over its headers.
+public struct RequestFacts: Sendable, Equatable {
+    /// Body framing after the smuggling checks.
+    public var framing: BodyFraming = .none
+    /// The Host header value (nil when absent).
+    public var host: String? = nil
+    /// True for `Upgrade: websocket` (with `Connection: upgrade`).
+    public var isWebSocketUpgrade = false
+    /// True when the client asked to close after this request (or is HTTP/1.0 without keep-alive).
+    public var wantsClose = false
+    /// True for `Expect: 100-continue`.
+    public var expectsContinue = false
+    /// The client's X-Request-ID when it is well-formed.
+    public var requestID: String? = nil
+
+    public init() {}
+}
+
+/// Why a request head is refused; each maps to 400 with a reason.
+public enum RequestHeadProblem: Error, Equatable, CustomStringConvertible {
+    case contentLengthWithTransferEncoding
+    case conflictingContentLength
+    case invalidContentLength
+    case unsupportedTransferEncoding
+    case missingHost
+    case multipleHosts
+    case unsupportedExpectation
+
+    public var description: String {
+        switch self {
+        case .contentLengthWithTransferEncoding: return "Content-Length together with Transfer-Encoding"
+        case .conflictingContentLength: return "conflicting Content-Length headers"
+        case .invalidContentLength: return "invalid Content-Length"
+        case .unsupportedTransferEncoding: return "Transfer-Encoding other than chunked"
+        case .missingHost: return "HTTP/1.1 request without Host"
+        case .multipleHosts: return "more than one Host header"
+        case .unsupportedExpectation: return "unsupported Expect"
+        }
+    }
+}
+
+/// Rewrites heads between client and upstream per the contract: Host kept, hop-by-hop headers
+/// (and those `Connection` names) removed both ways, X-Forwarded-For appended, X-Forwarded-Proto,
+/// X-Forwarded-Host and X-Real-IP set, X-Request-ID kept or generated and returned.
+public enum HeaderRewriter {
+    /// Reads and checks a client request head (request smuggling defences live here).
+    public static func inspect(_ head: HTTPRequestHead) -> Result<RequestFacts, RequestHeadProblem> {
+        var facts = RequestFacts()
+        var contentLength: Int64?
+        var sawTransferEncoding = false
+        var chunkedLast = false
+        var hostCount = 0
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var connectionUpgrade = false
+        var upgradeWebSocket = false
+        for (name, value) in head.headers {
+            switch HeaderName(name) {
+            case .contentLength:
+                guard let length = Int64(value.trimmingOWS()), length >= 0,
+                    value.trimmingOWS().utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 })
+                else { return .failure(.invalidContentLength) }
+                if let existing = contentLength, existing != length { return .failure(.conflictingContentLength) }
+                contentLength = length
+            case .transferEncoding:
+                sawTransferEncoding = true
+                // Only "chunked" is forwarded; any other coding we would have to re-frame blindly.
+                for token in value.split(separator: ",") {
+                    let coding = token.trimmingOWS()
+                    guard coding.isEmpty || coding.equalsCaseInsensitive("chunked") else {
+                        return .failure(.unsupportedTransferEncoding)
+                    }
+                    if !coding.isEmpty { chunkedLast = true }
+                }
+            case .host:
+                hostCount += 1
+                facts.host = value
+            case .connection:
+                for token in value.split(separator: ",") {
+                    let option = token.trimmingOWS()
+                    if option.equalsCaseInsensitive("close") { connectionClose = true }
+                    if option.equalsCaseInsensitive("keep-alive") { connectionKeepAlive = true }
+                    if option.equalsCaseInsensitive("upgrade") { connectionUpgrade = true }
+                }
+            case .upgrade:
+                upgradeWebSocket = value.split(separator: ",").contains {
+                    $0.trimmingOWS().equalsCaseInsensitive("websocket")
+                }
+            case .expect:
+                guard value.trimmingOWS().equalsCaseInsensitive("100-continue") else {
+                    return .failure(.unsupportedExpectation)
+                }
+                facts.expectsContinue = true
+            case .xRequestID:
+                if RequestID.isAcceptable(value) { facts.requestID = value }
+            default:
+                break
+            }
+        }
+        if sawTransferEncoding && contentLength != nil { return .failure(.contentLengthWithTransferEncoding) }
+        if sawTransferEncoding && !chunkedLast { return .failure(.unsupportedTransferEncoding) }
+        if hostCount > 1 { return .failure(.multipleHosts) }
+        if hostCount == 0 && head.version.isAtLeastHTTP11 { return .failure(.missingHost) }
+        facts.framing =
+            sawTransferEncoding ? .chunked : contentLength.map { $0 > 0 ? .contentLength($0) : .none } ?? .none
+        facts.isWebSocketUpgrade = upgradeWebSocket && connectionUpgrade && head.method == .GET
+        facts.wantsClose = connectionClose || (!head.version.isAtLeastHTTP11 && !connectionKeepAlive)
+        return .success(facts)
+    }
+
+    /// The head sent upstream: same method and target byte for byte, HTTP/1.1, headers rewritten.
+    public static func upstreamRequestHead(
+        _ head: HTTPRequestHead,
+        facts: RequestFacts,
+        clientAddress: String,
+        scheme: String,
+        requestID: String,
+        defaultHost: String
+    ) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(head.headers.count + 6)
+        let connectionNamed = self.connectionTokens(head.headers)
+        var forwardedFor: String?
+        for (name, value) in head.headers {
+            let known = HeaderName(name)
+            switch known {
+            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade, .expect,
+                .xForwardedProto, .xForwardedHost, .xRealIP, .xRequestID, .contentLength:
+                continue
+            case .xForwardedFor:
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            default:
+                if let connectionNamed, connectionNamed.contains(where: { name.equalsCaseInsensitive($0) }) { continue }
+                headers.add(name: name, value: value)
+            }
+        }
+        if facts.host == nil { headers.add(name: "Host", value: defaultHost) }
+        switch facts.framing {
+        case .none: break
+        case .contentLength(let length): headers.add(name: "Content-Length", value: String(length))
+        case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
+        }
+        if facts.isWebSocketUpgrade {
+            headers.add(name: "Connection", value: "Upgrade")
+            headers.add(name: "Upgrade", value: "websocket")
+        }
+        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
+        headers.add(name: "X-Forwarded-Proto", value: scheme)
+        if let host = facts.host { headers.add(name: "X-Forwarded-Host", value: host) }
+        headers.add(name: "X-Real-IP", value: clientAddress)
+        headers.add(name: "X-Request-ID", value: requestID)
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// The head sent to the client: hop-by-hop headers out, framing for this client, X-Request-ID in.
+    ///
+    /// `bodyless` is true for responses to HEAD and for 1xx/204/304; `keepAlive` false adds
+    /// `Connection: close`. Returns the head and whether the body must be chunked-framed or
+    /// delimited by closing the connection.
+    public static func clientResponseHead(
+        _ upstream: HTTPResponseHead,
+        requestID: String,
+        clientVersion: HTTPVersion,
+        bodyless: Bool,
+        keepAlive: Bool,
+        isTunnel: Bool = false
+    ) -> (head: HTTPResponseHead, closeDelimited: Bool) {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(upstream.headers.count + 3)
+        let connectionNamed = self.connectionTokens(upstream.headers)
+        var contentLength: String?
+        for (name, value) in upstream.headers {
+            switch HeaderName(name) {
+            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .xRequestID:
+                continue
+            case .upgrade:
+                if isTunnel { headers.add(name: name, value: value) }
+                continue
+            case .contentLength:
+                contentLength = value
+                continue
+            default:
+                if let connectionNamed, connectionNamed.contains(where: { name.equalsCaseInsensitive($0) }) { continue }
+                headers.add(name: name, value: value)
+            }
+        }
+        var closeDelimited = false
+        if isTunnel {
+            headers.add(name: "Connection", value: "Upgrade")
+        } else if let contentLength, upstream.status != .noContent {
+            // HEAD and 304 keep Content-Length: it describes the representation, not this message.
+            headers.add(name: "Content-Length", value: contentLength)
+        } else if !bodyless {
+            if clientVersion.isAtLeastHTTP11 {
+                headers.add(name: "Transfer-Encoding", value: "chunked")
+            } else {
+                closeDelimited = true
+            }
+        }
+        if !isTunnel && (!keepAlive || closeDelimited) {
+            headers.add(name: "Connection", value: "close")
+        } else if !isTunnel && !clientVersion.isAtLeastHTTP11 {
+            headers.add(name: "Connection", value: "keep-alive")
+        }
+        headers.add(name: "X-Request-ID", value: requestID)
+        let version: HTTPVersion = !clientVersion.isAtLeastHTTP11 ? .http1_0 : .http1_1
+        return (HTTPResponseHead(version: version, status: upstream.status, headers: headers), closeDelimited)
+    }
+
+    /// Lowercase-insensitive names listed in `Connection` (other than the standard options), or nil.
+    static func connectionTokens(_ headers: HTTPHeaders) -> [Substring]? {
+        var tokens: [Substring]?
+        for (name, value) in headers where HeaderName(name) == .connection {
+            for token in value.split(separator: ",") {
+                let option = token.trimmingOWS()
+                if option.isEmpty || option.equalsCaseInsensitive("close") || option.equalsCaseInsensitive("keep-alive")
+                    || option.equalsCaseInsensitive("upgrade")
+                {
+                    continue
+                }
+                tokens = (tokens ?? []) + [option]
+            }
+        }
+        return tokens
+    }
+}
+
+/// The header names the rewriter cares about, recognised without allocating.
+enum HeaderName: Equatable {
+    case connection, keepAlive, proxyConnection, te, trailer, transferEncoding, upgrade, contentLength, host
+    case expect, xForwardedFor, xForwardedProto, xForwardedHost, xRealIP, xRequestID
+    case other
+
+    @inline(__always)
+    init(_ name: String) {
+        // Dispatch on length first so most headers are rejected with one comparison.
+        var name = name
+        self = name.withUTF8 { bytes -> HeaderName in
+            switch bytes.count {
+            case 2: return bytes.equalsLowercase("te") ? .te : .other
+            case 4: return bytes.equalsLowercase("host") ? .host : .other
+            case 6: return bytes.equalsLowercase("expect") ? .expect : .other
+            case 7:
+                if bytes.equalsLowercase("upgrade") { return .upgrade }
+                return bytes.equalsLowercase("trailer") ? .trailer : .other
+            case 9: return bytes.equalsLowercase("x-real-ip") ? .xRealIP : .other
+            case 10:
+                if bytes.equalsLowercase("connection") { return .connection }
+                return bytes.equalsLowercase("keep-alive") ? .keepAlive : .other
+            case 12: return bytes.equalsLowercase("x-request-id") ? .xRequestID : .other
+            case 14: return bytes.equalsLowercase("content-length") ? .contentLength : .other
+            case 15:
+                if bytes.equalsLowercase("x-forwarded-for") { return .xForwardedFor }
+                return .other
+            case 16:
+                if bytes.equalsLowercase("proxy-connection") { return .proxyConnection }
+                return bytes.equalsLowercase("x-forwarded-host") ? .xForwardedHost : .other
+            case 17:
+                if bytes.equalsLowercase("transfer-encoding") { return .transferEncoding }
+                return bytes.equalsLowercase("x-forwarded-proto") ? .xForwardedProto : .other
+            default: return .other
+            }
+        }
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    /// ASCII case-insensitive equality with a lowercase literal.
+    @inline(__always)
+    func equalsLowercase(_ lowercase: StaticString) -> Bool {
+        guard self.count == lowercase.utf8CodeUnitCount else { return false }
+        let other = lowercase.utf8Start
+        for index in 0..<self.count {
+            let byte = self[index]
+            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if folded != other[index] { return false }
+        }
+        return true
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs (HTTP's optional whitespace).
+    func trimmingOWS() -> SubSequence {
+        var start = self.startIndex
+        var end = self.endIndex
+        while start < end, self[start] == " " || self[start] == "\t" { start = self.index(after: start) }
+        while end > start, self[self.index(before: end)] == " " || self[self.index(before: end)] == "\t" {
+            end = self.index(before: end)
+        }
+        return self[start..<end]
+    }
+
+    /// ASCII case-insensitive equality.
+    func equalsCaseInsensitive<Other: StringProtocol>(_ other: Other) -> Bool {
+        guard self.utf8.count == other.utf8.count else { return false }
+        return zip(self.utf8, other.utf8).allSatisfy { a, b in
+            a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= 0x61 && (a | 0x20) <= 0x7A)
+        }
+    }
+}

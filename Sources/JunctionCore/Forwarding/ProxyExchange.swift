@@ -1,0 +1,320 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The client side of a `ProxyExchange`: an HTTP/1.1 connection today, an HTTP/2 stream later.
+/// Every call happens on the exchange's event loop.
+protocol ProxyExchangeDelegate: AnyObject {
+    /// Whether the client can take more response bytes now (false holds upstream reads back).
+    var canTakeResponse: Bool { get }
+    /// The upstream's response head (not yet rewritten for the client).
+    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend)
+    func exchangeReceivedResponseBody(_ body: ByteBuffer)
+    /// The response is complete; the exchange is over.
+    func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?)
+    /// The upstream finished a read burst: flush what was written.
+    func exchangeFlush()
+    /// The exchange failed before any response head: answer with `failure`.
+    func exchangeFailed(_ failure: ProxyFailure, backend: Backend?)
+    /// The exchange failed after the response head was relayed: the client connection must be cut.
+    func exchangeAborted()
+    /// The upstream can take more request bytes: resume reading the client.
+    func exchangeUpstreamBecameWritable()
+    /// The backend accepted the WebSocket upgrade; the delegate builds the tunnel and owns the
+    /// backend's active count (it calls `backend.release()` when the tunnel closes).
+    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, backend: Backend)
+}
+
+/// One proxied request from backend selection to the end of its response, on one event loop.
+///
+/// It picks a backend (retrying others on failure), takes a pooled connection or dials one,
+/// streams the request out and the response back with backpressure both ways, and gives the
+/// connection back to the pool when both directions are complete.
+final class ProxyExchange: DeadlineTracked {
+    private let loop: LoopContext
+    let pool: Pool
+    private let head: HTTPRequestHead
+    private unowned let delegate: any ProxyExchangeDelegate
+    private var machine: ProxyExchangeStateMachine
+
+    /// Body parts received before a connection was ready (bounded: the client is not read meanwhile).
+    private var pending: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+    private var upstream: UpstreamConnection?
+    /// The backend currently counted as busy with this exchange.
+    private var leased: Backend?
+    /// Backends already tried (so retries go elsewhere).
+    private var tried: [Backend] = []
+    private var upstreamKeepAlive = true
+    /// A 101 waiting for its `.end` before the tunnel is spliced.
+    private var upgradeHead: HTTPResponseHead?
+
+    var deadline: NIODeadline = .distantFuture
+    var sweeperSlot = -1
+
+    init(
+        loop: LoopContext,
+        pool: Pool,
+        upstreamHead: HTTPRequestHead,
+        hasBody: Bool,
+        isUpgrade: Bool,
+        delegate: any ProxyExchangeDelegate
+    ) {
+        self.loop = loop
+        self.pool = pool
+        self.head = upstreamHead
+        self.delegate = delegate
+        self.machine = ProxyExchangeStateMachine(
+            retries: pool.retries,
+            replayable: !hasBody && upstreamHead.method.isIdempotent,
+            isUpgrade: isUpgrade,
+            poolName: pool.name
+        )
+    }
+
+    /// The backend that served (or is serving) the request, for the access log.
+    var backend: Backend? { self.leased ?? self.tried.last }
+
+    /// True once the exchange is over (response ended, failed or cancelled).
+    var isFinished: Bool { self.machine.state == .finished }
+
+    // MARK: downstream → upstream
+
+    /// Picks a backend and starts sending. May call `exchangeFailed` before returning.
+    func start() {
+        self.attempt()
+    }
+
+    func sendBody(_ body: ByteBuffer) {
+        if let upstream = self.upstream {
+            upstream.write(.body(.byteBuffer(body)))
+        } else if self.machine.state == .connecting {
+            self.pending.append(.body(.byteBuffer(body)))
+        }
+    }
+
+    func sendEnd(_ trailers: HTTPHeaders?) {
+        self.machine.requestEnded()
+        if let upstream = self.upstream {
+            upstream.write(.end(trailers))
+            upstream.flush()
+            self.armResponseTimeout()
+        } else if self.machine.state == .connecting {
+            self.pending.append(.end(trailers))
+        }
+    }
+
+    /// The client finished a read burst: push what was written.
+    func flushRequest() {
+        self.upstream?.flush()
+    }
+
+    /// Whether the downstream should keep reading request bytes.
+    var canTakeRequestData: Bool {
+        guard let upstream = self.upstream else { return self.machine.state != .connecting }
+        return upstream.isWritable
+    }
+
+    /// The client drained its buffer: let the upstream read again.
+    func downstreamBecameWritable() {
+        self.upstream?.resumeReading()
+    }
+
+    /// The client went away: stop, free the backend, drop the connection (it is mid-message).
+    func cancel() {
+        guard self.machine.cancelled() else { return }
+        self.disarmResponseTimeout()
+        if let upstream = self.upstream {
+            self.upstream = nil
+            upstream.exchange = nil
+            upstream.close()
+        }
+        self.releaseLease()
+    }
+
+    // MARK: upstream → downstream
+
+    var downstreamCanTakeResponse: Bool { self.delegate.canTakeResponse }
+
+    func upstreamReceivedHead(_ head: HTTPResponseHead) {
+        self.disarmResponseTimeout()
+        switch self.machine.responseHeadReceived(status: head.status.code) {
+        case .forward:
+            self.upstreamKeepAlive = head.isKeepAlive
+            self.delegate.exchangeReceivedResponseHead(head, backend: self.leased!)
+        case .tunnel:
+            // The decoder's `.end` of the 101 follows; splicing before it would feed an HTTP part
+            // to the glue. Wait for it.
+            self.upgradeHead = head
+        case .none:
+            break
+        }
+    }
+
+    func upstreamReceivedBody(_ body: ByteBuffer) {
+        guard self.machine.state == .streamingResponse else { return }
+        self.delegate.exchangeReceivedResponseBody(body)
+    }
+
+    func upstreamReceivedEnd(_ trailers: HTTPHeaders?) {
+        if let head = self.upgradeHead, let upstream = self.upstream, let backend = self.leased {
+            // The tunnel takes over the connection and the backend's active count.
+            self.upgradeHead = nil
+            self.upstream = nil
+            self.leased = nil
+            upstream.exchange = nil
+            self.delegate.exchangeUpgraded(head, upstream: upstream, backend: backend)
+            return
+        }
+        let reusable = self.machine.responseEnded(upstreamKeepAlive: self.upstreamKeepAlive)
+        guard self.machine.state == .finished, let upstream = self.upstream else { return }
+        self.upstream = nil
+        // Pool the connection before telling the client side, which may start the next request.
+        if reusable {
+            self.loop.connections.release(upstream, idleTimeout: self.pool.timeouts.idle)
+        } else {
+            upstream.exchange = nil
+            upstream.close()
+        }
+        self.releaseLease()
+        self.delegate.exchangeReceivedResponseEnd(trailers)
+    }
+
+    func upstreamReadComplete() {
+        self.delegate.exchangeFlush()
+    }
+
+    func upstreamBecameWritable() {
+        self.delegate.exchangeUpstreamBecameWritable()
+    }
+
+    /// The connection closed or failed; `error` is nil for a plain close.
+    func upstreamClosed(error: Error?) {
+        self.upstream = nil
+        let reason = error.map { "\($0)" } ?? "connection closed"
+        self.handle(self.machine.upstreamFailed(reason: reason), failedBackendIsDown: false)
+    }
+
+    // MARK: DeadlineTracked: the response timeout
+
+    func deadlinePassed(now: NIODeadline) {
+        self.disarmResponseTimeout()
+        let action = self.machine.responseTimedOut()
+        if let upstream = self.upstream {
+            self.upstream = nil
+            upstream.exchange = nil
+            upstream.close()
+        }
+        self.handle(action, failedBackendIsDown: false)
+    }
+
+    // MARK: private
+
+    private func attempt() {
+        let now = NIODeadline.now()
+        guard let backend = self.pool.select(excluding: self.tried, now: now) else {
+            let action = self.machine.noBackend(
+                retryAfter: self.pool.retryAfterSeconds(now: now),
+                triedAny: !self.tried.isEmpty
+            )
+            self.handle(action, failedBackendIsDown: false)
+            return
+        }
+        self.tried.append(backend)
+        self.leased = backend
+        backend.retain()
+        if let connection = self.loop.connections.takeIdle(for: backend) {
+            self.attach(connection)
+            return
+        }
+        self.loop.connections.connect(to: backend, timeout: self.pool.timeouts.connect)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let connection):
+                    backend.recordConnectSuccess()
+                    if self.machine.state == .connecting && self.leased === backend {
+                        self.attach(connection)
+                    } else {
+                        // Cancelled while dialling: keep the fresh connection for someone else.
+                        self.loop.connections.release(connection, idleTimeout: self.pool.timeouts.idle)
+                    }
+                case .failure(let error):
+                    guard self.machine.state == .connecting, self.leased === backend else { return }
+                    backend.recordConnectFailure(at: .now())
+                    self.handle(self.machine.connectFailed(reason: Self.describe(error)), failedBackendIsDown: true)
+                }
+            }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        self.upstream = connection
+        connection.exchange = self
+        self.machine.connected()
+        connection.write(.head(self.head))
+        while let part = self.pending.popFirst() {
+            connection.write(part)
+        }
+        connection.flush()
+        if self.machine.requestComplete {
+            self.armResponseTimeout()
+        }
+        // Reads from the client were held while connecting.
+        self.delegate.exchangeUpstreamBecameWritable()
+    }
+
+    private func handle(_ action: ProxyExchangeStateMachine.FailureAction, failedBackendIsDown: Bool) {
+        switch action {
+        case .retry:
+            self.releaseLease()
+            // A replayed (bodyless) request was drained into the failed connection: its end goes out again.
+            if self.machine.requestComplete && self.pending.isEmpty { self.pending.append(.end(nil)) }
+            self.attempt()
+        case .fail(let failure):
+            let backend = self.backend
+            self.releaseLease()
+            self.delegate.exchangeFailed(failure, backend: backend)
+        case .abort:
+            self.releaseLease()
+            self.delegate.exchangeAborted()
+        case .none:
+            break
+        }
+    }
+
+    private func releaseLease() {
+        if let backend = self.leased {
+            self.leased = nil
+            backend.release()
+        }
+    }
+
+    private func armResponseTimeout() {
+        guard self.machine.state == .awaitingResponse else { return }
+        self.deadline = .now() + self.pool.timeouts.response
+        self.loop.sweeper.register(self)
+    }
+
+    private func disarmResponseTimeout() {
+        self.deadline = .distantFuture
+        self.loop.sweeper.unregister(self)
+    }
+
+    private static func describe(_ error: Error) -> String {
+        if let error = error as? ChannelError, case .connectTimeout = error { return "connect timed out" }
+        if let error = error as? IOError { return error.description }
+        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
+            return "\(first.error)"
+        }
+        return "\(error)"
+    }
+}
+
+extension HTTPMethod {
+    /// RFC 9110 9.2.2: safe to send twice.
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import NIOHTTP1
+
+/// Why Junction answers a request itself instead of relaying the upstream's answer.
+///
+/// Where the failure came from decides the status: the client (4xx) or the upstream side (5xx).
+public enum ProxyFailure: Error, Equatable, Sendable {
+    /// Malformed request (400).
+    case badRequest(String)
+    /// No route matched (404).
+    case noRoute
+    /// The request head did not arrive in time (408).
+    case headerTimeout
+    /// The body is larger than `limits.max_body_bytes` (413).
+    case bodyTooLarge
+    /// The head is larger than `limits.max_header_bytes` (431).
+    case headersTooLarge
+    /// No backend could be reached, or it answered garbage (502).
+    case badGateway(String)
+    /// Every backend of the pool is down (503).
+    case noHealthyBackend(pool: String, retryAfter: Int64)
+    /// The backend did not start answering within `timeouts.response` (504).
+    case upstreamTimeout(pool: String)
+
+    /// The status code sent to the client.
+    public var status: HTTPResponseStatus {
+        switch self {
+        case .badRequest: return .badRequest
+        case .noRoute: return .notFound
+        case .headerTimeout: return .requestTimeout
+        case .bodyTooLarge: return .payloadTooLarge
+        case .headersTooLarge: return .requestHeaderFieldsTooLarge
+        case .badGateway: return .badGateway
+        case .noHealthyBackend: return .serviceUnavailable
+        case .upstreamTimeout: return .gatewayTimeout
+        }
+    }
+
+    /// The reason, in words, for the body and the log.
+    public var reason: String {
+        switch self {
+        case .badRequest(let detail): return "malformed request: \(detail)"
+        case .noRoute: return "no route matches this request"
+        case .headerTimeout: return "the request head did not arrive in time"
+        case .bodyTooLarge: return "the request body exceeds limits.max_body_bytes"
+        case .headersTooLarge: return "the request head exceeds limits.max_header_bytes"
+        case .badGateway(let detail): return detail
+        case .noHealthyBackend(let pool, _): return "no healthy backend in pool \(pool)"
+        case .upstreamTimeout(let pool): return "a backend of pool \(pool) did not answer in time"
+        }
+    }
+
+    /// True when the failure came from the client's side.
+    public var isClientError: Bool { self.status.code < 500 }
+
+    /// The one-line text/plain body, e.g.
+    /// `503 Service Unavailable: no healthy backend in pool ddp-streamer (request 1f3a...)`.
+    public func body(requestID: String) -> String {
+        "\(self.status.code) \(self.status.reasonPhrase): \(self.reason) (request \(requestID))\n"
+    }
+
+    /// The response head for this failure.
+    public func responseHead(
+        version: HTTPVersion,
+        requestID: String,
+        bodyLength: Int,
+        keepAlive: Bool
+    ) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5)
+        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        headers.add(name: "Content-Length", value: String(bodyLength))
+        headers.add(name: "X-Request-ID", value: requestID)
+        if case .noHealthyBackend(_, let retryAfter) = self {
+            headers.add(name: "Retry-After", value: String(retryAfter))
+        }
+        if !keepAlive {
+            headers.add(name: "Connection", value: "close")
+        }
+        return HTTPResponseHead(
+            version: !version.isAtLeastHTTP11 ? .http1_0 : .http1_1,
+            status: self.status,
+            headers: headers
+        )
+    }
+}

@@ -1,0 +1,506 @@
+import NIOCore
+import NIOHTTP1
+
+/// What a front handler needs to know about the listener it serves.
+struct ListenerIdentity: Sendable {
+    /// The listener's name, for logs.
+    let name: String
+    /// `http` or `https`, for X-Forwarded-Proto.
+    let scheme: String
+    /// `host:port` the listener is bound to, the Host of last resort for HTTP/1.0 clients.
+    let authority: String
+}
+
+/// The proxy's HTTP/1.1 front: sits after NIO's request decoder and response encoder on a client
+/// connection and proxies each request through a `ProxyExchange`.
+///
+/// It owns client-side flow control: reads are held back while the upstream cannot take more
+/// body bytes, while a pipelined request waits its turn, and while a connection is being dialled.
+/// There is no `HTTPServerPipelineHandler`: flipping read interest on every request costs two
+/// `epoll_ctl` calls (../shared/research/nio-performance.md).
+final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    /// How long an error answer waits for the client to stop sending before the connection closes.
+    static let lingerTime = TimeAmount.seconds(2)
+
+    /// The request in flight.
+    private struct Request {
+        var record: AccessRecord
+        var facts: RequestFacts
+        var method: HTTPMethod
+        var version: HTTPVersion
+        var route: Route?
+        var responseStarted = false
+    }
+
+    private let loop: LoopContext
+    private let listener: ListenerIdentity
+    private var machine = HTTP1ConnectionStateMachine()
+    private var context: ChannelHandlerContext?
+    private var clientAddress = "-"
+    private var request: Request?
+    private var exchange: ProxyExchange?
+    /// Parts of pipelined requests that arrived while one was in flight.
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var readPending = false
+    /// Names the pipeline handlers, so a tunnel can take them out.
+    private let codecs: HTTP1Codecs
+
+    var deadline: NIODeadline = .distantFuture
+    var sweeperSlot = -1
+
+    init(loop: LoopContext, listener: ListenerIdentity, codecs: HTTP1Codecs) {
+        self.loop = loop
+        self.listener = listener
+        self.codecs = codecs
+    }
+
+    private var runtime: RuntimeConfig { self.loop.runtime }
+
+    // MARK: ChannelHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let ip = context.channel.remoteAddress?.ipAddress { self.clientAddress = ip }
+        self.deadline = .now() + self.runtime.limits.clientHeaderTimeout
+        self.loop.sweeper.register(self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.loop.sweeper.unregister(self)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.machine.closed()
+        self.loop.sweeper.unregister(self)
+        if let exchange = self.exchange {
+            self.exchange = nil
+            exchange.cancel()
+            if var request = self.request {
+                request.record.status = request.responseStarted ? request.record.status : 499
+                self.log(request.record)
+            }
+        }
+        self.request = nil
+        self.queued.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.handle(self.unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.machine.bytesArrived() {
+            self.deadline = .now() + self.runtime.limits.clientHeaderTimeout
+        }
+        self.exchange?.flushRequest()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if self.shouldHoldReads {
+            self.readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.exchange?.downstreamBecameWritable()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard self.machine.phase != .lingering, self.machine.phase != .closed else { return }
+        let failure: ProxyFailure
+        if let parserError = error as? HTTPParserError {
+            failure = parserError == .headerOverflow ? .headersTooLarge : .badRequest(Self.describe(parserError))
+        } else {
+            context.close(promise: nil)
+            return
+        }
+        // The decoder cannot go on after a parse error: answer if nothing was answered yet, then close.
+        if let request = self.request, request.responseStarted {
+            context.close(promise: nil)
+            return
+        }
+        self.exchange?.cancel()
+        self.exchange = nil
+        if self.request == nil {
+            self.beginRecord(method: .GET, target: "-", version: .http1_1, facts: RequestFacts())
+        }
+        self.respond(failure, forceClose: true)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            if self.machine.quiesce() {
+                context.close(promise: nil)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // MARK: requests
+
+    /// Processes parts in arrival order; a head that arrives while a request is in flight (HTTP/1.1
+    /// pipelining) and everything after it wait in `queued`, and reading stops until it is answered.
+    private func handle(_ part: HTTPServerRequestPart) {
+        if !self.queued.isEmpty {
+            self.queued.append(part)
+            return
+        }
+        if case .head = part, self.machine.phase == .active {
+            self.queued.append(part)
+            return
+        }
+        self.process(part)
+    }
+
+    private func process(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head):
+            if self.machine.requestHeadArrived() == .process {
+                self.startRequest(head)
+            }
+        case .body(let body):
+            self.requestBody(body)
+        case .end(let trailers):
+            if self.machine.phase == .lingering {
+                // The rest of the refused request arrived: no need to linger any longer.
+                self.machine.closed()
+                self.context?.close(promise: nil)
+                return
+            }
+            self.requestEnd(trailers)
+        }
+    }
+
+    private func startRequest(_ head: HTTPRequestHead) {
+        self.deadline = .distantFuture
+        let runtime = self.runtime
+        let facts: RequestFacts
+        switch HeaderRewriter.inspect(head) {
+        case .success(let inspected):
+            facts = inspected
+        case .failure(let problem):
+            self.beginRecord(method: head.method, target: head.uri, version: head.version, facts: RequestFacts())
+            self.respond(.badRequest(problem.description), forceClose: true)
+            return
+        }
+        self.beginRecord(method: head.method, target: head.uri, version: head.version, facts: facts)
+        if facts.framing == .none {
+            // No body: the decoder's `.end` follows at once, so the request is already complete as far
+            // as keeping the connection is concerned (an early error answer need not linger).
+            self.machine.requestEnded()
+        }
+        if case .contentLength(let length) = facts.framing, runtime.limits.maxBodyBytes > 0,
+            length > runtime.limits.maxBodyBytes
+        {
+            self.respond(.bodyTooLarge, forceClose: true)
+            return
+        }
+        guard let route = runtime.routes.route(hostHeader: facts.host, target: head.uri) else {
+            self.respond(.noRoute, forceClose: false)
+            return
+        }
+        self.request!.route = route
+        self.request!.record.route = route.name
+        self.request!.record.pool = route.pool.name
+        let upstreamHead = HeaderRewriter.upstreamRequestHead(
+            head,
+            facts: facts,
+            clientAddress: self.clientAddress,
+            scheme: self.listener.scheme,
+            requestID: self.request!.record.requestID,
+            defaultHost: self.listener.authority
+        )
+        let exchange = ProxyExchange(
+            loop: self.loop,
+            pool: route.pool,
+            upstreamHead: upstreamHead,
+            hasBody: facts.framing != .none,
+            isUpgrade: facts.isWebSocketUpgrade,
+            delegate: self
+        )
+        self.exchange = exchange
+        exchange.start()
+        if facts.expectsContinue, self.exchange != nil, let context = self.context {
+            // Junction answers the expectation itself (and does not forward it) once a backend is chosen.
+            context.writeAndFlush(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                promise: nil
+            )
+        }
+    }
+
+    private func requestBody(_ body: ByteBuffer) {
+        guard var request = self.request else { return }
+        request.record.bytesIn += Int64(body.readableBytes)
+        let limit = self.runtime.limits.maxBodyBytes
+        self.request = request
+        if limit > 0 && request.record.bytesIn > limit {
+            if request.responseStarted {
+                self.context?.close(promise: nil)
+            } else {
+                self.exchange?.cancel()
+                self.exchange = nil
+                self.respond(.bodyTooLarge, forceClose: true)
+            }
+            return
+        }
+        self.exchange?.sendBody(body)
+    }
+
+    private func requestEnd(_ trailers: HTTPHeaders?) {
+        guard self.request != nil else { return }
+        self.machine.requestEnded()
+        self.exchange?.sendEnd(trailers)
+    }
+
+    private func beginRecord(method: HTTPMethod, target: String, version: HTTPVersion, facts: RequestFacts) {
+        let record = AccessRecord(
+            start: .now(),
+            client: self.clientAddress,
+            listener: self.listener.name,
+            method: method,
+            target: target,
+            version: version,
+            status: 0,
+            requestID: facts.requestID ?? self.loop.nextRequestID()
+        )
+        self.request = Request(record: record, facts: facts, method: method, version: version)
+    }
+
+    // MARK: responses
+
+    /// Answers the current request with `failure`'s status and one line of text.
+    private func respond(_ failure: ProxyFailure, forceClose: Bool) {
+        guard var request = self.request, !request.responseStarted, let context = self.context else { return }
+        let keepAlive = self.machine.responseStarting(requestWantsClose: forceClose || request.facts.wantsClose)
+        let body = failure.body(requestID: request.record.requestID)
+        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+        buffer.writeString(body)
+        let head = failure.responseHead(
+            version: request.version,
+            requestID: request.record.requestID,
+            bodyLength: buffer.readableBytes,
+            keepAlive: keepAlive
+        )
+        request.responseStarted = true
+        request.record.status = failure.status.code
+        self.request = request
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        if request.method != .HEAD {
+            request.record.bytesOut = Int64(buffer.readableBytes)
+            self.request = request
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        self.finishResponse()
+    }
+
+    /// Writes the end of the response and decides what happens to the connection.
+    private func finishResponse(trailers: HTTPHeaders? = nil) {
+        guard let context = self.context, let request = self.request else { return }
+        self.log(request.record)
+        self.request = nil
+        self.exchange = nil
+        switch self.machine.responseEnded() {
+        case .keepAlive:
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            self.deadline = .now() + self.runtime.limits.clientIdleTimeout
+            self.drainQueue()
+        case .close:
+            self.machine.closed()
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .linger:
+            self.deadline = .now() + Self.lingerTime
+            self.queued.removeAll()
+            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(mode: .output, promise: nil)
+            }
+            self.resumeReadingIfPossible()
+        }
+    }
+
+    /// Replays parts of pipelined requests that arrived while the previous one was in flight.
+    private func drainQueue() {
+        while let part = self.queued.first {
+            if case .head = part, self.machine.phase == .active { break }
+            self.queued.removeFirst()
+            self.process(part)
+        }
+        self.resumeReadingIfPossible()
+    }
+
+    private var shouldHoldReads: Bool {
+        if !self.queued.isEmpty { return true }
+        if let exchange = self.exchange { return !exchange.canTakeRequestData }
+        return false
+    }
+
+    private func resumeReadingIfPossible() {
+        if self.readPending, !self.shouldHoldReads, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    private func log(_ record: AccessRecord) {
+        self.loop.accessLog?.log(record, now: .now())
+    }
+
+    private static func describe(_ error: HTTPParserError) -> String {
+        switch error {
+        case .invalidChunkSize: return "invalid chunk size"
+        case .unexpectedContentLength: return "unexpected or conflicting Content-Length"
+        case .invalidContentLength: return "invalid Content-Length"
+        case .invalidHeaderToken: return "invalid header"
+        case .invalidMethod: return "invalid method"
+        case .invalidURL: return "invalid request target"
+        case .invalidVersion: return "invalid HTTP version"
+        case .lfExpected, .invalidConstant, .invalidCharactersUsed, .strictModeAssertion: return "invalid syntax"
+        default: return "\(error)"
+        }
+    }
+
+    // MARK: DeadlineTracked
+
+    func deadlinePassed(now: NIODeadline) {
+        guard self.deadline <= now else { return }
+        self.deadline = .distantFuture
+        switch self.machine.timerFired() {
+        case .requestTimeout:
+            self.beginRecord(method: .GET, target: "-", version: .http1_1, facts: RequestFacts())
+            self.respond(.headerTimeout, forceClose: true)
+        case .close:
+            self.context?.close(promise: nil)
+        case .none:
+            break
+        }
+    }
+}
+
+// MARK: - ProxyExchangeDelegate
+
+extension HTTP1ServerHandler: ProxyExchangeDelegate {
+    var canTakeResponse: Bool { self.context?.channel.isWritable ?? false }
+
+    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend) {
+        guard var request = self.request, let context = self.context else { return }
+        let bodyless =
+            request.method == .HEAD || head.status == .noContent || head.status == .notModified
+            || head.status.code < 200
+        // A refused upgrade leaves the request decoder in upgrade mode: the connection cannot continue.
+        let keepAlive = self.machine.responseStarting(
+            requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
+        )
+        let (clientHead, closeDelimited) = HeaderRewriter.clientResponseHead(
+            head,
+            requestID: request.record.requestID,
+            clientVersion: request.version,
+            bodyless: bodyless,
+            keepAlive: keepAlive
+        )
+        if closeDelimited {
+            // An HTTP/1.0 client and no Content-Length: the end of the body is the end of the connection.
+            self.machine.mustClose()
+        }
+        request.responseStarted = true
+        request.record.status = head.status.code
+        request.record.backend = backend.label
+        self.request = request
+        context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+    }
+
+    func exchangeReceivedResponseBody(_ body: ByteBuffer) {
+        guard let context = self.context else { return }
+        self.request?.record.bytesOut += Int64(body.readableBytes)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+    }
+
+    func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
+        guard self.request != nil else { return }
+        self.exchange = nil
+        // Trailers are not relayed to HTTP/1.1 clients (they would need chunked framing and TE: trailers).
+        self.finishResponse(trailers: nil)
+    }
+
+    func exchangeFlush() {
+        self.context?.flush()
+    }
+
+    func exchangeFailed(_ failure: ProxyFailure, backend: Backend?) {
+        self.exchange = nil
+        self.request?.record.backend = backend?.label
+        // Without the whole request received, the rest of its body must not be read as a new request.
+        self.respond(failure, forceClose: false)
+    }
+
+    func exchangeAborted() {
+        self.exchange = nil
+        if let request = self.request {
+            self.log(request.record)
+            self.request = nil
+        }
+        self.machine.closed()
+        self.context?.close(promise: nil)
+    }
+
+    func exchangeUpstreamBecameWritable() {
+        self.resumeReadingIfPossible()
+    }
+
+    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, backend: Backend) {
+        guard var request = self.request, let context = self.context, let upstreamChannel = upstream.channel else {
+            backend.release()
+            upstream.close()
+            return
+        }
+        self.exchange = nil
+        self.machine.upgraded()
+        self.loop.sweeper.unregister(self)
+        let (clientHead, _) = HeaderRewriter.clientResponseHead(
+            head,
+            requestID: request.record.requestID,
+            clientVersion: request.version,
+            bodyless: true,
+            keepAlive: true,
+            isTunnel: true
+        )
+        request.record.status = 101
+        request.record.backend = backend.label
+        request.record.isTunnel = true
+        context.writeAndFlush(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+
+        let loop = self.loop
+        let record = request.record
+        let tunnel = Tunnel(
+            loop: loop,
+            backend: backend,
+            idleTimeout: request.route?.pool.timeouts.tunnelIdle ?? .hours(1),
+            shutdownGrace: self.runtime.limits.shutdownGrace
+        ) { summary in
+            var record = record
+            record.bytesIn += summary.bytesFromClient
+            record.bytesOut = summary.bytesFromUpstream
+            loop.accessLog?.log(record, now: .now())
+        }
+        self.request = nil
+        TunnelSplicer.splice(
+            tunnel: tunnel,
+            client: (channel: context.channel, codecs: self.codecs, handler: self),
+            upstream: (channel: upstreamChannel, handler: upstream)
+        )
+    }
+}

@@ -1,0 +1,112 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The composition root: a validated config file becomes pools, routes, TLS contexts and one
+/// listener service per listener, all run in one `ServiceGroup`.
+public final class Junction: Sendable {
+    /// A config file that passed every check `junction check` makes: schema, TLS material, backend
+    /// names. Holds what `run` needs so nothing is loaded twice.
+    public struct Prepared: Sendable {
+        /// The validated file.
+        public let config: JunctionConfig
+        /// Warnings to log at start-up (not-yet-implemented keys, expired certificates...).
+        public let warnings: [ConfigDiagnostic]
+        let runtime: RuntimeConfig
+        let tlsContexts: [String: TLSContextSet]
+    }
+
+    /// Loads and checks the file at `path`: the YAML schema, the certificates and keys, and that
+    /// every backend host name resolves. Errors come back all at once.
+    public static func prepare(configPath path: String) -> Result<Prepared, ConfigError> {
+        let outcome = ConfigLoader.load(path: path)
+        guard let config = outcome.config else {
+            return .failure(ConfigError(diagnostics: outcome.diagnostics))
+        }
+        var diagnostics = outcome.diagnostics
+        var tlsContexts: [String: TLSContextSet] = [:]
+        for listener in config.listeners {
+            guard let tls = listener.tls else { continue }
+            let (contexts, problems) = TLSContextSet.load(tls, alpn: ["http/1.1"])
+            diagnostics += problems
+            if let contexts { tlsContexts[listener.name] = contexts }
+        }
+        var runtime: RuntimeConfig?
+        do {
+            runtime = try RuntimeConfig.make(config: config)
+        } catch {
+            diagnostics.append(ConfigDiagnostic(severity: .error, location: nil, path: "pools", message: "\(error)"))
+        }
+        let errors = diagnostics.filter { $0.severity == .error }
+        guard errors.isEmpty, let runtime else {
+            return .failure(ConfigError(diagnostics: diagnostics))
+        }
+        return .success(
+            Prepared(
+                config: config,
+                warnings: diagnostics.filter { $0.severity == .warning },
+                runtime: runtime,
+                tlsContexts: tlsContexts
+            )
+        )
+    }
+
+    private let prepared: Prepared
+    private let logger: Logger
+
+    public init(prepared: Prepared, logger: Logger) {
+        self.prepared = prepared
+        self.logger = logger
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and returns. Throws if a listener cannot start.
+    public func run() async throws {
+        let config = self.prepared.config
+        for warning in self.prepared.warnings {
+            self.logger.warning("\(warning.description)")
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.effectiveThreads)
+        let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
+        let contexts = LoopContexts(group: group, runtime: self.prepared.runtime, accessLogSink: sink)
+        let listeners = config.listeners.map { listener in
+            ListenerService(
+                config: listener,
+                group: group,
+                contexts: contexts,
+                tls: self.prepared.tlsContexts[listener.name],
+                limits: config.limits,
+                logger: self.logger
+            )
+        }
+        self.logger.info(
+            "junction starting",
+            metadata: [
+                "threads": "\(config.effectiveThreads)", "listeners": "\(listeners.count)",
+                "pools": "\(config.pools.count)",
+            ]
+        )
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: self.logger
+            )
+        )
+        var failure: Error?
+        do {
+            try await serviceGroup.run()
+        } catch {
+            failure = error
+        }
+        for context in contexts.all {
+            try? await context.eventLoop.submit {
+                context.connections.closeAll()
+                context.accessLog?.flush()
+            }.get()
+        }
+        try? await group.shutdownGracefully()
+        if let failure { throw failure }
+        self.logger.info("junction stopped")
+    }
+}

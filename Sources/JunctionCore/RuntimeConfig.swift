@@ -1,0 +1,115 @@
+import NIOCore
+import NIOPosix
+
+/// One generation of the running configuration: routes bound to live pools, and the limits.
+///
+/// Immutable; a request keeps the generation it started with.
+final class RuntimeConfig: Sendable {
+    /// The validated file it was built from.
+    let config: JunctionConfig
+    /// Routes bound to pools.
+    let routes: RouteTable
+    /// Pools by name.
+    let pools: [String: Pool]
+    /// Client-side limits.
+    let limits: LimitsConfig
+
+    init(config: JunctionConfig, pools: [String: Pool]) {
+        self.config = config
+        self.pools = pools
+        self.limits = config.limits
+        self.routes = RouteTable(
+            routes: config.routes.compactMap { route in
+                pools[route.pool].map { Route(config: route, pool: $0) }
+            }
+        )
+    }
+
+    /// Builds pools from the config, resolving backend host names to all their addresses.
+    static func make(config: JunctionConfig) throws -> RuntimeConfig {
+        var pools: [String: Pool] = [:]
+        for poolConfig in config.pools {
+            var backends: [Backend] = []
+            for backendConfig in poolConfig.backends {
+                for address in try BackendResolver.resolve(backendConfig.address) {
+                    backends.append(
+                        Backend(
+                            address: address,
+                            label: BackendResolver.label(address, fallback: backendConfig.address),
+                            weight: backendConfig.weight,
+                            poolName: poolConfig.name
+                        )
+                    )
+                }
+            }
+            let balancer: any Balancer =
+                switch poolConfig.balance {
+                case .leastConn: LeastConnectionsBalancer()
+                case .roundRobin: RoundRobinBalancer()
+                }
+            pools[poolConfig.name] = Pool(
+                name: poolConfig.name,
+                backends: backends,
+                balancer: balancer,
+                timeouts: poolConfig.timeouts,
+                retries: poolConfig.retries,
+                healthCheck: poolConfig.healthCheck
+            )
+        }
+        return RuntimeConfig(config: config, pools: pools)
+    }
+}
+
+/// Resolves backend addresses (`host:port`) to socket addresses.
+enum BackendResolver {
+    /// A failed resolution, as one line.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Every address of `hostPort` (an IP literal gives itself).
+    static func resolve(_ hostPort: HostPort) throws -> [SocketAddress] {
+        if let literal = try? SocketAddress(ipAddress: hostPort.host, port: hostPort.port) {
+            return [literal]
+        }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_family = AF_UNSPEC
+        var results: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(hostPort.host, String(hostPort.port), &hints, &results)
+        guard status == 0, let first = results else {
+            throw Failure(description: "cannot resolve \(hostPort.host): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(results) }
+        var addresses: [SocketAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor {
+            if let raw = info.pointee.ai_addr {
+                let address: SocketAddress? =
+                    switch Int32(info.pointee.ai_family) {
+                    case AF_INET:
+                        raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                            SocketAddress($0.pointee, host: hostPort.host)
+                        }
+                    case AF_INET6:
+                        raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                            SocketAddress($0.pointee, host: hostPort.host)
+                        }
+                    default: nil
+                    }
+                if let address, !addresses.contains(address) { addresses.append(address) }
+            }
+            cursor = info.pointee.ai_next
+        }
+        if addresses.isEmpty {
+            throw Failure(description: "\(hostPort.host) has no IPv4 or IPv6 address")
+        }
+        return addresses
+    }
+
+    /// `ip:port` of a resolved address.
+    static func label(_ address: SocketAddress, fallback: HostPort) -> String {
+        guard let ip = address.ipAddress, let port = address.port else { return fallback.description }
+        return HostPort(host: ip, port: port).description
+    }
+}

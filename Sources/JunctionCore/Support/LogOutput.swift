@@ -1,0 +1,139 @@
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Unbuffered line output: each line is one `write(2)`, so nothing waits in a stdio buffer when
+/// stdout or stderr is a pipe (systemd, docker, a test harness).
+public enum StandardOutput {
+    /// Writes `line` and a newline to stdout.
+    public static func writeLine(_ line: String) {
+        self.write(line + "\n", to: STDOUT_FILENO)
+    }
+
+    /// Writes `line` and a newline to stderr.
+    public static func writeErrorLine(_ line: String) {
+        self.write(line + "\n", to: STDERR_FILENO)
+    }
+
+    static func write(_ text: String, to fd: CInt) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+        }
+    }
+}
+
+/// Junction's swift-log handler: one line per event on stderr, as text or JSON (`logging.format`).
+public struct JunctionLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+    private let format: LoggingConfig.Format
+
+    public init(label: String, level: Logger.Level, format: LoggingConfig.Format) {
+        self.label = label
+        self.logLevel = level
+        self.format = format
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = self.metadata
+        if let extra = event.metadata {
+            merged.merge(extra) { $1 }
+        }
+        let keys = merged.keys.sorted()
+        let time = Self.timestamp()
+        let line: String
+        switch self.format {
+        case .text:
+            let fields = keys.map { "\($0)=\(Self.textValue(merged[$0]!))" }.joined(separator: " ")
+            line = "\(time) \(event.level) \(event.message)\(fields.isEmpty ? "" : " " + fields)"
+        case .json:
+            var parts = [
+                "\"time\":\(Self.json(time))", "\"level\":\(Self.json("\(event.level)"))",
+                "\"message\":\(Self.json("\(event.message)"))",
+            ]
+            parts += keys.map { "\(Self.json($0)):\(Self.json("\(merged[$0]!)"))" }
+            line = "{" + parts.joined(separator: ",") + "}"
+        }
+        StandardOutput.writeErrorLine(line)
+    }
+
+    private static func textValue(_ value: Logger.Metadata.Value) -> String {
+        let text = "\(value)"
+        return text.contains(where: { $0 == " " || $0 == "\"" }) ? json(text) : text
+    }
+
+    static func json(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format0x: scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var time = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &time)
+        func pad(_ value: Int32, _ width: Int = 2) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(time.tm_year + 1900, 4))-\(pad(time.tm_mon + 1))-\(pad(time.tm_mday))T"
+            + "\(pad(time.tm_hour)):\(pad(time.tm_min)):\(pad(time.tm_sec)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+extension String {
+    fileprivate init(format0x value: UInt32) {
+        let hex = String(value, radix: 16)
+        self = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    }
+}
+
+/// Installs the process-wide logging once; later calls are ignored (swift-log allows one bootstrap).
+public enum LoggingSetup {
+    private static let done = Mutex(false)
+
+    public static func bootstrap(level: Logger.Level, format: LoggingConfig.Format) {
+        let first = self.done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        LoggingSystem.bootstrap { label in
+            JunctionLogHandler(label: label, level: level, format: format)
+        }
+    }
+}

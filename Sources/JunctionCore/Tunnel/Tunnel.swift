@@ -1,0 +1,95 @@
+import NIOCore
+
+/// A WebSocket tunnel after the backend's 101: the two glued sides, the backend it counts against
+/// (for least_conn) until both sides close, its idle timeout and its shutdown grace.
+final class Tunnel: DeadlineTracked {
+    /// What the tunnel reports when it ends (for the access log).
+    struct Summary {
+        var bytesFromClient: Int64
+        var bytesFromUpstream: Int64
+        var backend: Backend
+    }
+
+    private let loop: LoopContext
+    private let backend: Backend
+    private let idleTimeout: TimeAmount
+    private let shutdownGrace: TimeAmount
+    private let onClose: (Summary) -> Void
+
+    private(set) var clientSide: TunnelGlueHandler!
+    private(set) var upstreamSide: TunnelGlueHandler!
+    private var lastActivity: NIODeadline
+    private var closeBy: NIODeadline = .distantFuture
+    private var openSides = 2
+    private var bytesFromClient: Int64 = 0
+    private var bytesFromUpstream: Int64 = 0
+
+    var sweeperSlot = -1
+    var deadline: NIODeadline { min(self.lastActivity + self.idleTimeout, self.closeBy) }
+
+    /// Creates the pair of glue handlers; the backend's active count is owned by the tunnel from now on.
+    init(
+        loop: LoopContext,
+        backend: Backend,
+        idleTimeout: TimeAmount,
+        shutdownGrace: TimeAmount,
+        onClose: @escaping (Summary) -> Void
+    ) {
+        self.loop = loop
+        self.backend = backend
+        self.idleTimeout = idleTimeout
+        self.shutdownGrace = shutdownGrace
+        self.onClose = onClose
+        self.lastActivity = .now()
+        let client = TunnelGlueHandler(tunnel: self, isClientSide: true)
+        let upstream = TunnelGlueHandler(tunnel: self, isClientSide: false)
+        client.partner = upstream
+        upstream.partner = client
+        self.clientSide = client
+        self.upstreamSide = upstream
+        loop.sweeper.register(self)
+    }
+
+    func count(bytes: Int, fromClient: Bool) {
+        if fromClient {
+            self.bytesFromClient += Int64(bytes)
+        } else {
+            self.bytesFromUpstream += Int64(bytes)
+        }
+    }
+
+    /// Bytes moved: the idle clock restarts.
+    func touch() {
+        self.lastActivity = .now()
+    }
+
+    /// Junction is shutting down: the tunnel gets `shutdown_grace`, then is closed.
+    func shutdownRequested() {
+        if self.closeBy == .distantFuture {
+            self.closeBy = .now() + self.shutdownGrace
+        }
+    }
+
+    func sideClosed() {
+        self.openSides -= 1
+        guard self.openSides == 0 else { return }
+        self.loop.sweeper.unregister(self)
+        self.backend.release()
+        self.onClose(
+            Summary(
+                bytesFromClient: self.bytesFromClient,
+                bytesFromUpstream: self.bytesFromUpstream,
+                backend: self.backend
+            )
+        )
+        // Break the cycle tunnel -> handlers -> tunnel.
+        self.clientSide = nil
+        self.upstreamSide = nil
+    }
+
+    func deadlinePassed(now: NIODeadline) {
+        // Idle for tunnel_idle, or the shutdown grace is over.
+        self.clientSide?.closeChannel()
+        self.upstreamSide?.closeChannel()
+    }
+}

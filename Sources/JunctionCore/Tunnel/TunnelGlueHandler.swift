@@ -1,0 +1,115 @@
+import NIOCore
+
+/// One side of a WebSocket tunnel: relays every byte read on its channel to the partner side's
+/// channel, with backpressure (it stops reading while the partner cannot write), half-close and
+/// close propagation. The pattern of swift-nio-examples' connect-proxy `GlueHandler`.
+final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// The other side; nil once this side is removed.
+    var partner: TunnelGlueHandler?
+    /// The tunnel both sides belong to (idle timeout, counters, teardown); nil once removed.
+    private var tunnel: Tunnel?
+    /// True on the client side, false on the upstream side.
+    let isClientSide: Bool
+
+    private var context: ChannelHandlerContext?
+    private var readPending = false
+
+    init(tunnel: Tunnel, isClientSide: Bool) {
+        self.tunnel = tunnel
+        self.isClientSide = isClientSide
+    }
+
+    // MARK: partner calls
+
+    private func partnerWrite(_ data: NIOAny) {
+        self.context?.write(data, promise: nil)
+    }
+
+    private func partnerFlush() {
+        self.context?.flush()
+    }
+
+    private func partnerWriteEOF() {
+        self.context?.close(mode: .output, promise: nil)
+    }
+
+    private func partnerCloseFull() {
+        self.context?.close(promise: nil)
+    }
+
+    private func partnerBecameWritable() {
+        if self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    private var partnerIsWritable: Bool {
+        self.context?.channel.isWritable ?? false
+    }
+
+    /// Closes this side's channel (idle timeout, shutdown).
+    func closeChannel() {
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: ChannelHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.partner = nil
+        self.tunnel = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.tunnel?.count(bytes: self.unwrapInboundIn(data).readableBytes, fromClient: self.isClientSide)
+        self.partner?.partnerWrite(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.tunnel?.touch()
+        self.partner?.partnerFlush()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.partner?.partnerCloseFull()
+        self.tunnel?.sideClosed()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            self.partner?.partnerWriteEOF()
+        } else if event is ChannelShouldQuiesceEvent {
+            self.tunnel?.shutdownRequested()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.partner?.partnerCloseFull()
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.partner?.partnerBecameWritable()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partner = self.partner, partner.partnerIsWritable {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+}
