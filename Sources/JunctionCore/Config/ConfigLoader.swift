@@ -182,7 +182,7 @@ private final class ConfigFileDecoder {
                     "duplicate listener name \"\(listener.name)\" (first at \(first.location?.description ?? first.path))"
                 )
             }
-            if let first = addresses[listener.address] {
+            if listener.address.port != 0, let first = addresses[listener.address] {
                 self.reader.error(element, "address \(listener.address) is already used by \(first.path)")
             }
             names[listener.name] = element
@@ -634,7 +634,8 @@ private final class ConfigFileDecoder {
     }
 
     private func resolvePath(_ path: String) -> String {
-        path.hasPrefix("/") ? path : "\(self.baseDirectory)/\(path)"
+        if path.hasPrefix("/") || self.baseDirectory == "." { return path }
+        return "\(self.baseDirectory)/\(path)"
     }
 }
 

@@ -30,11 +30,17 @@ enum TunnelSplicer {
             upstreamPipeline.removeHandler(upstream.handler, promise: nil)
             upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: HTTPRequestEncoder.self), promise: nil)
             // Decoders last: bytes they hold (a frame sent right behind the handshake) go to the glue.
-            clientPipeline.removeHandler(client.codecs.decoder, promise: nil)
+            // A decoder whose read is still on the stack is removed once that read returns, after its
+            // readComplete went by: flush what its leftovers made the partner write.
+            let clientDecoderRemoved = client.channel.eventLoop.makePromise(of: Void.self)
+            clientPipeline.removeHandler(client.codecs.decoder, promise: clientDecoderRemoved)
+            clientDecoderRemoved.futureResult.assumeIsolated().whenComplete { _ in upstream.channel.flush() }
+            let upstreamDecoderRemoved = upstream.channel.eventLoop.makePromise(of: Void.self)
             upstreamPipeline.removeHandler(
                 try upstreamPipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self),
-                promise: nil
+                promise: upstreamDecoderRemoved
             )
+            upstreamDecoderRemoved.futureResult.assumeIsolated().whenComplete { _ in client.channel.flush() }
         } catch {
             client.channel.close(promise: nil)
             upstream.channel.close(promise: nil)
@@ -46,5 +52,6 @@ enum TunnelSplicer {
         // Reads may have been held back by the HTTP handlers; the glue decides from now on.
         client.channel.read()
         upstream.channel.read()
+
     }
 }

@@ -6,7 +6,7 @@ ddp-streamer's `req.url !== '/websocket'`). Every DDP session answers `connect` 
 `connected`, echoes `ping` as `pong`, and answers `{"msg":"whoami"}` with the backend name, the
 request target it saw and the X-Forwarded-For it got, so tests can see where a tunnel landed.
 
-Usage: ddp_backend.py PORT NAME
+Usage: ddp_backend.py PORT NAME   (PORT 0 picks a free port; "ready PORT" is printed once serving)
 """
 
 import asyncio
@@ -59,8 +59,9 @@ async def session(websocket):
 
 
 async def main():
-    async with serve(session, "127.0.0.1", PORT, process_request=process_request, max_size=None, ping_interval=None):
-        print("ready", flush=True)
+    async with serve(session, "127.0.0.1", PORT, process_request=process_request, max_size=None, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        print(f"ready {port}", flush=True)
         await asyncio.Future()
 
 

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// least_conn counting open tunnels, and failover when a backend dies.
+@Suite("Balancing and failover", .timeLimit(.minutes(5)))
+struct BalancingTests {
+    @Test("least_conn counts open WebSocket tunnels: new tunnels go to the emptier backend")
+    func leastConnWithTunnels() throws {
+        let a = try DDPBackend(name: "ddp-a")
+        defer { a.stop() }
+        let b = try DDPBackend(name: "ddp-b")
+        defer { b.stop() }
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(yaml: TestConfig.split(monolith: [monolith.address], ddp: [a.address, b.address]))
+        let url = "ws://127.0.0.1:\(junction.port("http"))/websocket"
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+
+        // Six tunnels held open split evenly: each new one goes where fewer are open.
+        var placement: [String: String] = [:]
+        for index in 0..<6 {
+            let answer = try driver.open("t\(index)", url: url)
+            #expect(answer["ok"] as? Bool == true, "\(answer)")
+            placement["t\(index)"] = answer["backend"] as? String
+        }
+        let onA = placement.filter { $0.value == "ddp-a" }.map(\.key).sorted()
+        let onB = placement.filter { $0.value == "ddp-b" }.map(\.key).sorted()
+        #expect(onA.count == 3 && onB.count == 3, "placement: \(placement)")
+
+        // Close three tunnels on ddp-a: it now has 0 open against ddp-b's 3, so the next three
+        // tunnels all go to ddp-a (round robin would have sent some to ddp-b).
+        for id in onA { try driver.close(id) }
+        Thread.sleep(forTimeInterval: 0.3)  // let the proxy see the closes
+        for index in 6..<9 {
+            let answer = try driver.open("t\(index)", url: url)
+            #expect(answer["backend"] as? String == "ddp-a", "tunnel \(index) went to \(answer["backend"] ?? "?")")
+        }
+        // Now 3 and 3 again: plain HTTP requests (short-lived) alternate.
+        #expect(junction.stop(timeout: 40) == 0)
+    }
+
+    @Test("A killed backend: the next requests go to the other backend, none fails")
+    func killedBackend() throws {
+        let first = try HTTPTestBackend(name: "mono-1")
+        let second = try HTTPTestBackend(name: "mono-2")
+        defer { second.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [first.address, second.address], ddp: ["127.0.0.1:9"])
+        )
+        let url = "http://127.0.0.1:\(junction.port("http"))/echo"
+        var seen: Set<String> = []
+        for _ in 0..<10 {
+            seen.insert(try Curl.json(url)["backend"] as? String ?? "?")
+        }
+        #expect(seen == ["mono-1", "mono-2"], "both backends serve while both are up")
+
+        first.stop()
+        // Pooled connections to mono-1 are now dead and its port refuses: every request must still
+        // succeed, on mono-2 (a refused connect is retried on another backend for any method).
+        for index in 0..<30 {
+            let method = index.isMultiple(of: 2) ? "GET" : "POST"
+            let answer = try Curl.json(url, extra: method == "POST" ? ["-d", "x=1"] : [])
+            #expect(answer["backend"] as? String == "mono-2", "request \(index) (\(method)): \(answer)")
+        }
+        #expect(junction.stop() == 0)
+    }
+
+    @Test("A pool whose only backend is down answers 502, then 503 with Retry-After while it backs off")
+    func allBackendsDown() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(yaml: TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"]))
+        let url = "http://127.0.0.1:\(junction.port("http"))/websocket"
+        // Two requests back to back on one connection: the first finds the refused backend, the
+        // second finds it backing off.
+        let output = try Curl.run(["-D", "-", "-w", "time=%{time_total}\\n", url, url])
+        let responses = output.components(separatedBy: "HTTP/1.1 ").dropFirst()
+        #expect(responses.count == 2, "\(output)")
+        let first = responses.first ?? ""
+        let second = responses.dropFirst().first ?? ""
+        #expect(first.hasPrefix("502 "), "refused connect, no other backend: \(first)")
+        #expect(first.contains("502 Bad Gateway: no backend of pool ddp-streamer could be reached"))
+        #expect(second.hasPrefix("503 "), "\(second)")
+        #expect(second.lowercased().contains("retry-after: 1"))
+        #expect(second.contains("503 Service Unavailable: no healthy backend in pool ddp-streamer (request "))
+        let seconds = second.split(separator: "time=").last.flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect((seconds ?? 9) < 0.5, "answered at once: \(seconds ?? -1) s")
+        // The monolith is unaffected.
+        #expect(try Curl.status("http://127.0.0.1:\(junction.port("http"))/") == 200)
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The binary as an operator uses it: `check`, `version`, exit codes, the shipped config, shutdown.
+@Suite("Command line and lifecycle", .timeLimit(.minutes(5)))
+struct CommandLineTests {
+    @Test("`junction check` prints every error with file:line:column and key path, and exits 1")
+    func checkBrokenFile() throws {
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("broken.yaml").path
+        try """
+        threads: many
+        listeners:
+          - name: web
+            address: 0.0.0.0:80800
+        routes:
+          - name: ddp
+            match:
+              path_prefix: sockjs
+            pool: ddp-streamer
+          - name: rest
+            pool: monolit
+        pools:
+          ddp-streamer:
+            backends:
+              - address: 127.0.0.1:3001
+              - address: localhost
+            timeouts:
+              connect: 5 seconds
+          monolith:
+            backends:
+              - address: 127.0.0.1:3000
+                wieght: 2
+        limits:
+          max_body_bytes: 10MB
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let output = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", path])
+        #expect(output.status == 1)
+        let expected = [
+            "\(path):1:10: threads: expected an integer, got \"many\"",
+            "\(path):4:14: listeners[0].address: port must be 1-65535 in \"0.0.0.0:80800\"",
+            "\(path):8:20: routes[0].match.path_prefix: a path prefix must start with \"/\", got \"sockjs\"",
+            "\(path):11:11: routes[1].pool: unknown pool \"monolit\" (pools: ddp-streamer, monolith)",
+            "\(path):16:18: pools.ddp-streamer.backends[1].address: expected host:port, got \"localhost\"",
+            "\(path):18:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m or 1h, got \"5 seconds\"",
+            "\(path):22:9: pools.monolith.backends[0].wieght: unknown key \"wieght\" (expected one of: address, weight)",
+            "\(path):24:19: limits.max_body_bytes: expected a size like 65536, 64KiB, 10MiB or 1GiB, got \"10MB\"",
+        ]
+        for line in expected {
+            #expect(output.stderr.contains("error: \(line)"), "missing: \(line)\n--- got:\n\(output.stderr)")
+        }
+        #expect(output.stderr.contains("\(path): 8 errors"))
+    }
+
+    @Test("A YAML syntax error and a missing file are one precise line each")
+    func syntaxAndMissing() throws {
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("bad.yaml").path
+        try "listeners:\n  - name: a\n   address: [1, 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let syntax = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", path])
+        #expect(syntax.status == 1)
+        #expect(syntax.stderr.contains("error: \(path):3:"), "\(syntax.stderr)")
+        #expect(syntax.stderr.contains("invalid YAML"))
+        let missing = try ProcessRunner.run([TestPaths.junctionBinary, "run", "--config", directory.path + "/nope.yaml"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("nope.yaml: cannot read file: No such file or directory"), "\(missing.stderr)")
+        let usage = try ProcessRunner.run([TestPaths.junctionBinary, "frobnicate"])
+        #expect(usage.status == 64 || usage.status == 2, "usage error exit code: \(usage.status)")
+    }
+
+    @Test("The shipped configs validate; `version` prints the version")
+    func shippedConfigs() throws {
+        let root = TestPaths.repositoryRoot
+        for file in ["conf/junction.yaml", "conf/examples/minimal.yaml", "conf/examples/multi-monolith.yaml"] {
+            let path = root.appendingPathComponent(file).path
+            let output = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", path])
+            // conf/junction.yaml refers to certs made by certs/make-dev-certs.sh; without them the
+            // only errors may be about those files.
+            let errors = output.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") && !$0.contains("cannot read") }
+            #expect(errors.isEmpty, "\(file): \(output.stderr)")
+        }
+        let version = try ProcessRunner.run([TestPaths.junctionBinary, "version"])
+        #expect(version.status == 0)
+        #expect(version.stdout.hasPrefix("junction "))
+    }
+
+    @Test("SIGTERM: stops accepting, lets an in-flight request finish, exits 0")
+    func gracefulShutdown() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"], limits: "  shutdown_grace: 10s")
+        )
+        let port = junction.port("http")
+        let inFlight = try RawClient(port: port)
+        try inFlight.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        Thread.sleep(forTimeInterval: 0.3)
+        junction.signal(SIGTERM)
+        Thread.sleep(forTimeInterval: 0.3)
+        // New connections are refused once the listener is closed.
+        #expect(throws: (any Error).self) { try RawClient(port: port) }
+        let answer = try inFlight.receiveAll()
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
+        #expect(answer.lowercased().contains("connection: close"))
+        #expect(answer.contains("\"slept_ms\":1500"))
+        #expect(junction.waitForExit(timeout: 10) == 0)
+    }
+
+    @Test("SIGTERM: an open WebSocket gets shutdown_grace, then is closed; exit 0")
+    func shutdownClosesTunnelsAfterGrace() throws {
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: ["127.0.0.1:9"], ddp: [ddp.address], limits: "  shutdown_grace: 2s")
+        )
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        let opened = try driver.open("w", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")
+        #expect(opened["ok"] as? Bool == true)
+        let stopped = Date()
+        junction.signal(SIGTERM)
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try driver.echo("w", size: 10)["ok"] as? Bool == true, "the tunnel still works during the grace")
+        let status = junction.waitForExit(timeout: 15)
+        let elapsed = Date().timeIntervalSince(stopped)
+        #expect(status == 0)
+        #expect(elapsed >= 1.8 && elapsed < 6, "exited \(elapsed) s after SIGTERM")
+    }
+
+    @Test("A port already in use: exit 1 with one clear line")
+    func bindFailure() throws {
+        let holder = try HTTPTestBackend(name: "holder")
+        defer { holder.stop() }
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("j.yaml").path
+        try TestConfig.split(monolith: ["127.0.0.1:9"], ddp: ["127.0.0.1:9"])
+            .replacingOccurrences(of: "127.0.0.1:0", with: holder.address)
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let output = try ProcessRunner.run([TestPaths.junctionBinary, "run", "--config", path], timeout: 20)
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("cannot bind listener http to \(holder.address)"), "\(output.stderr)")
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+
+/// Large bodies stream through with bounded proxy memory, and a slow reader stalls the backend
+/// instead of filling the proxy. Serialized: these move hundreds of megabytes.
+@Suite("Streaming and backpressure", .serialized, .timeLimit(.minutes(10)))
+struct StreamingTests {
+    static let megabyte = 1 << 20
+
+    @Test("A 200 MB upload and a 200 MB download stream through; proxy memory stays bounded")
+    func largeBodies() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(yaml: TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"]))
+        let base = "http://127.0.0.1:\(junction.port("http"))"
+        // Warm up so the baseline includes the loops' steady-state allocations.
+        _ = try Curl.json(base + "/echo")
+        let before = junction.memory()
+
+        let size = 200 * Self.megabyte
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("upload.bin")
+        FileManager.default.createFile(atPath: file.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: file)
+        let block = Data(repeating: 0x61, count: Self.megabyte)
+        for _ in 0..<200 { handle.write(block) }
+        try handle.close()
+
+        // curl sends `Expect: 100-continue` for a body this size; Junction answers it.
+        let upload = try Curl.json(base + "/sink", extra: ["-T", file.path])
+        #expect(upload["bytes"] as? Int == size)
+        #expect(upload["backend"] as? String == "monolith")
+
+        // A chunked upload of unknown length (from stdin) streams too.
+        let chunked = try ProcessRunner.run(
+            ["sh", "-c", "head -c \(50 * Self.megabyte) /dev/zero | curl -sS -T - \(base)/sink"],
+            timeout: 300
+        )
+        #expect(chunked.stdout.contains("\"bytes\":\(50 * Self.megabyte)"), "chunked upload: \(chunked.stdout) \(chunked.stderr)")
+
+        let download = try Curl.run(["-o", "/dev/null", "-w", "%{size_download}", "\(base)/source?bytes=\(size)"], timeout: 300)
+        #expect(Int(download) == size)
+
+        let after = junction.memory()
+        let growthMiB = (after.peak - before.rss) / 1024
+        #expect(growthMiB < 48, "peak RSS grew by \(growthMiB) MiB moving 450 MB (before \(before.rss) KiB, peak \(after.peak) KiB)")
+        #expect(junction.stop() == 0)
+    }
+
+    @Test("A slow reader stalls the backend through the proxy instead of filling the proxy's memory")
+    func slowReader() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(yaml: TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"]))
+        let size = 256 * Self.megabyte
+        let client = try RawClient(port: junction.port("http"), receiveBuffer: 64 * 1024)
+        try client.send("GET /source?bytes=\(size) HTTP/1.1\r\nHost: test\r\n\r\n")
+        let firstRead = try client.drain(1 * Self.megabyte)
+        #expect(firstRead == 1 * Self.megabyte)
+        let before = junction.memory()
+
+        // Stop reading. The backend may fill the kernel's socket buffers and Junction's bounded
+        // buffers, then it must stall far short of the 256 MB it wants to send.
+        Thread.sleep(forTimeInterval: 2)
+        let writtenAfterPause = monolith.stats.sourceBytesWritten.load(ordering: .relaxed)
+        Thread.sleep(forTimeInterval: 1)
+        let writtenLater = monolith.stats.sourceBytesWritten.load(ordering: .relaxed)
+        #expect(writtenAfterPause < 48 * Self.megabyte, "backend wrote \(writtenAfterPause) bytes while the client read 1 MiB")
+        #expect(writtenLater == writtenAfterPause, "the backend is stalled, not trickling")
+        let during = junction.memory()
+        #expect((during.rss - before.rss) / 1024 < 16, "RSS grew \((during.rss - before.rss) / 1024) MiB while stalled")
+
+        // Reading again resumes the transfer to the end.
+        let rest = try client.drain(size - firstRead)
+        #expect(rest == size - firstRead, "read \(firstRead + rest) of \(size) bytes (and the head)")
+        #expect(monolith.stats.sourceBytesWritten.load(ordering: .relaxed) == size)
+        #expect(junction.stop() == 0)
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A real HTTP/1.1 backend on 127.0.0.1 for the proxy to talk to, with endpoints that let tests
+/// see what arrived and make the proxy stream:
+///
+/// - `GET /echo` (and any unknown path): JSON with the backend's name, method, target and headers.
+/// - `POST|PUT /sink`: reads the body, answers `{"bytes": N}`.
+/// - `GET /source?bytes=N`: streams N bytes as fast as the proxy takes them (with backpressure).
+/// - `GET /slow?ms=N`: answers after N milliseconds.
+/// - `GET /health`: `ok`.
+final class HTTPTestBackend: Sendable {
+    let name: String
+    let port: Int
+    private let channel: Channel
+    private let group: MultiThreadedEventLoopGroup
+    let stats: Stats
+
+    /// Counters the tests read.
+    final class Stats: Sendable {
+        let connections = Atomic<Int>(0)
+        let requests = Atomic<Int>(0)
+        let sourceBytesWritten = Atomic<Int>(0)
+        let openConnections = Atomic<Int>(0)
+    }
+
+    init(name: String) throws {
+        self.name = name
+        let stats = Stats()
+        self.stats = stats
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let name = self.name
+        self.channel = try ServerBootstrap(group: self.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                stats.connections.add(1, ordering: .relaxed)
+                stats.openConnections.add(1, ordering: .relaxed)
+                channel.closeFuture.whenComplete { _ in stats.openConnections.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, stats: stats))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        self.port = self.channel.localAddress!.port!
+    }
+
+    var address: String { "127.0.0.1:\(self.port)" }
+
+    /// Stops listening and closes every connection (a killed backend).
+    func stop() {
+        try? self.channel.close().wait()
+        try? self.group.syncShutdownGracefully()
+    }
+}
+
+/// Serves the endpoints of `HTTPTestBackend` on one connection.
+private final class BackendHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let name: String
+    private let stats: HTTPTestBackend.Stats
+    private var head: HTTPRequestHead?
+    private var bodyBytes = 0
+    private var sourceRemaining = 0
+    private static let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+
+    init(name: String, stats: HTTPTestBackend.Stats) {
+        self.name = name
+        self.stats = stats
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.bodyBytes = 0
+            self.stats.requests.add(1, ordering: .relaxed)
+        case .body(let body):
+            self.bodyBytes += body.readableBytes
+        case .end:
+            guard let head = self.head else { return }
+            self.respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let components = URLComponents(string: head.uri)
+        let path = components?.path ?? head.uri
+        let query = Dictionary(
+            (components?.queryItems ?? []).map { ($0.name, $0.value ?? "") },
+            uniquingKeysWith: { $1 }
+        )
+        switch path {
+        case "/sink":
+            self.sendJSON(["backend": self.name, "bytes": self.bodyBytes], context: context)
+        case "/source":
+            self.sourceRemaining = Int(query["bytes"] ?? "0") ?? 0
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Length", value: String(self.sourceRemaining))
+            headers.add(name: "X-Backend", value: self.name)
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            self.pump(context: context)
+        case "/slow":
+            let delay = Int64(query["ms"] ?? "0") ?? 0
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                let (handler, context) = loopBound.value
+                handler.sendJSON(["backend": handler.name, "slept_ms": delay], context: context)
+            }
+        case "/health":
+            self.send(status: .ok, body: "ok", contentType: "text/plain", context: context)
+        default:
+            let headers = head.headers.map { [$0.name, $0.value] }
+            self.sendJSON(
+                ["backend": self.name, "method": head.method.rawValue, "target": head.uri, "headers": headers,
+                 "body_bytes": self.bodyBytes],
+                context: context
+            )
+        }
+    }
+
+    /// Writes source bytes while the channel is writable; resumes on writability.
+    private func pump(context: ChannelHandlerContext) {
+        while self.sourceRemaining > 0 && context.channel.isWritable {
+            let size = min(self.sourceRemaining, Self.chunk.readableBytes)
+            self.sourceRemaining -= size
+            self.stats.sourceBytesWritten.add(size, ordering: .relaxed)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(Self.chunk.getSlice(at: 0, length: size)!))), promise: nil)
+            if self.sourceRemaining == 0 {
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                return
+            }
+        }
+        context.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && self.sourceRemaining > 0 {
+            self.pump(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func sendJSON(_ object: [String: Any], context: ChannelHandlerContext) {
+        let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
+        self.send(status: .ok, body: String(decoding: data, as: UTF8.self), contentType: "application/json", context: context)
+    }
+
+    private func send(status: HTTPResponseStatus, body: String, contentType: String, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "X-Backend", value: self.name)
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

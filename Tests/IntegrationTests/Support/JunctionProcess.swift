@@ -1,0 +1,178 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `junction` binary, started with a config file written by the test.
+final class JunctionProcess: @unchecked Sendable {
+    struct StartFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    let process = Process()
+    let directory: URL
+    let configPath: String
+    private let lock = NSLock()
+    private var stdoutText = ""
+    private var stderrText = ""
+    private var readers = DispatchGroup()
+
+    /// Bound addresses by listener name, from the `listening name=... address=...` lines.
+    private(set) var addresses: [String: String] = [:]
+
+    /// Writes `yaml` to a file in a fresh directory (extra files alongside) and starts `junction run`.
+    init(yaml: String, files: [String: String] = [:], waitForListeners: Int = 1) throws {
+        self.directory = try TestPaths.makeTemporaryDirectory()
+        for (name, contents) in files {
+            try contents.write(to: self.directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        self.configPath = self.directory.appendingPathComponent("junction.yaml").path
+        try yaml.write(toFile: self.configPath, atomically: true, encoding: .utf8)
+        self.process.executableURL = URL(fileURLWithPath: TestPaths.junctionBinary)
+        self.process.arguments = ["run", "--config", self.configPath]
+        let out = Pipe()
+        let err = Pipe()
+        self.process.standardOutput = out
+        self.process.standardError = err
+        self.process.standardInput = FileHandle.nullDevice
+        try self.process.run()
+        self.follow(out.fileHandleForReading, isStdout: true)
+        self.follow(err.fileHandleForReading, isStdout: false)
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if self.listeningCount >= waitForListeners { return }
+            if !self.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let reason = self.process.isRunning ? "no listening line within 30 s" : "exited with \(self.process.terminationStatus)"
+        self.process.isRunning ? self.process.terminate() : ()
+        throw StartFailed(description: "junction did not start (\(reason)); stderr:\n\(self.stderr)")
+    }
+
+    deinit {
+        if self.process.isRunning {
+            kill(self.process.processIdentifier, SIGKILL)
+            self.process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    var pid: pid_t { self.process.processIdentifier }
+
+    /// Everything printed on stdout so far (listening lines and the access log).
+    var stdout: String {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.stdoutText
+    }
+
+    /// Everything printed on stderr so far (the application log).
+    var stderr: String {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.stderrText
+    }
+
+    /// `host:port` of the named listener.
+    func address(_ listener: String) -> String {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.addresses[listener] ?? "listener-\(listener)-not-bound"
+    }
+
+    /// The port of the named listener.
+    func port(_ listener: String) -> Int {
+        Int(self.address(listener).split(separator: ":").last ?? "") ?? 0
+    }
+
+    private var listeningCount: Int {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.addresses.count
+    }
+
+    private func follow(_ handle: FileHandle, isStdout: Bool) {
+        self.readers.enter()
+        DispatchQueue.global().async {
+            var pending = ""
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                let text = String(decoding: data, as: UTF8.self)
+                self.lock.lock()
+                if isStdout {
+                    self.stdoutText += text
+                    pending += text
+                    while let newline = pending.firstIndex(of: "\n") {
+                        let line = String(pending[..<newline])
+                        pending = String(pending[pending.index(after: newline)...])
+                        if line.hasPrefix("listening ") {
+                            let fields = Self.fields(line)
+                            if let name = fields["name"], let address = fields["address"] {
+                                self.addresses[name] = address
+                            }
+                        }
+                    }
+                } else {
+                    self.stderrText += text
+                }
+                self.lock.unlock()
+            }
+            self.readers.leave()
+        }
+    }
+
+    /// `key=value` pairs of a log line.
+    static func fields(_ line: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for part in line.split(separator: " ") {
+            guard let equals = part.firstIndex(of: "=") else { continue }
+            result[String(part[..<equals])] = String(part[part.index(after: equals)...])
+        }
+        return result
+    }
+
+    /// Sends `signal` (SIGTERM by default).
+    func signal(_ signal: Int32 = SIGTERM) {
+        kill(self.process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit; returns its exit status, or nil on timeout.
+    func waitForExit(timeout: TimeInterval) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while self.process.isRunning && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        if self.process.isRunning { return nil }
+        self.readers.wait()
+        return self.process.terminationStatus
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stop(timeout: TimeInterval = 20) -> Int32? {
+        self.signal(SIGTERM)
+        return self.waitForExit(timeout: timeout)
+    }
+
+    /// Resident memory now and at its peak, in KiB, from /proc/<pid>/status.
+    func memory() -> (rss: Int, peak: Int) {
+        let status = (try? String(contentsOfFile: "/proc/\(self.pid)/status", encoding: .utf8)) ?? ""
+        func value(_ key: String) -> Int {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        }
+        return (value("VmRSS:"), value("VmHWM:"))
+    }
+
+    /// Waits until `predicate(stdout)` holds (access-log lines are written at the end of a loop tick).
+    func waitForStdout(timeout: TimeInterval = 5, _ predicate: (String) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if predicate(self.stdout) { return true }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return predicate(self.stdout)
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+
+/// Runs third-party programs (curl, python3, openssl) the way a user would, with a time limit.
+struct ProcessRunner {
+    /// What a finished program left behind.
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    struct TimedOut: Error, CustomStringConvertible {
+        var command: String
+        var description: String { "timed out: \(self.command)" }
+    }
+
+    /// Runs `arguments[0]` (looked up on PATH) and waits at most `timeout` seconds.
+    static func run(
+        _ arguments: [String],
+        stdin: Data? = nil,
+        timeout: TimeInterval = 60,
+        environment: [String: String] = [:]
+    ) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        // Drain both pipes while the process runs so a chatty program cannot block on a full pipe.
+        let collected = OutputCollector()
+        let group = DispatchGroup()
+        for (pipe, isOut) in [(out, true), (err, false)] {
+            group.enter()
+            DispatchQueue.global().async {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                collected.set(data, isStdout: isOut)
+                group.leave()
+            }
+        }
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try? input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            throw TimedOut(command: arguments.joined(separator: " "))
+        }
+        process.waitUntilExit()
+        group.wait()
+        return Output(status: process.terminationStatus, stdout: collected.stdout, stderr: collected.stderr)
+    }
+}
+
+/// Gathers a child's output from two reader threads.
+final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var out = Data()
+    private var err = Data()
+
+    func set(_ data: Data, isStdout: Bool) {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        if isStdout { self.out = data } else { self.err = data }
+    }
+
+    var stdout: String {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return String(decoding: self.out, as: UTF8.self)
+    }
+
+    var stderr: String {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return String(decoding: self.err, as: UTF8.self)
+    }
+}
+
+/// Paths the tests need: the built binary, fixtures and a scratch directory.
+enum TestPaths {
+    /// `.build/<config>/junction`, next to the test bundle.
+    static var junctionBinary: String {
+        if let override = ProcessInfo.processInfo.environment["JUNCTION_BIN"] { return override }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var directory = bundle
+        // The test binary lives in .build/<triple>/<config>/ (or inside an .xctest bundle there).
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("junction").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return repositoryRoot.appendingPathComponent(".build/debug/junction").path
+    }
+
+    /// The repository root (for conf/ and certs/).
+    static var repositoryRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    /// A file under Tests/IntegrationTests/Fixtures.
+    static func fixture(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").appendingPathComponent(name).path
+    }
+
+    /// A fresh temporary directory.
+    static func makeTemporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("junction-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
