@@ -363,14 +363,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     private static func describe(_ error: HTTPParserError) -> String {
         switch error {
         case .invalidChunkSize: return "invalid chunk size"
-        case .unexpectedContentLength: return "unexpected or conflicting Content-Length"
         case .invalidContentLength: return "invalid Content-Length"
         case .invalidHeaderToken: return "invalid header"
         case .invalidMethod: return "invalid method"
         case .invalidURL: return "invalid request target"
         case .invalidVersion: return "invalid HTTP version"
         case .lfExpected, .invalidConstant, .invalidCharactersUsed, .strictModeAssertion: return "invalid syntax"
-        default: return "\(error)"
+        case .unexpectedContentLength: return "unexpected Content-Length"
+        default: return "the request could not be parsed"
         }
     }
 

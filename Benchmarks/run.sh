@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# Junction vs nginx, side by side: wrk through each proxy in front of one shared nginx backend,
+# plain HTTP/1.1 and over TLS, interleaved, in one run. See Benchmarks/README.md.
+#
+#   Benchmarks/run.sh [--duration 10] [--rounds 3] [--connections 50] [--threads 1]
+#                     [--warmup 2] [--junction PATH]
+#
+# Core layout (2-core machine): the proxy under test on core 0, wrk and the backend on core 1.
+# Needs: bash, awk, taskset, openssl, curl, wrk, nginx, python3 (only to pick free ports).
+
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ORIG_ARGS=("$@")
+
+DURATION=10
+ROUNDS=3
+CONNECTIONS=50
+THREADS=1
+WARMUP=2
+JUNCTION="$SCRIPT_DIR/../.build/release/junction"
+PROXY_CPU=0
+LOAD_CPU=1
+
+usage() {
+    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+die() {
+    echo "run.sh: error: $*" >&2
+    exit 1
+}
+
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) DURATION=${2:-}; shift 2 ;;
+        --rounds) ROUNDS=${2:-}; shift 2 ;;
+        --connections) CONNECTIONS=${2:-}; shift 2 ;;
+        --threads) THREADS=${2:-}; shift 2 ;;
+        --warmup) WARMUP=${2:-}; shift 2 ;;
+        --junction) JUNCTION=${2:-}; shift 2 ;;
+        -h | --help) usage ;;
+        *) echo "run.sh: unknown argument: $1" >&2; usage ;;
+    esac
+done
+
+for v in DURATION ROUNDS CONNECTIONS THREADS WARMUP; do
+    is_uint "${!v}" || die "--${v,,} must be a non-negative integer, got '${!v}'"
+done
+[ "$DURATION" -ge 1 ] || die "--duration must be >= 1"
+[ "$ROUNDS" -ge 1 ] || die "--rounds must be >= 1"
+[ "$CONNECTIONS" -ge 1 ] || die "--connections must be >= 1"
+[ "$THREADS" -ge 1 ] || die "--threads must be >= 1 (the same worker count is given to both proxies)"
+
+if [ ! -x "$JUNCTION" ]; then
+    die "Junction binary not found or not executable: $JUNCTION
+Build it first at the repository root:   swift build -c release
+or pass another binary with --junction PATH."
+fi
+JUNCTION=$(cd "$(dirname "$JUNCTION")" && pwd)/$(basename "$JUNCTION")
+
+for tool in wrk nginx openssl taskset curl python3 awk; do
+    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not installed (Debian: apt-get install -y wrk nginx openssl util-linux curl python3)"
+done
+NGINX_BIN=$(command -v nginx)
+NCPU=$(nproc)
+[ "$NCPU" -ge 2 ] || die "needs at least 2 CPU cores (proxy on core $PROXY_CPU, wrk + backend on core $LOAD_CPU); have $NCPU"
+CLK_TCK=$(getconf CLK_TCK)
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RESULTS="$SCRIPT_DIR/results/$STAMP"
+mkdir -p "$RESULTS"
+WORK=$(mktemp -d /tmp/junction-bench.XXXXXX)
+chmod 755 "$WORK"
+
+# ---------------------------------------------------------------------------------------------
+# Process bookkeeping and cleanup (runs on every exit, including failures and Ctrl-C).
+
+PIDS=()          # every long-lived process this script started (nginx masters, junction)
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local pid i
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            # nginx workers are children of the master: take them down too.
+            for c in $(child_pids "$pid"); do kill -KILL "$c" 2>/dev/null || true; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Direct children of a pid (scans /proc with shell builtins only; no process names involved).
+child_pids() {
+    local parent=$1 f line rest fields
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue
+        rest=${line##*) }            # comm may contain spaces and ')': cut after the last ") "
+        read -r -a fields <<<"$rest"
+        if [ "${fields[1]}" = "$parent" ]; then
+            f=${f#/proc/}
+            echo "${f%/stat}"
+        fi
+    done
+}
+
+# utime+stime in clock ticks of one pid (all its threads), or "gone".
+pid_ticks() {
+    local line rest fields
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || { echo "gone"; return; }
+    rest=${line##*) }
+    read -r -a fields <<<"$rest"
+    # after "pid (comm) " index 0 is the state (field 3), so utime (field 14) and
+    # stime (field 15) are at indexes 11 and 12
+    echo $((fields[11] + fields[12]))
+}
+
+# CPU ticks of a proxy: the process plus its direct children (nginx: master + workers).
+# Prints "<ticks> <sorted pid list>" so that callers can check the set did not change.
+proxy_ticks() {
+    local root=$1 total=0 t pids p
+    pids=$(
+        echo "$root"
+        child_pids "$root"
+    )
+    pids=$(echo "$pids" | sort -n | tr '\n' ',')
+    for p in ${pids//,/ }; do
+        t=$(pid_ticks "$p")
+        [ "$t" = "gone" ] && die "process $p (of proxy pid $root) vanished during measurement"
+        total=$((total + t))
+    done
+    echo "$total $pids"
+}
+
+# Free TCP ports on 127.0.0.1 (bound together so they are distinct, then released).
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
+}
+
+# Wait (bounded) until URL answers 200 with the backend body through it.
+wait_http() {
+    local url=$1 pid=$2 what=$3 i body
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "$what exited during startup; see its log in $RESULTS"
+        if body=$(curl -ks --max-time 2 -o - -w '' "$url" 2>/dev/null) && [ "$body" = "$BACKEND_BODY" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$what did not answer 200 with the backend body on $url within 10 s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Ports, certificate, configurations.
+
+read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS <<<"$(free_ports 5)"
+
+# Fixed 100-byte body: these 99 characters plus "\n".
+BACKEND_BODY="Hello from the Junction benchmark backend: this fixed text/plain body is exactly one hundred bytes."
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 \
+    || die "openssl could not make the ECDSA P-256 certificate"
+
+# When run as root, nginx workers would switch to nobody/www-data; keep them as the caller so
+# that they can use the temp prefix.
+NGINX_USER_LINE=""
+if [ "$(id -u)" = 0 ]; then NGINX_USER_LINE="user root;"; fi
+
+nginx_common_http() {
+    # temp paths inside the instance prefix so that nothing touches /var/lib/nginx
+    cat <<EOF
+    client_body_temp_path $1/client_body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    access_log off;
+    server_tokens off;
+EOF
+}
+
+mkdir -p "$WORK/backend/logs" "$WORK/nginx/logs"
+
+cat >"$WORK/backend/nginx.conf" <<EOF
+# Shared backend for both proxies: a fixed ~100-byte 200 answer.
+$NGINX_USER_LINE
+worker_processes 1;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+$(nginx_common_http "$WORK/backend")
+    keepalive_requests 100000;
+    keepalive_timeout 75s;
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / {
+            default_type text/plain;
+            return 200 "$BACKEND_BODY\n";
+        }
+    }
+}
+EOF
+
+cat >"$WORK/nginx/nginx.conf" <<EOF
+# nginx as the reference reverse proxy: same listeners, backend and forwarded headers as Junction.
+$NGINX_USER_LINE
+worker_processes $THREADS;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+$(nginx_common_http "$WORK/nginx")
+    keepalive_requests 100000;
+    keepalive_timeout 75s;
+    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 100000;
+    }
+    server {
+        listen 127.0.0.1:$N_PLAIN;
+        listen 127.0.0.1:$N_TLS ssl;
+        ssl_certificate $WORK/cert.pem;
+        ssl_certificate_key $WORK/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Request-ID \$request_id;
+            # Junction also returns the request id to the client
+            add_header X-Request-ID \$request_id always;
+        }
+    }
+}
+EOF
+
+cat >"$WORK/junction.yaml" <<EOF
+# Junction under test: same listeners, backend and worker count as the nginx proxy.
+threads: $THREADS
+listeners:
+  - name: plain
+    address: 127.0.0.1:$J_PLAIN
+    http2: false
+  - name: tls
+    address: 127.0.0.1:$J_TLS
+    http2: false
+    tls:
+      certificates:
+        - cert: $WORK/cert.pem
+          key: $WORK/key.pem
+      min_version: "1.2"
+routes:
+  - name: all
+    pool: backend
+pools:
+  backend:
+    backends:
+      - address: 127.0.0.1:$BACKEND_PORT
+logging:
+  access_log: off
+  level: warning
+EOF
+
+cp "$WORK/backend/nginx.conf" "$RESULTS/backend-nginx.conf"
+cp "$WORK/nginx/nginx.conf" "$RESULTS/proxy-nginx.conf"
+cp "$WORK/junction.yaml" "$RESULTS/junction.yaml"
+
+"$NGINX_BIN" -t -q -p "$WORK/backend" -c "$WORK/backend/nginx.conf" 2>"$RESULTS/backend-nginx-t.log" \
+    || { cat "$RESULTS/backend-nginx-t.log" >&2; die "backend nginx config is invalid"; }
+"$NGINX_BIN" -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$RESULTS/proxy-nginx-t.log" \
+    || { cat "$RESULTS/proxy-nginx-t.log" >&2; die "proxy nginx config is invalid"; }
+"$JUNCTION" check --config "$WORK/junction.yaml" >"$RESULTS/junction-check.log" 2>&1 \
+    || { cat "$RESULTS/junction-check.log" >&2; die "junction check rejected the generated config"; }
+
+# ---------------------------------------------------------------------------------------------
+# Start the backend and both proxies; they run for the whole benchmark.
+
+taskset -c "$LOAD_CPU" "$NGINX_BIN" -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g "daemon off;" \
+    >"$RESULTS/backend-nginx.log" 2>&1 &
+BACKEND_PID=$!
+PIDS+=("$BACKEND_PID")
+
+taskset -c "$PROXY_CPU" "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;" \
+    >"$RESULTS/proxy-nginx.log" 2>&1 &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+
+taskset -c "$PROXY_CPU" "$JUNCTION" run --config "$WORK/junction.yaml" >"$RESULTS/junction.log" 2>&1 &
+JUNCTION_PID=$!
+PIDS+=("$JUNCTION_PID")
+
+wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" "backend nginx"
+wait_http "http://127.0.0.1:$N_PLAIN/" "$NGINX_PID" "nginx (plain)"
+wait_http "https://127.0.0.1:$N_TLS/" "$NGINX_PID" "nginx (TLS)"
+wait_http "http://127.0.0.1:$J_PLAIN/" "$JUNCTION_PID" "junction (plain)"
+wait_http "https://127.0.0.1:$J_TLS/" "$JUNCTION_PID" "junction (TLS)"
+
+NGINX_WORKERS=$(child_pids "$NGINX_PID" | wc -l)
+[ "$NGINX_WORKERS" -eq "$THREADS" ] || die "proxy nginx has $NGINX_WORKERS worker processes, expected $THREADS"
+
+url_of() { # proxy case
+    case "$1-$2" in
+        junction-plain) echo "http://127.0.0.1:$J_PLAIN/" ;;
+        junction-tls) echo "https://127.0.0.1:$J_TLS/" ;;
+        nginx-plain) echo "http://127.0.0.1:$N_PLAIN/" ;;
+        nginx-tls) echo "https://127.0.0.1:$N_TLS/" ;;
+    esac
+}
+pid_of() { if [ "$1" = junction ]; then echo "$JUNCTION_PID"; else echo "$NGINX_PID"; fi; }
+
+# p99 from wrk's latency distribution, in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v; sub(/[a-z]+$/, "", n); u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "ms") n += 0; else if (u == "s") n *= 1000;
+        else if (u == "m") n *= 60000; else { print "bad"; exit }
+        printf "%.3f", n }'
+}
+
+CSV="$RESULTS/runs.csv"
+echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util" >"$CSV"
+
+# One wrk run through one proxy; appends a CSV line unless it is a warm-up.
+run_case() { # round proxy case duration
+    local round=$1 proxy=$2 kase=$3 dur=$4 url pid out before after t0 t1
+    local b_ticks a_ticks b_set a_set reqs rps p99raw p99 cpu_s wall rpc util
+    url=$(url_of "$proxy" "$kase")
+    pid=$(pid_of "$proxy")
+    out="$RESULTS/$round-$proxy-$kase.txt"
+    kill -0 "$pid" 2>/dev/null || die "$proxy is no longer running (see $RESULTS/*.log)"
+
+    before=$(proxy_ticks "$pid")
+    t0=$(date +%s.%N)
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency "$url" >"$out" 2>&1 \
+        || { cat "$out" >&2; die "wrk failed for $proxy $kase (round $round)"; }
+    t1=$(date +%s.%N)
+    after=$(proxy_ticks "$pid")
+
+    read -r b_ticks b_set <<<"$before"
+    read -r a_ticks a_set <<<"$after"
+    [ "$b_set" = "$a_set" ] || die "$proxy process set changed during the run ($b_set -> $a_set): a worker died?"
+
+    if grep -q "Non-2xx or 3xx responses" "$out"; then
+        cat "$out" >&2
+        die "$proxy $kase (round $round): wrk saw non-2xx/3xx responses (raw output: $out)"
+    fi
+    if grep -q "Socket errors" "$out"; then
+        cat "$out" >&2
+        die "$proxy $kase (round $round): wrk saw socket errors (raw output: $out)"
+    fi
+    reqs=$(awk '$2 == "requests" && $3 == "in" {print $1; exit}' "$out")
+    rps=$(awk '$1 == "Requests/sec:" {print $2; exit}' "$out")
+    p99raw=$(awk 'f && $1 == "99%" {print $2; exit} /Latency Distribution/ {f = 1}' "$out")
+    if [ -z "$reqs" ] || [ -z "$rps" ] || [ -z "$p99raw" ]; then
+        cat "$out" >&2
+        die "could not parse wrk output for $proxy $kase (round $round): $out"
+    fi
+    [ "$reqs" -gt 0 ] || die "$proxy $kase (round $round): zero requests completed"
+    p99=$(to_ms "$p99raw")
+    [ "$p99" != bad ] || die "unknown latency unit in '$p99raw' ($out)"
+
+    cpu_s=$(awk -v t=$((a_ticks - b_ticks)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
+    rpc=$(awk -v r="$reqs" -v c="$cpu_s" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print "inf"}')
+    util=$(awk -v c="$cpu_s" -v w="$wall" 'BEGIN {printf "%.0f%%", 100 * c / w}')
+
+    if [ "$round" = warmup ]; then
+        printf '  warm-up  %-8s %-5s %10s req/s\n' "$proxy" "$kase" "$rps"
+        return
+    fi
+    echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util" >>"$CSV"
+    printf '  round %-2s %-8s %-5s %10s req/s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s req/CPU-s\n' \
+        "$round" "$proxy" "$kase" "$rps" "$p99" "$cpu_s" "$util" "$rpc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Header, then the interleaved runs.
+
+JUNCTION_VERSION=$("$JUNCTION" version 2>&1 | head -1)
+NGINX_VERSION=$("$NGINX_BIN" -v 2>&1 | head -1)
+WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 {print $1, $2}')  # wrk -v exits 1
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+KERNEL=$(uname -r)
+CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
+
+{
+    echo "# Junction vs nginx"
+    echo
+    echo "- command: \`$CMDLINE\`"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "- machine: nproc=$NCPU, $CPU_MODEL, Linux $KERNEL"
+    echo "- versions: junction: $JUNCTION_VERSION; $NGINX_VERSION; $WRK_VERSION"
+    echo "- setup: proxies pinned to core $PROXY_CPU with $THREADS worker(s) each" \
+        "(junction threads: $THREADS, nginx worker_processes $THREADS); backend nginx (1 worker)" \
+        "and wrk (-t1 -c$CONNECTIONS -d${DURATION}s) pinned to core $LOAD_CPU;" \
+        "~100-byte 200 body; HTTP/1.1 keep-alive; TLS: ECDSA P-256"
+    echo "- rounds: $ROUNDS, order per round: junction-plain, nginx-plain, junction-tls, nginx-tls;" \
+        "median over rounds"
+    echo "- raw output: Benchmarks/results/$STAMP/"
+} >"$RESULTS/header.md"
+cat "$RESULTS/header.md"
+echo
+
+CASES=(plain tls)
+PROXIES=(junction nginx)
+
+if [ "$WARMUP" -gt 0 ]; then
+    echo "Warm-up (${WARMUP}s per case, not counted):"
+    for kase in "${CASES[@]}"; do
+        for proxy in "${PROXIES[@]}"; do
+            run_case warmup "$proxy" "$kase" "$WARMUP"
+        done
+    done
+fi
+
+echo "Runs:"
+for ((r = 1; r <= ROUNDS; r++)); do
+    for kase in "${CASES[@]}"; do
+        for proxy in "${PROXIES[@]}"; do
+            run_case "$r" "$proxy" "$kase" "$DURATION"
+        done
+    done
+done
+echo
+
+# ---------------------------------------------------------------------------------------------
+# Summary: medians per case and proxy.
+
+median() { # proxy case column
+    awk -F, -v p="$1" -v c="$2" -v col="$3" \
+        'NR > 1 && $2 == p && $3 == c {print $col}' "$CSV" | sort -g |
+        awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit}
+             if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+{
+    echo "| case | Junction req/s | nginx req/s | ratio | Junction p99 | nginx p99 | Junction req per CPU-s | nginx req per CPU-s | ratio per CPU-s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for kase in "${CASES[@]}"; do
+        j_rps=$(median junction "$kase" 6); n_rps=$(median nginx "$kase" 6)
+        j_p99=$(median junction "$kase" 7); n_p99=$(median nginx "$kase" 7)
+        j_rpc=$(median junction "$kase" 9); n_rpc=$(median nginx "$kase" 9)
+        label=$([ "$kase" = tls ] && echo TLS || echo plain)
+        awk -v l="$label" -v jr="$j_rps" -v nr="$n_rps" -v jp="$j_p99" -v np="$n_p99" \
+            -v jc="$j_rpc" -v nc="$n_rpc" 'BEGIN {
+            printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.0f | %.0f | %.2f |\n",
+                l, jr, nr, (nr > 0 ? jr / nr : 0), jp, np, jc, nc, (nc > 0 ? jc / nc : 0) }'
+    done
+    echo
+    echo "Medians over $ROUNDS round(s) of ${DURATION}s; ratio = Junction / nginx (higher is better for" \
+        "Junction; for p99 lower is better). req per CPU-s = requests completed / (utime+stime of" \
+        "the proxy's processes during the run)."
+    echo
+    echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
+    echo
+    echo "| round | proxy | case | requests | req/s | p99 ms | proxy CPU-s | proxy CPU util | req per CPU-s |"
+    echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
+    awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $6, $7, $8, $10, $9}' "$CSV"
+} >"$RESULTS/table.md"
+
+cat "$RESULTS/header.md" "$RESULTS/table.md" >"$RESULTS/summary.md"
+cat "$RESULTS/table.md"
+
+# Anything the proxies complained about during the run.
+for log in junction.log proxy-nginx.log backend-nginx.log; do
+    if grep -qiE "error|warn|crit|alert|emerg" "$RESULTS/$log" 2>/dev/null; then
+        echo
+        echo "note: $log has warnings/errors:"
+        grep -iE "error|warn|crit|alert|emerg" "$RESULTS/$log" | head -5
+    fi
+done
+for log in "$WORK/nginx/logs/error.log" "$WORK/backend/logs/error.log"; do
+    if [ -s "$log" ]; then
+        cp "$log" "$RESULTS/$(basename "$(dirname "$(dirname "$log")")")-error.log"
+        echo
+        echo "note: $log is not empty (copied to $RESULTS):"
+        head -5 "$log"
+    fi
+done
+echo
+echo "Saved: Benchmarks/results/$STAMP/summary.md (and raw wrk outputs, configs, runs.csv)"
