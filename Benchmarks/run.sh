@@ -36,6 +36,10 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
+        --duration | --rounds | --connections | --threads | --warmup | --junction)
+            [ $# -ge 2 ] || die "$1 needs a value" ;;
+    esac
+    case "$1" in
         --duration) DURATION=${2:-}; shift 2 ;;
         --rounds) ROUNDS=${2:-}; shift 2 ;;
         --connections) CONNECTIONS=${2:-}; shift 2 ;;
@@ -432,6 +436,7 @@ CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
         "~100-byte 200 body; HTTP/1.1 keep-alive; TLS: ECDSA P-256"
     echo "- rounds: $ROUNDS, order per round: junction-plain, nginx-plain, junction-tls, nginx-tls;" \
         "median over rounds"
+    echo "- load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews results)"
     echo "- raw output: Benchmarks/results/$STAMP/"
 } >"$RESULTS/header.md"
 cat "$RESULTS/header.md"
@@ -494,6 +499,7 @@ median() { # proxy case column
     awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $6, $7, $8, $10, $9}' "$CSV"
 } >"$RESULTS/table.md"
 
+{ echo; echo "Load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"; } >>"$RESULTS/table.md"
 cat "$RESULTS/header.md" "$RESULTS/table.md" >"$RESULTS/summary.md"
 cat "$RESULTS/table.md"
 

@@ -49,8 +49,12 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     /// Names the pipeline handlers, so a tunnel can take them out.
     private let codecs: HTTP1Codecs
 
-    var deadline: NIODeadline = .distantFuture
+    /// The header, idle or linger deadline of the current phase.
+    private var timerDeadline: NIODeadline = .distantFuture
+    /// Set by a graceful shutdown: the connection is closed at this time whatever it is doing.
+    private var closeBy: NIODeadline = .distantFuture
     var sweeperSlot = -1
+    var deadline: NIODeadline { min(self.timerDeadline, self.closeBy) }
 
     init(loop: LoopContext, listener: ListenerIdentity, codecs: HTTP1Codecs) {
         self.loop = loop
@@ -65,7 +69,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if let ip = context.channel.remoteAddress?.ipAddress { self.clientAddress = ip }
-        self.deadline = .now() + self.runtime.limits.clientHeaderTimeout
+        self.timerDeadline = .now() + self.runtime.limits.clientHeaderTimeout
         self.loop.sweeper.register(self)
     }
 
@@ -96,7 +100,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if self.machine.bytesArrived() {
-            self.deadline = .now() + self.runtime.limits.clientHeaderTimeout
+            self.timerDeadline = .now() + self.runtime.limits.clientHeaderTimeout
         }
         self.exchange?.flushRequest()
         context.fireChannelReadComplete()
@@ -143,6 +147,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         if event is ChannelShouldQuiesceEvent {
             if self.machine.quiesce() {
                 context.close(promise: nil)
+            } else {
+                // Busy: the response gets `Connection: close`; past the grace the connection is cut.
+                self.closeBy = .now() + self.runtime.limits.shutdownGrace
             }
             return
         }
@@ -185,7 +192,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     }
 
     private func startRequest(_ head: HTTPRequestHead) {
-        self.deadline = .distantFuture
+        self.timerDeadline = .distantFuture
         let runtime = self.runtime
         let facts: RequestFacts
         switch HeaderRewriter.inspect(head) {
@@ -316,7 +323,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         switch self.machine.responseEnded() {
         case .keepAlive:
             context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
-            self.deadline = .now() + self.runtime.limits.clientIdleTimeout
+            self.timerDeadline = .now() + self.runtime.limits.clientIdleTimeout
             self.drainQueue()
         case .close:
             self.machine.closed()
@@ -324,7 +331,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
                 context.close(promise: nil)
             }
         case .linger:
-            self.deadline = .now() + Self.lingerTime
+            self.timerDeadline = .now() + Self.lingerTime
             self.queued.removeAll()
             context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(mode: .output, promise: nil)
@@ -377,8 +384,13 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     // MARK: DeadlineTracked
 
     func deadlinePassed(now: NIODeadline) {
-        guard self.deadline <= now else { return }
-        self.deadline = .distantFuture
+        if self.closeBy <= now {
+            self.machine.closed()
+            self.context?.close(promise: nil)
+            return
+        }
+        guard self.timerDeadline <= now else { return }
+        self.timerDeadline = .distantFuture
         switch self.machine.timerFired() {
         case .requestTimeout:
             self.beginRecord(method: .GET, target: "-", version: .http1_1, facts: RequestFacts())

@@ -16,7 +16,7 @@ final class JunctionProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var stdoutText = ""
     private var stderrText = ""
-    private var readers = DispatchGroup()
+    private let readers = DispatchGroup()
 
     /// Bound addresses by listener name, from the `listening name=... address=...` lines.
     private(set) var addresses: [String: String] = [:]
@@ -94,11 +94,13 @@ final class JunctionProcess: @unchecked Sendable {
 
     private func follow(_ handle: FileHandle, isStdout: Bool) {
         self.readers.enter()
-        DispatchQueue.global().async {
+        // Weak: the reader must not keep the process object (whose deinit kills the process) alive.
+        DispatchQueue.global().async { [weak self] in
+            defer { self?.readers.leave() }
             var pending = ""
             while true {
                 let data = handle.availableData
-                if data.isEmpty { break }
+                guard !data.isEmpty, let self else { break }
                 let text = String(decoding: data, as: UTF8.self)
                 self.lock.lock()
                 if isStdout {
@@ -119,7 +121,6 @@ final class JunctionProcess: @unchecked Sendable {
                 }
                 self.lock.unlock()
             }
-            self.readers.leave()
         }
     }
 
