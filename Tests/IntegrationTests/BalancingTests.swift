@@ -13,7 +13,11 @@ struct BalancingTests {
         let monolith = try HTTPTestBackend(name: "monolith")
         defer { monolith.stop() }
         let junction = try JunctionProcess(
-            yaml: TestConfig.split(monolith: [monolith.address], ddp: [a.address, b.address], limits: "  shutdown_grace: 2s")
+            yaml: TestConfig.split(
+                monolith: [monolith.address],
+                ddp: [a.address, b.address],
+                limits: "  shutdown_grace: 2s"
+            )
         )
         let url = "ws://127.0.0.1:\(junction.port("http"))/websocket"
         let driver = try WebSocketDriver()
@@ -86,7 +90,9 @@ struct BalancingTests {
         #expect(second.hasPrefix("503 "), "\(second)")
         #expect(second.lowercased().contains("retry-after: 1"))
         #expect(second.contains("503 Service Unavailable: no healthy backend in pool ddp-streamer (request "))
-        let seconds = second.split(separator: "time=").last.flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let seconds = second.split(separator: "time=").last.flatMap {
+            Double($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         #expect((seconds ?? 9) < 0.5, "answered at once: \(seconds ?? -1) s")
         // The monolith is unaffected.
         #expect(try Curl.status("http://127.0.0.1:\(junction.port("http"))/") == 200)

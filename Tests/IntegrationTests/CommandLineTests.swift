@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The binary as an operator uses it: `check`, `version`, exit codes, the shipped config, shutdown.
@@ -67,7 +67,9 @@ struct CommandLineTests {
         #expect(syntax.status == 1)
         #expect(syntax.stderr.contains("error: \(path):3:"), "\(syntax.stderr)")
         #expect(syntax.stderr.contains("invalid YAML"))
-        let missing = try ProcessRunner.run([TestPaths.junctionBinary, "run", "--config", directory.path + "/nope.yaml"])
+        let missing = try ProcessRunner.run([
+            TestPaths.junctionBinary, "run", "--config", directory.path + "/nope.yaml",
+        ])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("nope.yaml: cannot read file: No such file or directory"), "\(missing.stderr)")
         let usage = try ProcessRunner.run([TestPaths.junctionBinary, "frobnicate"])
@@ -82,7 +84,9 @@ struct CommandLineTests {
             let output = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", path])
             // conf/junction.yaml refers to certs made by certs/make-dev-certs.sh; without them the
             // only errors may be about those files.
-            let errors = output.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") && !$0.contains("cannot read") }
+            let errors = output.stderr.split(separator: "\n").filter {
+                $0.hasPrefix("error:") && !$0.contains("cannot read")
+            }
             #expect(errors.isEmpty, "\(file): \(output.stderr)")
         }
         let version = try ProcessRunner.run([TestPaths.junctionBinary, "version"])

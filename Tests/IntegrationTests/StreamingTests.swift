@@ -37,14 +37,23 @@ struct StreamingTests {
             ["sh", "-c", "head -c \(50 * Self.megabyte) /dev/zero | curl -sS -T - \(base)/sink"],
             timeout: 300
         )
-        #expect(chunked.stdout.contains("\"bytes\":\(50 * Self.megabyte)"), "chunked upload: \(chunked.stdout) \(chunked.stderr)")
+        #expect(
+            chunked.stdout.contains("\"bytes\":\(50 * Self.megabyte)"),
+            "chunked upload: \(chunked.stdout) \(chunked.stderr)"
+        )
 
-        let download = try Curl.run(["-o", "/dev/null", "-w", "%{size_download}", "\(base)/source?bytes=\(size)"], timeout: 300)
+        let download = try Curl.run(
+            ["-o", "/dev/null", "-w", "%{size_download}", "\(base)/source?bytes=\(size)"],
+            timeout: 300
+        )
         #expect(Int(download) == size)
 
         let after = junction.memory()
         let growthMiB = (after.peak - before.rss) / 1024
-        #expect(growthMiB < 48, "peak RSS grew by \(growthMiB) MiB moving 450 MB (before \(before.rss) KiB, peak \(after.peak) KiB)")
+        #expect(
+            growthMiB < 48,
+            "peak RSS grew by \(growthMiB) MiB moving 450 MB (before \(before.rss) KiB, peak \(after.peak) KiB)"
+        )
         #expect(junction.stop() == 0)
     }
 
@@ -66,7 +75,10 @@ struct StreamingTests {
         let writtenAfterPause = monolith.stats.sourceBytesWritten.load(ordering: .relaxed)
         Thread.sleep(forTimeInterval: 1)
         let writtenLater = monolith.stats.sourceBytesWritten.load(ordering: .relaxed)
-        #expect(writtenAfterPause < 48 * Self.megabyte, "backend wrote \(writtenAfterPause) bytes while the client read 1 MiB")
+        #expect(
+            writtenAfterPause < 48 * Self.megabyte,
+            "backend wrote \(writtenAfterPause) bytes while the client read 1 MiB"
+        )
         #expect(writtenLater == writtenAfterPause, "the backend is stalled, not trickling")
         let during = junction.memory()
         #expect((during.rss - before.rss) / 1024 < 16, "RSS grew \((during.rss - before.rss) / 1024) MiB while stalled")

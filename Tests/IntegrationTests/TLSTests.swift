@@ -55,7 +55,10 @@ struct TLSTests {
         }
         for current in ["-tls1_2", "-tls1_3"] {
             let output = try Self.sClient(port: port, [current, "-servername", "a.test"])
-            #expect(output.contains("subject=CN = a.test") || output.contains("subject=CN=a.test"), "\(current): \(output.suffix(600))")
+            #expect(
+                output.contains("subject=CN = a.test") || output.contains("subject=CN=a.test"),
+                "\(current): \(output.suffix(600))"
+            )
             #expect(output.contains(current == "-tls1_2" ? "TLSv1.2" : "TLSv1.3"))
         }
         let picked = [("a.test", "a.test"), ("x.a.test", "a.test"), ("b.test", "b.test"), ("other.test", "a.test")]
@@ -153,18 +156,29 @@ struct TLSTests {
             ),
             "\(output.stderr)"
         )
-        #expect(output.stderr.contains("\(config):8:11: listeners[0].tls.certificates[1].key: cannot read \(directory.path)/missing-key.pem: No such file or directory"))
+        #expect(
+            output.stderr.contains(
+                "\(config):8:11: listeners[0].tls.certificates[1].key: cannot read \(directory.path)/missing-key.pem: No such file or directory"
+            )
+        )
 
         // An expired certificate is a warning, not an error.
         try FileManager.default.copyItem(
             at: directory.appendingPathComponent("old-key.pem"),
             to: directory.appendingPathComponent("missing-key.pem")
         )
-        let fixedConfig = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "b-key.pem", with: "old-key.pem")
-            .replacingOccurrences(of: "cert: a.pem", with: "cert: old.pem")
+        let fixedConfig = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+            of: "b-key.pem",
+            with: "old-key.pem"
+        )
+        .replacingOccurrences(of: "cert: a.pem", with: "cert: old.pem")
         try fixedConfig.write(toFile: config, atomically: true, encoding: .utf8)
         let warned = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", config])
         #expect(warned.status == 0, "\(warned.stderr)")
-        #expect(warned.stderr.contains("warning: \(config):6:11: listeners[0].tls.certificates[0].cert: the certificate in \(directory.path)/old.pem has expired"))
+        #expect(
+            warned.stderr.contains(
+                "warning: \(config):6:11: listeners[0].tls.certificates[0].cert: the certificate in \(directory.path)/old.pem has expired"
+            )
+        )
     }
 }

@@ -95,9 +95,12 @@ struct BalancerTests {
 
     @Test("Passive back-off: 1 s, doubling, capped at 30 s; a success resets it")
     func backoff() {
-        #expect((1...8).map { Backend.backoff(afterFailures: $0) } == [
-            .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(30), .seconds(30), .seconds(30),
-        ])
+        #expect(
+            (1...8).map { Backend.backoff(afterFailures: $0) } == [
+                .seconds(1), .seconds(2), .seconds(4), .seconds(8), .seconds(16), .seconds(30), .seconds(30),
+                .seconds(30),
+            ]
+        )
         let backend = Self.backends([1])[0]
         let now = NIODeadline.now()
         #expect(backend.isAvailable(at: now))
@@ -116,14 +119,28 @@ struct BalancerTests {
     func retryAfter() {
         let backends = Self.backends([1, 1])
         let now = NIODeadline.now()
-        let pool = Pool(name: "p", backends: backends, balancer: LeastConnectionsBalancer(), timeouts: UpstreamTimeouts(), retries: 0, healthCheck: nil)
+        let pool = Pool(
+            name: "p",
+            backends: backends,
+            balancer: LeastConnectionsBalancer(),
+            timeouts: UpstreamTimeouts(),
+            retries: 0,
+            healthCheck: nil
+        )
         backends[0].recordConnectFailure(at: now)
         backends[1].recordConnectFailure(at: now)
         backends[1].recordConnectFailure(at: now)
         #expect(pool.retryAfterSeconds(now: now) == 1)
         var check = HealthCheckConfig()
         check.interval = .milliseconds(4500)
-        let checked = Pool(name: "p", backends: backends, balancer: LeastConnectionsBalancer(), timeouts: UpstreamTimeouts(), retries: 0, healthCheck: check)
+        let checked = Pool(
+            name: "p",
+            backends: backends,
+            balancer: LeastConnectionsBalancer(),
+            timeouts: UpstreamTimeouts(),
+            retries: 0,
+            healthCheck: check
+        )
         #expect(checked.retryAfterSeconds(now: now) == 5)
     }
 }

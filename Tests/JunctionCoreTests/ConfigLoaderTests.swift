@@ -59,10 +59,12 @@ struct ConfigLoaderTests {
         #expect(config.routes[1].pathPrefixes.isEmpty)
         let ddp = try #require(config.pool(named: "ddp-streamer"))
         #expect(ddp.balance == .roundRobin)
-        #expect(ddp.backends == [
-            PoolConfig.Backend(address: HostPort(host: "127.0.0.1", port: 3001), weight: 3),
-            PoolConfig.Backend(address: HostPort(host: "::1", port: 3002), weight: 1),
-        ])
+        #expect(
+            ddp.backends == [
+                PoolConfig.Backend(address: HostPort(host: "127.0.0.1", port: 3001), weight: 3),
+                PoolConfig.Backend(address: HostPort(host: "::1", port: 3002), weight: 1),
+            ]
+        )
         #expect(ddp.timeouts.connect == .milliseconds(250))
         #expect(ddp.timeouts.tunnelIdle == .hours(2))
         #expect(ddp.timeouts.response == .seconds(60), "default")
@@ -89,46 +91,130 @@ struct ConfigLoaderTests {
     }
 
     static let badCases: [BadCase] = [
-        BadCase(name: "unknown top-level key", replace: "threads: 2", with: "thread: 2",
-                expected: "j.yaml:1:1: thread: unknown key \"thread\""),
-        BadCase(name: "wrong type", replace: "threads: 2", with: "threads: two",
-                expected: "j.yaml:1:10: threads: expected an integer, got \"two\""),
-        BadCase(name: "out of range", replace: "threads: 2", with: "threads: 5000",
-                expected: "j.yaml:1:10: threads: must be between 0 and 1024, got 5000"),
-        BadCase(name: "address without port", replace: "address: 127.0.0.1:3000", with: "address: localhost",
-                expected: "j.yaml:25:18: pools.monolith.backends[0].address: expected host:port, got \"localhost\""),
-        BadCase(name: "IPv6 without brackets", replace: "address: 127.0.0.1:3000", with: "address: ::1:3000",
-                expected: "j.yaml:25:18: pools.monolith.backends[0].address: an IPv6 address needs brackets"),
-        BadCase(name: "bad port", replace: "address: 127.0.0.1:8080", with: "address: 127.0.0.1:99999",
-                expected: "j.yaml:4:14: listeners[0].address: port must be 1-65535 in \"127.0.0.1:99999\""),
-        BadCase(name: "bad duration", replace: "connect: 250ms", with: "connect: 250",
-                expected: "j.yaml:20:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m or 1h, got the integer 250"),
-        BadCase(name: "zero duration", replace: "connect: 250ms", with: "connect: 0s",
-                expected: "j.yaml:20:16: pools.ddp-streamer.timeouts.connect: must be greater than 0"),
-        BadCase(name: "bad size", replace: "max_body_bytes: 1GiB", with: "max_body_bytes: 1GB",
-                expected: "j.yaml:28:19: limits.max_body_bytes: expected a size like 65536, 64KiB, 10MiB or 1GiB, got \"1GB\""),
-        BadCase(name: "unknown pool", replace: "pool: monolith", with: "pool: monolit",
-                expected: "j.yaml:11:11: routes[1].pool: unknown pool \"monolit\" (pools: ddp-streamer, monolith)"),
-        BadCase(name: "duplicate route name", replace: "- name: monolith", with: "- name: ddp",
-                expected: "j.yaml:10:5: routes[1]: duplicate route name \"ddp\" (first at j.yaml:6:5)"),
-        BadCase(name: "weight out of range", replace: "weight: 3", with: "weight: 0",
-                expected: "j.yaml:17:17: pools.ddp-streamer.backends[0].weight: must be between 1 and 100, got 0"),
-        BadCase(name: "unknown balance", replace: "balance: round_robin", with: "balance: random",
-                expected: "j.yaml:14:14: pools.ddp-streamer.balance: expected one of least_conn | round_robin, got \"random\""),
-        BadCase(name: "path prefix without slash", replace: "[/sockjs, /websocket]", with: "[sockjs]",
-                expected: "j.yaml:8:20: routes[0].match.path_prefix: a path prefix must start with \"/\", got \"sockjs\""),
-        BadCase(name: "list where a mapping belongs", replace: "limits:\n", with: "limits: []\nx:\n",
-                expected: "j.yaml:26:9: limits: expected a mapping, got a list"),
-        BadCase(name: "duplicate backend", replace: "\"[::1]:3002\"", with: "127.0.0.1:3001",
-                expected: "j.yaml:18:18: pools.ddp-streamer.backends[1].address: duplicate backend 127.0.0.1:3001"),
-        BadCase(name: "missing backends", replace: "    backends:\n      - address: 127.0.0.1:3000\n", with: "    retries: 1\n",
-                expected: "j.yaml:24:5: pools.monolith: missing required key \"backends\""),
-        BadCase(name: "unknown log level", replace: "format: json", with: "level: loud",
-                expected: "j.yaml:32:10: logging.level: expected one of trace | debug | info | warning | error, got \"loud\""),
-        BadCase(name: "YAML syntax error", replace: "threads: 2", with: "threads: [2",
-                expected: "j.yaml:2:10: invalid YAML"),
-        BadCase(name: "duplicate key", replace: "threads: 2", with: "threads: 2\nthreads: 3",
-                expected: "invalid YAML: duplicate key threads"),
+        BadCase(
+            name: "unknown top-level key",
+            replace: "threads: 2",
+            with: "thread: 2",
+            expected: "j.yaml:1:1: thread: unknown key \"thread\""
+        ),
+        BadCase(
+            name: "wrong type",
+            replace: "threads: 2",
+            with: "threads: two",
+            expected: "j.yaml:1:10: threads: expected an integer, got \"two\""
+        ),
+        BadCase(
+            name: "out of range",
+            replace: "threads: 2",
+            with: "threads: 5000",
+            expected: "j.yaml:1:10: threads: must be between 0 and 1024, got 5000"
+        ),
+        BadCase(
+            name: "address without port",
+            replace: "address: 127.0.0.1:3000",
+            with: "address: localhost",
+            expected: "j.yaml:25:18: pools.monolith.backends[0].address: expected host:port, got \"localhost\""
+        ),
+        BadCase(
+            name: "IPv6 without brackets",
+            replace: "address: 127.0.0.1:3000",
+            with: "address: ::1:3000",
+            expected: "j.yaml:25:18: pools.monolith.backends[0].address: an IPv6 address needs brackets"
+        ),
+        BadCase(
+            name: "bad port",
+            replace: "address: 127.0.0.1:8080",
+            with: "address: 127.0.0.1:99999",
+            expected: "j.yaml:4:14: listeners[0].address: port must be 1-65535 in \"127.0.0.1:99999\""
+        ),
+        BadCase(
+            name: "bad duration",
+            replace: "connect: 250ms",
+            with: "connect: 250",
+            expected:
+                "j.yaml:20:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m or 1h, got the integer 250"
+        ),
+        BadCase(
+            name: "zero duration",
+            replace: "connect: 250ms",
+            with: "connect: 0s",
+            expected: "j.yaml:20:16: pools.ddp-streamer.timeouts.connect: must be greater than 0"
+        ),
+        BadCase(
+            name: "bad size",
+            replace: "max_body_bytes: 1GiB",
+            with: "max_body_bytes: 1GB",
+            expected:
+                "j.yaml:28:19: limits.max_body_bytes: expected a size like 65536, 64KiB, 10MiB or 1GiB, got \"1GB\""
+        ),
+        BadCase(
+            name: "unknown pool",
+            replace: "pool: monolith",
+            with: "pool: monolit",
+            expected: "j.yaml:11:11: routes[1].pool: unknown pool \"monolit\" (pools: ddp-streamer, monolith)"
+        ),
+        BadCase(
+            name: "duplicate route name",
+            replace: "- name: monolith",
+            with: "- name: ddp",
+            expected: "j.yaml:10:5: routes[1]: duplicate route name \"ddp\" (first at j.yaml:6:5)"
+        ),
+        BadCase(
+            name: "weight out of range",
+            replace: "weight: 3",
+            with: "weight: 0",
+            expected: "j.yaml:17:17: pools.ddp-streamer.backends[0].weight: must be between 1 and 100, got 0"
+        ),
+        BadCase(
+            name: "unknown balance",
+            replace: "balance: round_robin",
+            with: "balance: random",
+            expected:
+                "j.yaml:14:14: pools.ddp-streamer.balance: expected one of least_conn | round_robin, got \"random\""
+        ),
+        BadCase(
+            name: "path prefix without slash",
+            replace: "[/sockjs, /websocket]",
+            with: "[sockjs]",
+            expected: "j.yaml:8:20: routes[0].match.path_prefix: a path prefix must start with \"/\", got \"sockjs\""
+        ),
+        BadCase(
+            name: "list where a mapping belongs",
+            replace: "limits:\n",
+            with: "limits: []\nx:\n",
+            expected: "j.yaml:26:9: limits: expected a mapping, got a list"
+        ),
+        BadCase(
+            name: "duplicate backend",
+            replace: "\"[::1]:3002\"",
+            with: "127.0.0.1:3001",
+            expected: "j.yaml:18:18: pools.ddp-streamer.backends[1].address: duplicate backend 127.0.0.1:3001"
+        ),
+        BadCase(
+            name: "missing backends",
+            replace: "    backends:\n      - address: 127.0.0.1:3000\n",
+            with: "    retries: 1\n",
+            expected: "j.yaml:24:5: pools.monolith: missing required key \"backends\""
+        ),
+        BadCase(
+            name: "unknown log level",
+            replace: "format: json",
+            with: "level: loud",
+            expected:
+                "j.yaml:32:10: logging.level: expected one of trace | debug | info | warning | error, got \"loud\""
+        ),
+        BadCase(
+            name: "YAML syntax error",
+            replace: "threads: 2",
+            with: "threads: [2",
+            expected: "j.yaml:2:10: invalid YAML"
+        ),
+        BadCase(
+            name: "duplicate key",
+            replace: "threads: 2",
+            with: "threads: 2\nthreads: 3",
+            expected: "invalid YAML: duplicate key threads"
+        ),
     ]
 
     @Test("Each kind of error is reported with its position and key path", arguments: Self.badCases)
@@ -152,17 +238,27 @@ struct ConfigLoaderTests {
 
     @Test("Missing required sections and an empty file are errors")
     func missingSections() {
-        #expect(Self.load("").errors.map(\.message) == ["the file is empty; it needs at least listeners, routes and pools"])
+        #expect(
+            Self.load("").errors.map(\.message) == ["the file is empty; it needs at least listeners, routes and pools"]
+        )
         let outcome = Self.load("threads: 1\n")
-        #expect(outcome.errors.map(\.message) == [
-            "missing required key \"listeners\"", "missing required key \"routes\"", "missing required key \"pools\"",
-        ])
+        #expect(
+            outcome.errors.map(\.message) == [
+                "missing required key \"listeners\"", "missing required key \"routes\"",
+                "missing required key \"pools\"",
+            ]
+        )
     }
 
     @Test("Keys of later milestones are accepted with a warning, never silently")
     func plannedFeaturesWarn() throws {
-        let yaml = Self.valid
-            .replacingOccurrences(of: "    balance: round_robin", with: "    balance: round_robin\n    affinity: cookie\n    health_check:\n      path: /health\n      expect_status: 200,204,300-399")
+        let yaml =
+            Self.valid
+            .replacingOccurrences(
+                of: "    balance: round_robin",
+                with:
+                    "    balance: round_robin\n    affinity: cookie\n    health_check:\n      path: /health\n      expect_status: 200,204,300-399"
+            )
             + "\ndiscovery:\n  dns_refresh: 30s\nadmin:\n  address: 127.0.0.1:9901\n"
         let outcome = Self.load(yaml)
         #expect(outcome.errors.isEmpty, "\(outcome.errors)")
@@ -185,7 +281,8 @@ struct ConfigLoaderTests {
     func tlsPaths() throws {
         let yaml = Self.valid.replacingOccurrences(
             of: "    address: 127.0.0.1:8080",
-            with: "    address: 127.0.0.1:8080\n    tls:\n      certificates:\n        - cert: certs/a.pem\n          key: /abs/a-key.pem\n      min_version: 1.3"
+            with:
+                "    address: 127.0.0.1:8080\n    tls:\n      certificates:\n        - cert: certs/a.pem\n          key: /abs/a-key.pem\n      min_version: 1.3"
         )
         let config = try #require(Self.load(yaml).config)
         let tls = try #require(config.listeners[0].tls)

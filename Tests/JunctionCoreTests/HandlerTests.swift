@@ -26,7 +26,14 @@ struct HandlerTests {
         var limits = LimitsConfig()
         limits.maxBodyBytes = 100
         config.limits = limits
-        let pool = Pool(name: "app", backends: [backend], balancer: LeastConnectionsBalancer(), timeouts: UpstreamTimeouts(), retries: 0, healthCheck: nil)
+        let pool = Pool(
+            name: "app",
+            backends: [backend],
+            balancer: LeastConnectionsBalancer(),
+            timeouts: UpstreamTimeouts(),
+            retries: 0,
+            healthCheck: nil
+        )
         let runtime = RuntimeConfig(config: config, pools: ["app": pool])
         let loop = LoopContext(eventLoop: channel.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
         try HTTP1Pipeline.configure(
@@ -80,7 +87,10 @@ struct HandlerTests {
     func smuggling() throws {
         let (channel, _) = try Self.makeFront()
         try channel.writeInbound(
-            ByteBuffer(string: "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            ByteBuffer(
+                string:
+                    "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            )
         )
         let answer = try Self.written(channel)
         #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer)")
@@ -123,12 +133,19 @@ struct HandlerTests {
     func glue() throws {
         let client = EmbeddedChannel()
         let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
-        let backend = Backend(address: try SocketAddress(ipAddress: "127.0.0.1", port: 9), label: "b", weight: 1, poolName: "p")
+        let backend = Backend(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: 9),
+            label: "b",
+            weight: 1,
+            poolName: "p"
+        )
         backend.retain()  // what the exchange hands over with the tunnel
         let runtime = RuntimeConfig(config: JunctionConfig(), pools: [:])
         let loop = LoopContext(eventLoop: client.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
         var summary: Tunnel.Summary?
-        let tunnel = Tunnel(loop: loop, backend: backend, idleTimeout: .hours(1), shutdownGrace: .seconds(1)) { summary = $0 }
+        let tunnel = Tunnel(loop: loop, backend: backend, idleTimeout: .hours(1), shutdownGrace: .seconds(1)) {
+            summary = $0
+        }
         let counter = ReadCounter()
         try client.pipeline.syncOperations.addHandler(counter)
         try client.pipeline.syncOperations.addHandler(tunnel.clientSide)

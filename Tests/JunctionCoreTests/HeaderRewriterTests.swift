@@ -6,7 +6,11 @@ import Testing
 /// Header rewriting both ways and the request-smuggling checks.
 @Suite("Header rewriting")
 struct HeaderRewriterTests {
-    static func head(_ headers: [(String, String)], method: HTTPMethod = .GET, version: HTTPVersion = .http1_1) -> HTTPRequestHead {
+    static func head(
+        _ headers: [(String, String)],
+        method: HTTPMethod = .GET,
+        version: HTTPVersion = .http1_1
+    ) -> HTTPRequestHead {
         HTTPRequestHead(version: version, method: method, uri: "/x?y=1", headers: HTTPHeaders(headers))
     }
 
@@ -26,7 +30,8 @@ struct HeaderRewriterTests {
     @Test("Host is kept, hop-by-hop headers and those Connection names are removed, target untouched")
     func requestHopByHop() throws {
         let rewritten = try Self.upstream([
-            ("Host", "chat.example.com"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "timeout=5"),
+            ("Host", "chat.example.com"), ("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
             ("Proxy-Connection", "keep-alive"), ("TE", "trailers"), ("Trailer", "X-T"), ("Upgrade", "h2c"),
             ("Accept", "*/*"), ("Cookie", "a=b"),
         ])
@@ -57,7 +62,10 @@ struct HeaderRewriterTests {
         #expect(rewritten.headers["X-Request-ID"] == ["generated-id"])
     }
 
-    @Test("Request ids outside [A-Za-z0-9._:/+=-]{1,200} are not kept", arguments: ["", "a b", "x\"y", String(repeating: "a", count: 201), "é"])
+    @Test(
+        "Request ids outside [A-Za-z0-9._:/+=-]{1,200} are not kept",
+        arguments: ["", "a b", "x\"y", String(repeating: "a", count: 201), "é"]
+    )
     func badRequestIDs(id: String) throws {
         let facts = try HeaderRewriter.inspect(Self.head([("Host", "h"), ("X-Request-ID", id)])).get()
         #expect(facts.requestID == nil)
@@ -83,7 +91,10 @@ struct HeaderRewriterTests {
         let chunked = try Self.upstream([("Host", "h"), ("Transfer-Encoding", "chunked")], method: .POST)
         #expect(chunked.headers["Transfer-Encoding"] == ["chunked"])
         #expect(chunked.headers["Content-Length"].isEmpty)
-        let sized = try Self.upstream([("Host", "h"), ("Content-Length", "5"), ("Expect", "100-continue")], method: .PUT)
+        let sized = try Self.upstream(
+            [("Host", "h"), ("Content-Length", "5"), ("Expect", "100-continue")],
+            method: .PUT
+        )
         #expect(sized.headers["Content-Length"] == ["5"])
         #expect(sized.headers["Expect"].isEmpty, "Junction answers the expectation itself")
     }
@@ -99,12 +110,21 @@ struct HeaderRewriterTests {
     @Test(
         "Request heads that could smuggle a second request are refused",
         arguments: [
-            Smuggle(headers: [("Host", "h"), ("Content-Length", "5"), ("Transfer-Encoding", "chunked")], problem: .contentLengthWithTransferEncoding),
-            Smuggle(headers: [("Host", "h"), ("Content-Length", "5"), ("Content-Length", "6")], problem: .conflictingContentLength),
+            Smuggle(
+                headers: [("Host", "h"), ("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+                problem: .contentLengthWithTransferEncoding
+            ),
+            Smuggle(
+                headers: [("Host", "h"), ("Content-Length", "5"), ("Content-Length", "6")],
+                problem: .conflictingContentLength
+            ),
             Smuggle(headers: [("Host", "h"), ("Content-Length", "+5")], problem: .invalidContentLength),
             Smuggle(headers: [("Host", "h"), ("Content-Length", "5, 5")], problem: .invalidContentLength),
             Smuggle(headers: [("Host", "h"), ("Transfer-Encoding", "gzip")], problem: .unsupportedTransferEncoding),
-            Smuggle(headers: [("Host", "h"), ("Transfer-Encoding", "chunked, gzip")], problem: .unsupportedTransferEncoding),
+            Smuggle(
+                headers: [("Host", "h"), ("Transfer-Encoding", "chunked, gzip")],
+                problem: .unsupportedTransferEncoding
+            ),
             Smuggle(headers: [], problem: .missingHost),
             Smuggle(headers: [("Host", "a"), ("Host", "b")], problem: .multipleHosts),
             Smuggle(headers: [("Host", "h"), ("Expect", "something")], problem: .unsupportedExpectation),
@@ -117,12 +137,15 @@ struct HeaderRewriterTests {
 
     @Test("Repeated identical Content-Length is accepted; HTTP/1.0 may omit Host and closes by default")
     func acceptedEdgeCases() throws {
-        let twice = try HeaderRewriter.inspect(Self.head([("Host", "h"), ("Content-Length", "5"), ("content-length", "5")])).get()
+        let twice = try HeaderRewriter.inspect(
+            Self.head([("Host", "h"), ("Content-Length", "5"), ("content-length", "5")])
+        ).get()
         #expect(twice.framing == .contentLength(5))
         let old = try HeaderRewriter.inspect(Self.head([], version: .http1_0)).get()
         #expect(old.wantsClose)
         #expect(old.host == nil)
-        let oldKeepAlive = try HeaderRewriter.inspect(Self.head([("Connection", "Keep-Alive")], version: .http1_0)).get()
+        let oldKeepAlive = try HeaderRewriter.inspect(Self.head([("Connection", "Keep-Alive")], version: .http1_0))
+            .get()
         #expect(!oldKeepAlive.wantsClose)
         let close = try HeaderRewriter.inspect(Self.head([("Host", "h"), ("Connection", "close")])).get()
         #expect(close.wantsClose)
@@ -134,22 +157,34 @@ struct HeaderRewriterTests {
             version: .http1_1,
             status: .ok,
             headers: HTTPHeaders([
-                ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"), ("Connection", "keep-alive, X-Private"),
+                ("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked"),
+                ("Connection", "keep-alive, X-Private"),
                 ("X-Private", "1"), ("Keep-Alive", "timeout=5"), ("Set-Cookie", "a=b"), ("X-Request-ID", "upstream's"),
             ])
         )
         let (head, closeDelimited) = HeaderRewriter.clientResponseHead(
-            upstream, requestID: "rid", clientVersion: .http1_1, bodyless: false, keepAlive: true
+            upstream,
+            requestID: "rid",
+            clientVersion: .http1_1,
+            bodyless: false,
+            keepAlive: true
         )
         #expect(!closeDelimited)
         #expect(head.headers["Transfer-Encoding"] == ["chunked"], "re-framed for this hop")
-        #expect(head.headers["Connection"].isEmpty && head.headers["X-Private"].isEmpty && head.headers["Keep-Alive"].isEmpty)
+        #expect(
+            head.headers["Connection"].isEmpty && head.headers["X-Private"].isEmpty
+                && head.headers["Keep-Alive"].isEmpty
+        )
         #expect(head.headers["Set-Cookie"] == ["a=b"])
         #expect(head.headers["X-Request-ID"] == ["rid"])
 
         // An HTTP/1.0 client and no length: the body ends with the connection.
         let (old, oldClose) = HeaderRewriter.clientResponseHead(
-            upstream, requestID: "rid", clientVersion: .http1_0, bodyless: false, keepAlive: true
+            upstream,
+            requestID: "rid",
+            clientVersion: .http1_0,
+            bodyless: false,
+            keepAlive: true
         )
         #expect(oldClose)
         #expect(old.version == .http1_0)
@@ -158,7 +193,13 @@ struct HeaderRewriterTests {
 
         // HEAD keeps the Content-Length that describes the representation, adds no chunking.
         let sized = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "42")]))
-        let (toHead, _) = HeaderRewriter.clientResponseHead(sized, requestID: "r", clientVersion: .http1_1, bodyless: true, keepAlive: false)
+        let (toHead, _) = HeaderRewriter.clientResponseHead(
+            sized,
+            requestID: "r",
+            clientVersion: .http1_1,
+            bodyless: true,
+            keepAlive: false
+        )
         #expect(toHead.headers["Content-Length"] == ["42"])
         #expect(toHead.headers["Transfer-Encoding"].isEmpty)
         #expect(toHead.headers["Connection"] == ["close"])
@@ -169,7 +210,14 @@ struct HeaderRewriterTests {
             status: .switchingProtocols,
             headers: HTTPHeaders([("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", "x=")])
         )
-        let (tunnel, _) = HeaderRewriter.clientResponseHead(switching, requestID: "r", clientVersion: .http1_1, bodyless: true, keepAlive: true, isTunnel: true)
+        let (tunnel, _) = HeaderRewriter.clientResponseHead(
+            switching,
+            requestID: "r",
+            clientVersion: .http1_1,
+            bodyless: true,
+            keepAlive: true,
+            isTunnel: true
+        )
         #expect(tunnel.headers["Upgrade"] == ["websocket"])
         #expect(tunnel.headers["Connection"] == ["Upgrade"])
         #expect(tunnel.headers["Sec-WebSocket-Accept"] == ["x="])
@@ -178,7 +226,10 @@ struct HeaderRewriterTests {
     @Test("Error answers are one line of text naming status, reason and request id")
     func errorBodies() {
         let failure = ProxyFailure.noHealthyBackend(pool: "ddp-streamer", retryAfter: 5)
-        #expect(failure.body(requestID: "1f3a") == "503 Service Unavailable: no healthy backend in pool ddp-streamer (request 1f3a)\n")
+        #expect(
+            failure.body(requestID: "1f3a")
+                == "503 Service Unavailable: no healthy backend in pool ddp-streamer (request 1f3a)\n"
+        )
         let head = failure.responseHead(version: .http1_1, requestID: "1f3a", bodyLength: 10, keepAlive: true)
         #expect(head.status == .serviceUnavailable)
         #expect(head.headers["Retry-After"] == ["5"])

@@ -128,7 +128,8 @@ struct RoutingTests {
     @Test(
         "Addresses",
         arguments: [
-            ("127.0.0.1:80", "127.0.0.1", 80), ("[::]:8443", "::", 8443), ("ddp-1.internal:3000", "ddp-1.internal", 3000),
+            ("127.0.0.1:80", "127.0.0.1", 80), ("[::]:8443", "::", 8443),
+            ("ddp-1.internal:3000", "ddp-1.internal", 3000),
             ("localhost:1", "localhost", 1),
         ]
     )
@@ -138,7 +139,12 @@ struct RoutingTests {
         #expect(parsed.description == text)
     }
 
-    @Test("Rejected addresses", arguments: ["localhost", "1.2.3.4", ":80", "::1:80", "[::1]80", "host:0", "h:65536", "a b:1", "[zz]:1", "999.1.1.1:80"])
+    @Test(
+        "Rejected addresses",
+        arguments: [
+            "localhost", "1.2.3.4", ":80", "::1:80", "[::1]80", "host:0", "h:65536", "a b:1", "[zz]:1", "999.1.1.1:80",
+        ]
+    )
     func badAddresses(text: String) {
         #expect((try? ConfigValueParser.hostPort(text).get()) == nil)
     }

@@ -26,11 +26,17 @@ struct StateMachineTests {
         #expect(get.upstreamFailed(reason: "reset") == .retry)
         #expect(get.state == .connecting)
         get.connected()
-        #expect(get.upstreamFailed(reason: "reset") == .fail(.badGateway("the backend closed the connection before answering (reset)")))
+        #expect(
+            get.upstreamFailed(reason: "reset")
+                == .fail(.badGateway("the backend closed the connection before answering (reset)"))
+        )
 
         var post = ProxyExchangeStateMachine(retries: 3, replayable: false, isUpgrade: false, poolName: "p")
         post.connected()
-        #expect(post.upstreamFailed(reason: "reset") == .fail(.badGateway("the backend closed the connection before answering (reset)")))
+        #expect(
+            post.upstreamFailed(reason: "reset")
+                == .fail(.badGateway("the backend closed the connection before answering (reset)"))
+        )
     }
 
     @Test("A failure after the response started aborts the client connection")
@@ -84,7 +90,10 @@ struct StateMachineTests {
         var fresh = ProxyExchangeStateMachine(retries: 2, replayable: true, isUpgrade: false, poolName: "p")
         #expect(fresh.noBackend(retryAfter: 3, triedAny: false) == .fail(.noHealthyBackend(pool: "p", retryAfter: 3)))
         var tried = ProxyExchangeStateMachine(retries: 2, replayable: true, isUpgrade: false, poolName: "p")
-        #expect(tried.noBackend(retryAfter: 3, triedAny: true) == .fail(.badGateway("no backend of pool p could be reached")))
+        #expect(
+            tried.noBackend(retryAfter: 3, triedAny: true)
+                == .fail(.badGateway("no backend of pool p could be reached"))
+        )
     }
 
     @Test("Connection: keep-alive between requests, queueing while one is in flight")

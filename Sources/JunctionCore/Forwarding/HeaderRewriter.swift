@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// How a request's body is delimited on the wire.
@@ -24,6 +25,8 @@ public struct RequestFacts: Sendable, Equatable {
     public var expectsContinue = false
     /// The client's X-Request-ID when it is well-formed.
     public var requestID: String? = nil
+    /// Header names listed in `Connection` besides close/keep-alive/upgrade (hop-by-hop too); usually nil.
+    var connectionTokens: [Substring]? = nil
 
     public init() {}
 }
@@ -90,9 +93,15 @@ public enum HeaderRewriter {
             case .connection:
                 for token in value.split(separator: ",") {
                     let option = token.trimmingOWS()
-                    if option.equalsCaseInsensitive("close") { connectionClose = true }
-                    if option.equalsCaseInsensitive("keep-alive") { connectionKeepAlive = true }
-                    if option.equalsCaseInsensitive("upgrade") { connectionUpgrade = true }
+                    if option.equalsCaseInsensitive("close") {
+                        connectionClose = true
+                    } else if option.equalsCaseInsensitive("keep-alive") {
+                        connectionKeepAlive = true
+                    } else if option.equalsCaseInsensitive("upgrade") {
+                        connectionUpgrade = true
+                    } else if !option.isEmpty {
+                        facts.connectionTokens = (facts.connectionTokens ?? []) + [option]
+                    }
                 }
             case .upgrade:
                 upgradeWebSocket = value.split(separator: ",").contains {
@@ -120,7 +129,35 @@ public enum HeaderRewriter {
         return .success(facts)
     }
 
-    /// The head sent upstream: same method and target byte for byte, HTTP/1.1, headers rewritten.
+    /// The head sent upstream, as HTTP/1.1 bytes: same method and target byte for byte, headers
+    /// rewritten. This is what the data path writes.
+    static func upstreamRequestBytes(
+        _ head: HTTPRequestHead,
+        facts: RequestFacts,
+        clientAddress: String,
+        scheme: String,
+        requestID: String,
+        defaultHost: String,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        var writer = HTTP1HeadWriter(
+            allocator: allocator,
+            capacity: 256 + head.uri.utf8.count + head.headers.count * 48
+        )
+        writer.requestLine(method: head.method, target: head.uri)
+        self.rewriteRequestHeaders(
+            head.headers,
+            facts: facts,
+            clientAddress: clientAddress,
+            scheme: scheme,
+            requestID: requestID,
+            defaultHost: defaultHost,
+            into: &writer
+        )
+        return writer.finish()
+    }
+
+    /// The same rewrite as `upstreamRequestBytes`, as a structured head.
     public static func upstreamRequestHead(
         _ head: HTTPRequestHead,
         facts: RequestFacts,
@@ -131,11 +168,31 @@ public enum HeaderRewriter {
     ) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(head.headers.count + 6)
-        let connectionNamed = self.connectionTokens(head.headers)
+        self.rewriteRequestHeaders(
+            head.headers,
+            facts: facts,
+            clientAddress: clientAddress,
+            scheme: scheme,
+            requestID: requestID,
+            defaultHost: defaultHost,
+            into: &headers
+        )
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// The request header fields sent upstream.
+    static func rewriteRequestHeaders<Sink: HeaderFieldSink>(
+        _ fields: HTTPHeaders,
+        facts: RequestFacts,
+        clientAddress: String,
+        scheme: String,
+        requestID: String,
+        defaultHost: String,
+        into sink: inout Sink
+    ) {
         var forwardedFor: String?
-        for (name, value) in head.headers {
-            let known = HeaderName(name)
-            switch known {
+        for (name, value) in fields {
+            switch HeaderName(name) {
             case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade, .expect,
                 .xForwardedProto, .xForwardedHost, .xRealIP, .xRequestID, .contentLength:
                 continue
@@ -143,33 +200,57 @@ public enum HeaderRewriter {
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 continue
             default:
-                if let connectionNamed, connectionNamed.contains(where: { name.equalsCaseInsensitive($0) }) { continue }
-                headers.add(name: name, value: value)
+                if let named = facts.connectionTokens, named.contains(where: { name.equalsCaseInsensitive($0) }) {
+                    continue
+                }
+                sink.append(name: name, value: value)
             }
         }
-        if facts.host == nil { headers.add(name: "Host", value: defaultHost) }
+        if facts.host == nil { sink.append(name: "Host", value: defaultHost) }
         switch facts.framing {
         case .none: break
-        case .contentLength(let length): headers.add(name: "Content-Length", value: String(length))
-        case .chunked: headers.add(name: "Transfer-Encoding", value: "chunked")
+        case .contentLength(let length): sink.append(name: "Content-Length", value: String(length))
+        case .chunked: sink.append(name: "Transfer-Encoding", value: "chunked")
         }
         if facts.isWebSocketUpgrade {
-            headers.add(name: "Connection", value: "Upgrade")
-            headers.add(name: "Upgrade", value: "websocket")
+            sink.append(name: "Connection", value: "Upgrade")
+            sink.append(name: "Upgrade", value: "websocket")
         }
-        headers.add(name: "X-Forwarded-For", value: forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
-        headers.add(name: "X-Forwarded-Proto", value: scheme)
-        if let host = facts.host { headers.add(name: "X-Forwarded-Host", value: host) }
-        headers.add(name: "X-Real-IP", value: clientAddress)
-        headers.add(name: "X-Request-ID", value: requestID)
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        sink.append(name: "X-Forwarded-For", value: forwardedFor.map { "\($0), \(clientAddress)" } ?? clientAddress)
+        sink.append(name: "X-Forwarded-Proto", value: scheme)
+        if let host = facts.host { sink.append(name: "X-Forwarded-Host", value: host) }
+        sink.append(name: "X-Real-IP", value: clientAddress)
+        sink.append(name: "X-Request-ID", value: requestID)
     }
 
-    /// The head sent to the client: hop-by-hop headers out, framing for this client, X-Request-ID in.
+    /// The response head for an HTTP/1.x client, as bytes, and how its body goes on the wire.
     ///
     /// `bodyless` is true for responses to HEAD and for 1xx/204/304; `keepAlive` false adds
-    /// `Connection: close`. Returns the head and whether the body must be chunked-framed or
-    /// delimited by closing the connection.
+    /// `Connection: close`.
+    static func clientResponseBytes(
+        _ upstream: HTTPResponseHead,
+        requestID: String,
+        clientVersion: HTTPVersion,
+        bodyless: Bool,
+        keepAlive: Bool,
+        isTunnel: Bool = false,
+        allocator: ByteBufferAllocator
+    ) -> (head: ByteBuffer, framing: WireFraming, closeDelimited: Bool) {
+        var writer = HTTP1HeadWriter(allocator: allocator, capacity: 128 + upstream.headers.count * 48)
+        writer.statusLine(version: clientVersion, status: upstream.status)
+        let (framing, closeDelimited) = self.rewriteResponseHeaders(
+            upstream,
+            requestID: requestID,
+            clientVersion: clientVersion,
+            bodyless: bodyless,
+            keepAlive: keepAlive,
+            isTunnel: isTunnel,
+            into: &writer
+        )
+        return (writer.finish(), framing, closeDelimited)
+    }
+
+    /// The same rewrite as `clientResponseBytes`, as a structured head.
     public static func clientResponseHead(
         _ upstream: HTTPResponseHead,
         requestID: String,
@@ -180,6 +261,30 @@ public enum HeaderRewriter {
     ) -> (head: HTTPResponseHead, closeDelimited: Bool) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(upstream.headers.count + 3)
+        let (_, closeDelimited) = self.rewriteResponseHeaders(
+            upstream,
+            requestID: requestID,
+            clientVersion: clientVersion,
+            bodyless: bodyless,
+            keepAlive: keepAlive,
+            isTunnel: isTunnel,
+            into: &headers
+        )
+        let version: HTTPVersion = clientVersion.isAtLeastHTTP11 ? .http1_1 : .http1_0
+        return (HTTPResponseHead(version: version, status: upstream.status, headers: headers), closeDelimited)
+    }
+
+    /// The response header fields sent to an HTTP/1.x client; returns the body's framing and
+    /// whether the body ends with the connection.
+    static func rewriteResponseHeaders<Sink: HeaderFieldSink>(
+        _ upstream: HTTPResponseHead,
+        requestID: String,
+        clientVersion: HTTPVersion,
+        bodyless: Bool,
+        keepAlive: Bool,
+        isTunnel: Bool,
+        into sink: inout Sink
+    ) -> (framing: WireFraming, closeDelimited: Bool) {
         let connectionNamed = self.connectionTokens(upstream.headers)
         var contentLength: String?
         for (name, value) in upstream.headers {
@@ -187,43 +292,47 @@ public enum HeaderRewriter {
             case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .xRequestID:
                 continue
             case .upgrade:
-                if isTunnel { headers.add(name: name, value: value) }
+                if isTunnel { sink.append(name: name, value: value) }
                 continue
             case .contentLength:
                 contentLength = value
                 continue
             default:
                 if let connectionNamed, connectionNamed.contains(where: { name.equalsCaseInsensitive($0) }) { continue }
-                headers.add(name: name, value: value)
+                sink.append(name: name, value: value)
             }
         }
+        var framing = WireFraming.none
         var closeDelimited = false
         if isTunnel {
-            headers.add(name: "Connection", value: "Upgrade")
+            sink.append(name: "Connection", value: "Upgrade")
         } else if let contentLength, upstream.status != .noContent {
             // HEAD and 304 keep Content-Length: it describes the representation, not this message.
-            headers.add(name: "Content-Length", value: contentLength)
+            sink.append(name: "Content-Length", value: contentLength)
+            framing = bodyless ? .none : .raw
         } else if !bodyless {
             if clientVersion.isAtLeastHTTP11 {
-                headers.add(name: "Transfer-Encoding", value: "chunked")
+                sink.append(name: "Transfer-Encoding", value: "chunked")
+                framing = .chunked
             } else {
                 closeDelimited = true
+                framing = .raw
             }
         }
         if !isTunnel && (!keepAlive || closeDelimited) {
-            headers.add(name: "Connection", value: "close")
+            sink.append(name: "Connection", value: "close")
         } else if !isTunnel && !clientVersion.isAtLeastHTTP11 {
-            headers.add(name: "Connection", value: "keep-alive")
+            sink.append(name: "Connection", value: "keep-alive")
         }
-        headers.add(name: "X-Request-ID", value: requestID)
-        let version: HTTPVersion = !clientVersion.isAtLeastHTTP11 ? .http1_0 : .http1_1
-        return (HTTPResponseHead(version: version, status: upstream.status, headers: headers), closeDelimited)
+        sink.append(name: "X-Request-ID", value: requestID)
+        return (framing, closeDelimited)
     }
 
-    /// Lowercase-insensitive names listed in `Connection` (other than the standard options), or nil.
+    /// Names listed in `Connection` besides the standard options, or nil (the usual case).
     static func connectionTokens(_ headers: HTTPHeaders) -> [Substring]? {
         var tokens: [Substring]?
-        for (name, value) in headers where HeaderName(name) == .connection {
+        // Only a 10-byte name can be "Connection": most headers are skipped on their length.
+        for (name, value) in headers where name.utf8.count == 10 && HeaderName(name) == .connection {
             for token in value.split(separator: ",") {
                 let option = token.trimmingOWS()
                 if option.isEmpty || option.equalsCaseInsensitive("close") || option.equalsCaseInsensitive("keep-alive")

@@ -31,14 +31,24 @@ protocol ProxyExchangeDelegate: AnyObject {
 /// streams the request out and the response back with backpressure both ways, and gives the
 /// connection back to the pool when both directions are complete.
 final class ProxyExchange: DeadlineTracked {
+    /// A part of the request body waiting for a connection.
+    private enum PendingPart {
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
     private let loop: LoopContext
     let pool: Pool
-    private let head: HTTPRequestHead
+    /// The serialized upstream request head (kept for a retry).
+    private let headBytes: ByteBuffer
+    private let method: HTTPMethod
+    /// Whether the body goes upstream chunked (re-framed by Junction) or as is.
+    private let chunkedBody: Bool
     private unowned let delegate: any ProxyExchangeDelegate
     private var machine: ProxyExchangeStateMachine
 
     /// Body parts received before a connection was ready (bounded: the client is not read meanwhile).
-    private var pending: CircularBuffer<HTTPClientRequestPart> = CircularBuffer(initialCapacity: 4)
+    private var pending: [PendingPart] = []
     private var upstream: UpstreamConnection?
     /// The backend currently counted as busy with this exchange.
     private var leased: Backend?
@@ -51,21 +61,25 @@ final class ProxyExchange: DeadlineTracked {
     var deadline: NIODeadline = .distantFuture
     var sweeperSlot = -1
 
+    /// `headBytes` is the rewritten request head (`HeaderRewriter.upstreamRequestBytes`).
     init(
         loop: LoopContext,
         pool: Pool,
-        upstreamHead: HTTPRequestHead,
-        hasBody: Bool,
+        headBytes: ByteBuffer,
+        method: HTTPMethod,
+        framing: BodyFraming,
         isUpgrade: Bool,
         delegate: any ProxyExchangeDelegate
     ) {
         self.loop = loop
         self.pool = pool
-        self.head = upstreamHead
+        self.headBytes = headBytes
+        self.method = method
+        self.chunkedBody = framing == .chunked
         self.delegate = delegate
         self.machine = ProxyExchangeStateMachine(
             retries: pool.retries,
-            replayable: !hasBody && upstreamHead.method.isIdempotent,
+            replayable: framing == .none && method.isIdempotent,
             isUpgrade: isUpgrade,
             poolName: pool.name
         )
@@ -86,20 +100,39 @@ final class ProxyExchange: DeadlineTracked {
 
     func sendBody(_ body: ByteBuffer) {
         if let upstream = self.upstream {
-            upstream.write(.body(.byteBuffer(body)))
+            self.write(body: body, to: upstream)
         } else if self.machine.state == .connecting {
-            self.pending.append(.body(.byteBuffer(body)))
+            self.pending.append(.body(body))
         }
     }
 
+    /// The request is complete. Flushing waits for the client's read burst to end (`flushRequest`).
     func sendEnd(_ trailers: HTTPHeaders?) {
         self.machine.requestEnded()
         if let upstream = self.upstream {
-            upstream.write(.end(trailers))
-            upstream.flush()
+            self.writeEnd(trailers, to: upstream)
             self.armResponseTimeout()
         } else if self.machine.state == .connecting {
             self.pending.append(.end(trailers))
+        }
+    }
+
+    private func write(body: ByteBuffer, to upstream: UpstreamConnection) {
+        if self.chunkedBody {
+            upstream.writeBytes(ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator))
+            upstream.writeBytes(body)
+            upstream.writeBytes(ChunkedCoding.crlf)
+        } else {
+            upstream.writeBytes(body)
+        }
+    }
+
+    private func writeEnd(_ trailers: HTTPHeaders?, to upstream: UpstreamConnection) {
+        guard self.chunkedBody else { return }
+        if let trailers, !trailers.isEmpty {
+            upstream.writeBytes(ChunkedCoding.lastChunk(trailers: trailers, allocator: self.loop.allocator))
+        } else {
+            upstream.writeBytes(ChunkedCoding.lastChunk)
         }
     }
 
@@ -250,10 +283,14 @@ final class ProxyExchange: DeadlineTracked {
         self.upstream = connection
         connection.exchange = self
         self.machine.connected()
-        connection.write(.head(self.head))
-        while let part = self.pending.popFirst() {
-            connection.write(part)
+        connection.writeHead(self.headBytes, method: self.method)
+        for part in self.pending {
+            switch part {
+            case .body(let body): self.write(body: body, to: connection)
+            case .end(let trailers): self.writeEnd(trailers, to: connection)
+            }
         }
+        self.pending.removeAll()
         connection.flush()
         if self.machine.requestComplete {
             self.armResponseTimeout()

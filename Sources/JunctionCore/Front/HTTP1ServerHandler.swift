@@ -20,11 +20,13 @@ struct ListenerIdentity: Sendable {
 /// `epoll_ctl` calls (../shared/research/nio-performance.md).
 final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
 
     /// How long an error answer waits for the client to stop sending before the connection closes.
     static let lingerTime = TimeAmount.seconds(2)
+    /// The interim answer to `Expect: 100-continue`.
+    static let continueResponse = ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")
 
     /// The request in flight.
     private struct Request {
@@ -34,6 +36,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         var version: HTTPVersion
         var route: Route?
         var responseStarted = false
+        /// How the response body goes to the client.
+        var framing = WireFraming.none
     }
 
     private let loop: LoopContext
@@ -222,19 +226,21 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         self.request!.route = route
         self.request!.record.route = route.name
         self.request!.record.pool = route.pool.name
-        let upstreamHead = HeaderRewriter.upstreamRequestHead(
+        let headBytes = HeaderRewriter.upstreamRequestBytes(
             head,
             facts: facts,
             clientAddress: self.clientAddress,
             scheme: self.listener.scheme,
             requestID: self.request!.record.requestID,
-            defaultHost: self.listener.authority
+            defaultHost: self.listener.authority,
+            allocator: self.loop.allocator
         )
         let exchange = ProxyExchange(
             loop: self.loop,
             pool: route.pool,
-            upstreamHead: upstreamHead,
-            hasBody: facts.framing != .none,
+            headBytes: headBytes,
+            method: head.method,
+            framing: facts.framing,
             isUpgrade: facts.isWebSocketUpgrade,
             delegate: self
         )
@@ -242,10 +248,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         exchange.start()
         if facts.expectsContinue, self.exchange != nil, let context = self.context {
             // Junction answers the expectation itself (and does not forward it) once a backend is chosen.
-            context.writeAndFlush(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
-                promise: nil
-            )
+            context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
     }
 
@@ -294,46 +297,48 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         guard var request = self.request, !request.responseStarted, let context = self.context else { return }
         let keepAlive = self.machine.responseStarting(requestWantsClose: forceClose || request.facts.wantsClose)
         let body = failure.body(requestID: request.record.requestID)
-        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-        buffer.writeString(body)
         let head = failure.responseHead(
             version: request.version,
             requestID: request.record.requestID,
-            bodyLength: buffer.readableBytes,
+            bodyLength: body.utf8.count,
             keepAlive: keepAlive
         )
         request.responseStarted = true
         request.record.status = failure.status.code
-        self.request = request
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        var bytes = HTTP1HeadWriter.responseHead(head, allocator: self.loop.allocator)
         if request.method != .HEAD {
-            request.record.bytesOut = Int64(buffer.readableBytes)
-            self.request = request
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            request.record.bytesOut = Int64(body.utf8.count)
+            bytes.writeString(body)
         }
-        self.finishResponse()
+        self.request = request
+        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        self.finishResponse(terminator: nil)
     }
 
-    /// Writes the end of the response and decides what happens to the connection.
-    private func finishResponse(trailers: HTTPHeaders? = nil) {
+    /// Ends the response (`terminator`: the last chunk of a chunked body), flushes it and decides
+    /// what happens to the connection.
+    private func finishResponse(terminator: ByteBuffer?) {
         guard let context = self.context, let request = self.request else { return }
         self.log(request.record)
         self.request = nil
         self.exchange = nil
+        if let terminator {
+            context.write(self.wrapOutboundOut(terminator), promise: nil)
+        }
         switch self.machine.responseEnded() {
         case .keepAlive:
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers)), promise: nil)
+            context.flush()
             self.timerDeadline = .now() + self.runtime.limits.clientIdleTimeout
             self.drainQueue()
         case .close:
             self.machine.closed()
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         case .linger:
             self.timerDeadline = .now() + Self.lingerTime
             self.queued.removeAll()
-            context.writeAndFlush(self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
                 context.close(mode: .output, promise: nil)
             }
             self.resumeReadingIfPossible()
@@ -347,6 +352,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
             self.queued.removeFirst()
             self.process(part)
         }
+        // Outside a read burst: no channelReadComplete will push what the replayed parts wrote.
+        self.exchange?.flushRequest()
         self.resumeReadingIfPossible()
     }
 
@@ -417,35 +424,61 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         let keepAlive = self.machine.responseStarting(
             requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
         )
-        let (clientHead, closeDelimited) = HeaderRewriter.clientResponseHead(
+        let (clientHead, framing, closeDelimited) = HeaderRewriter.clientResponseBytes(
             head,
             requestID: request.record.requestID,
             clientVersion: request.version,
             bodyless: bodyless,
-            keepAlive: keepAlive
+            keepAlive: keepAlive,
+            allocator: self.loop.allocator
         )
         if closeDelimited {
             // An HTTP/1.0 client and no Content-Length: the end of the body is the end of the connection.
             self.machine.mustClose()
         }
         request.responseStarted = true
+        request.framing = framing
         request.record.status = head.status.code
         request.record.backend = backend.label
         self.request = request
-        context.write(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+        context.write(self.wrapOutboundOut(clientHead), promise: nil)
     }
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
-        guard let context = self.context else { return }
-        self.request?.record.bytesOut += Int64(body.readableBytes)
-        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        guard let context = self.context, let framing = self.request?.framing else { return }
+        self.request!.record.bytesOut += Int64(body.readableBytes)
+        switch framing {
+        case .raw:
+            context.write(self.wrapOutboundOut(body), promise: nil)
+        case .chunked:
+            guard body.readableBytes > 0 else { return }
+            context.write(
+                self.wrapOutboundOut(
+                    ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)
+                ),
+                promise: nil
+            )
+            context.write(self.wrapOutboundOut(body), promise: nil)
+            context.write(self.wrapOutboundOut(ChunkedCoding.crlf), promise: nil)
+        case .none:
+            break
+        }
     }
 
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
-        guard self.request != nil else { return }
+        guard let request = self.request else { return }
         self.exchange = nil
-        // Trailers are not relayed to HTTP/1.1 clients (they would need chunked framing and TE: trailers).
-        self.finishResponse(trailers: nil)
+        var terminator: ByteBuffer?
+        if request.framing == .chunked {
+            if let trailers, !trailers.isEmpty {
+                terminator = ChunkedCoding.lastChunk(trailers: trailers, allocator: self.loop.allocator)
+            } else {
+                terminator = ChunkedCoding.lastChunk
+            }
+        }
+        // Flush now: the upstream connection is back in its pool and its read burst's end no
+        // longer reaches this exchange.
+        self.finishResponse(terminator: terminator)
     }
 
     func exchangeFlush() {
@@ -482,18 +515,19 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         self.exchange = nil
         self.machine.upgraded()
         self.loop.sweeper.unregister(self)
-        let (clientHead, _) = HeaderRewriter.clientResponseHead(
+        let (clientHead, _, _) = HeaderRewriter.clientResponseBytes(
             head,
             requestID: request.record.requestID,
             clientVersion: request.version,
             bodyless: true,
             keepAlive: true,
-            isTunnel: true
+            isTunnel: true,
+            allocator: self.loop.allocator
         )
         request.record.status = 101
         request.record.backend = backend.label
         request.record.isTunnel = true
-        context.writeAndFlush(self.wrapOutboundOut(.head(clientHead)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(clientHead), promise: nil)
 
         let loop = self.loop
         let record = request.record

@@ -139,10 +139,6 @@ enum HTTP1Pipeline {
         listener: ListenerIdentity,
         decoderLimits: NIOHTTPDecoderLimitConfiguration
     ) throws {
-        var encoderConfiguration = HTTPResponseEncoder.Configuration()
-        // HeaderRewriter sets the framing headers; the encoder must not rewrite them (HEAD, 304).
-        encoderConfiguration.automaticallySetFramingHeaders = false
-        let encoder = HTTPResponseEncoder(configuration: encoderConfiguration)
         let decoder = ByteToMessageHandler(
             HTTPRequestDecoder(
                 leftOverBytesStrategy: .forwardBytes,
@@ -150,11 +146,9 @@ enum HTTP1Pipeline {
                 limitConfiguration: decoderLimits
             )
         )
+        // Responses are serialized by Junction (HTTP1HeadWriter): no response encoder.
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(decoder)
-        try sync.addHandler(encoder)
-        try sync.addHandler(
-            HTTP1ServerHandler(loop: loop, listener: listener, codecs: HTTP1Codecs(decoder: decoder, encoder: encoder))
-        )
+        try sync.addHandler(HTTP1ServerHandler(loop: loop, listener: listener, codecs: HTTP1Codecs(decoder: decoder)))
     }
 }

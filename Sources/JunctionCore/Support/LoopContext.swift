@@ -14,6 +14,8 @@ final class LoopContext: @unchecked Sendable {
     let accessLog: AccessLogBuffer?
     /// Every timeout of this loop: one repeating task instead of a timer per request.
     let sweeper: DeadlineSweeper
+    /// Allocator for the buffers Junction itself writes (heads, chunk framing).
+    let allocator = ByteBufferAllocator()
     /// The configuration generation new requests on this loop use.
     var runtime: RuntimeConfig
     private var requestIDs = RequestID()

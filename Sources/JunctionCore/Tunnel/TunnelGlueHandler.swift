@@ -16,6 +16,9 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let isClientSide: Bool
 
     private var context: ChannelHandlerContext?
+    /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of
+    /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
+    private var writeContext: ChannelHandlerContext?
     private var readPending = false
 
     init(tunnel: Tunnel, isClientSide: Bool) {
@@ -26,11 +29,11 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: partner calls
 
     private func partnerWrite(_ data: NIOAny) {
-        self.context?.write(data, promise: nil)
+        self.writeContext?.write(data, promise: nil)
     }
 
     private func partnerFlush() {
-        self.context?.flush()
+        self.writeContext?.flush()
     }
 
     private func partnerWriteEOF() {
@@ -61,10 +64,12 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.writeContext = (try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)) ?? context
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.writeContext = nil
         self.partner = nil
         self.tunnel = nil
     }

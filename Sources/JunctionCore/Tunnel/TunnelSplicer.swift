@@ -5,8 +5,6 @@ import NIOHTTP1
 struct HTTP1Codecs {
     /// The request decoder; removed last so bytes it buffered after the upgrade request flow on.
     let decoder: ByteToMessageHandler<HTTPRequestDecoder>
-    /// The response encoder.
-    let encoder: HTTPResponseEncoder
 }
 
 /// Turns a client connection and an upstream connection that just agreed on a WebSocket upgrade
@@ -24,11 +22,9 @@ enum TunnelSplicer {
         do {
             try clientPipeline.addHandler(tunnel.clientSide)
             try upstreamPipeline.addHandler(tunnel.upstreamSide)
-            // Encoders and HTTP handlers first: from here on both pipelines carry raw bytes outbound.
+            // The HTTP handlers first (heads are serialized by Junction, there are no encoders).
             clientPipeline.removeHandler(client.handler, promise: nil)
-            clientPipeline.removeHandler(client.codecs.encoder, promise: nil)
             upstreamPipeline.removeHandler(upstream.handler, promise: nil)
-            upstreamPipeline.removeHandler(try upstreamPipeline.handler(type: HTTPRequestEncoder.self), promise: nil)
             // Decoders last: bytes they hold (a frame sent right behind the handshake) go to the glue.
             // A decoder whose read is still on the stack is removed once that read returns, after its
             // readComplete went by: flush what its leftovers made the partner write.

@@ -8,8 +8,8 @@ import NIOHTTP1
 /// exchanges it sits in its loop's `UpstreamConnectionPool`.
 final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
 
     /// The backend this connection goes to.
     let backend: Backend
@@ -22,25 +22,38 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
     var sweeperSlot = -1
 
     private var context: ChannelHandlerContext?
+    /// The context of `UpstreamWriter`, at the head of the pipeline: request bytes written there
+    /// skip the response decoder (which would expect `HTTPClientRequestPart`s).
+    private var writerContext: ChannelHandlerContext?
+    /// The response decoder, told each request's method so it knows a HEAD response has no body.
+    private let decoder: HTTPResponseDecoder
     private unowned let pool: UpstreamConnectionPool
     private var readPending = false
     private(set) var isActive = false
 
-    init(backend: Backend, pool: UpstreamConnectionPool) {
+    init(backend: Backend, pool: UpstreamConnectionPool, decoder: HTTPResponseDecoder) {
         self.backend = backend
         self.pool = pool
+        self.decoder = decoder
     }
 
     var channel: Channel? { self.context?.channel }
 
     // MARK: used by the exchange
 
-    func write(_ part: HTTPClientRequestPart) {
-        self.context?.write(self.wrapOutboundOut(part), promise: nil)
+    /// Writes a serialized request head (`HTTP1HeadWriter`) for a request with `method`.
+    func writeHead(_ bytes: ByteBuffer, method: HTTPMethod) {
+        self.decoder.write(data: .head(RequestMethodHead.head(for: method)))
+        self.writerContext?.write(NIOAny(bytes), promise: nil)
+    }
+
+    /// Writes body bytes (already framed).
+    func writeBytes(_ bytes: ByteBuffer) {
+        self.writerContext?.write(NIOAny(bytes), promise: nil)
     }
 
     func flush() {
-        self.context?.flush()
+        self.writerContext?.flush()
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -61,11 +74,13 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.writerContext = try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)
         self.isActive = context.channel.isActive
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.writerContext = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -132,6 +147,26 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
         if self.isPooled {
             self.pool.remove(self)
             self.context?.close(promise: nil)
+        }
+    }
+}
+
+/// Marks the head end of an upstream pipeline: `UpstreamConnection` writes request bytes through
+/// this handler's context so they go straight to the socket.
+final class UpstreamWriter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = ByteBuffer
+}
+
+/// One request head per method, shared, for telling the response decoder what was asked.
+enum RequestMethodHead {
+    private static let get = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
+    private static let post = HTTPRequestHead(version: .http1_1, method: .POST, uri: "")
+
+    static func head(for method: HTTPMethod) -> HTTPRequestHead {
+        switch method {
+        case .GET: return self.get
+        case .POST: return self.post
+        default: return HTTPRequestHead(version: .http1_1, method: method, uri: "")
         }
     }
 }

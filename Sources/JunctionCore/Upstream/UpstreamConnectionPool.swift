@@ -57,27 +57,27 @@ final class UpstreamConnectionPool {
 
     /// Dials a new connection to `backend`.
     func connect(to backend: Backend, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
-        let handler = UpstreamConnection(backend: backend, pool: self)
-        let handlerBox = NIOLoopBound(handler, eventLoop: self.eventLoop)
+        let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)
+        let handler = UpstreamConnection(backend: backend, pool: self, decoder: decoder)
+        let handlerBox = NIOLoopBound((handler, decoder), eventLoop: self.eventLoop)
         return ClientBootstrap(group: self.eventLoop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 do {
+                    // Requests are serialized by Junction (HTTP1HeadWriter); only responses are parsed.
                     let sync = channel.pipeline.syncOperations
-                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                    // Junction frames bodies itself (HeaderRewriter), so the encoder leaves headers alone.
-                    encoderConfiguration.automaticallySetFramingHeaders = false
-                    try sync.addHandler(HTTPRequestEncoder(configuration: encoderConfiguration))
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
-                    try sync.addHandler(handlerBox.value)
+                    let (handler, decoder) = handlerBox.value
+                    try sync.addHandler(UpstreamWriter())
+                    try sync.addHandler(ByteToMessageHandler(decoder))
+                    try sync.addHandler(handler)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
             .connect(to: backend.address)
-            .map { _ in handlerBox.value }
+            .map { _ in handlerBox.value.0 }
     }
 
     /// Closes every idle connection (shutdown).

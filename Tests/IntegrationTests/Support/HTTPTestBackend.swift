@@ -103,7 +103,10 @@ private final class BackendHandler: ChannelInboundHandler {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Length", value: String(self.sourceRemaining))
             headers.add(name: "X-Backend", value: self.name)
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
             self.pump(context: context)
         case "/slow":
             let delay = Int64(query["ms"] ?? "0") ?? 0
@@ -117,8 +120,10 @@ private final class BackendHandler: ChannelInboundHandler {
         default:
             let headers = head.headers.map { [$0.name, $0.value] }
             self.sendJSON(
-                ["backend": self.name, "method": head.method.rawValue, "target": head.uri, "headers": headers,
-                 "body_bytes": self.bodyBytes],
+                [
+                    "backend": self.name, "method": head.method.rawValue, "target": head.uri, "headers": headers,
+                    "body_bytes": self.bodyBytes,
+                ],
                 context: context
             )
         }
@@ -130,7 +135,10 @@ private final class BackendHandler: ChannelInboundHandler {
             let size = min(self.sourceRemaining, Self.chunk.readableBytes)
             self.sourceRemaining -= size
             self.stats.sourceBytesWritten.add(size, ordering: .relaxed)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(Self.chunk.getSlice(at: 0, length: size)!))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.body(.byteBuffer(Self.chunk.getSlice(at: 0, length: size)!))),
+                promise: nil
+            )
             if self.sourceRemaining == 0 {
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
                 return
@@ -148,7 +156,12 @@ private final class BackendHandler: ChannelInboundHandler {
 
     private func sendJSON(_ object: [String: Any], context: ChannelHandlerContext) {
         let data = (try? JSONSerialization.data(withJSONObject: object)) ?? Data()
-        self.send(status: .ok, body: String(decoding: data, as: UTF8.self), contentType: "application/json", context: context)
+        self.send(
+            status: .ok,
+            body: String(decoding: data, as: UTF8.self),
+            contentType: "application/json",
+            context: context
+        )
     }
 
     private func send(status: HTTPResponseStatus, body: String, contentType: String, context: ChannelHandlerContext) {
@@ -156,7 +169,10 @@ private final class BackendHandler: ChannelInboundHandler {
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "X-Backend", value: self.name)
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+            promise: nil
+        )
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }

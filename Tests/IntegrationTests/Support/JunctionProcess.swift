@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The real `junction` binary, started with a config file written by the test.
@@ -45,7 +45,8 @@ final class JunctionProcess: @unchecked Sendable {
             if !self.process.isRunning { break }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        let reason = self.process.isRunning ? "no listening line within 30 s" : "exited with \(self.process.terminationStatus)"
+        let reason =
+            self.process.isRunning ? "no listening line within 30 s" : "exited with \(self.process.terminationStatus)"
         self.process.isRunning ? self.process.terminate() : ()
         throw StartFailed(description: "junction did not start (\(reason)); stderr:\n\(self.stderr)")
     }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A long-running helper process that talks in lines on stdin/stdout.
@@ -52,7 +52,10 @@ final class LineProcess: @unchecked Sendable {
             }
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else {
-                throw Failure(description: "no line from \(self.process.arguments ?? []) within \(timeout) s; stderr: \(self.stderrSoFar())")
+                throw Failure(
+                    description:
+                        "no line from \(self.process.arguments ?? []) within \(timeout) s; stderr: \(self.stderrSoFar())"
+                )
             }
             var poll = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if Glibc.poll(&poll, 1, Int32(min(remaining, 1) * 1000)) > 0 {

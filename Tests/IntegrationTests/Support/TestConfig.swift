@@ -69,7 +69,9 @@ enum Curl {
     static func run(_ arguments: [String], timeout: TimeInterval = 120) throws -> String {
         let output = try ProcessRunner.run(["curl", "-sS"] + arguments, timeout: timeout)
         guard output.status == 0 else {
-            throw ProcessRunner.TimedOut(command: "curl \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)")
+            throw ProcessRunner.TimedOut(
+                command: "curl \(arguments.joined(separator: " ")) exited \(output.status): \(output.stderr)"
+            )
         }
         return output.stdout
     }
