@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import Testing
 
@@ -14,17 +15,59 @@ struct HeaderRewriterTests {
         HTTPRequestHead(version: version, method: method, uri: "/x?y=1", headers: HTTPHeaders(headers))
     }
 
+    /// The upstream head as Junction writes it, parsed back into fields.
     static func upstream(_ headers: [(String, String)], method: HTTPMethod = .GET) throws -> HTTPRequestHead {
         let head = Self.head(headers, method: method)
         let facts = try HeaderRewriter.inspect(head).get()
-        return HeaderRewriter.upstreamRequestHead(
+        let bytes = HeaderRewriter.upstreamRequestBytes(
             head,
             facts: facts,
             clientAddress: "192.0.2.9",
             scheme: "https",
             requestID: "generated-id",
-            defaultHost: "127.0.0.1:8080"
+            defaultHost: "127.0.0.1:8080",
+            allocator: ByteBufferAllocator()
         )
+        return try Self.parseRequest(String(buffer: bytes))
+    }
+
+    /// Splits serialized head text into a structured head (a test helper, not a parser Junction uses).
+    static func parseRequest(_ text: String) throws -> HTTPRequestHead {
+        #expect(text.hasSuffix("\r\n\r\n"))
+        var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        let requestLine = lines.removeFirst().split(separator: " ")
+        #expect(requestLine.count == 3 && requestLine[2] == "HTTP/1.1")
+        let fields = lines.map { line -> (String, String) in
+            let colon = line.firstIndex(of: ":")!
+            return (String(line[..<colon]), String(line[line.index(colon, offsetBy: 2)...]))
+        }
+        return HTTPRequestHead(
+            version: .http1_1,
+            method: HTTPMethod(rawValue: String(requestLine[0])),
+            uri: String(requestLine[1]),
+            headers: HTTPHeaders(fields)
+        )
+    }
+
+    /// The client response head as structured fields, and whether the body ends with the connection.
+    static func response(
+        _ upstream: HTTPResponseHead,
+        clientVersion: HTTPVersion = .http1_1,
+        bodyless: Bool = false,
+        keepAlive: Bool = true,
+        isTunnel: Bool = false
+    ) -> (head: HTTPHeaders, closeDelimited: Bool, framing: WireFraming) {
+        var headers = HTTPHeaders()
+        let (framing, closeDelimited) = HeaderRewriter.rewriteResponseHeaders(
+            upstream,
+            requestID: "rid",
+            clientVersion: clientVersion,
+            bodyless: bodyless,
+            keepAlive: keepAlive,
+            isTunnel: isTunnel,
+            into: &headers
+        )
+        return (headers, closeDelimited, framing)
     }
 
     @Test("Host is kept, hop-by-hop headers and those Connection names are removed, target untouched")
@@ -162,47 +205,28 @@ struct HeaderRewriterTests {
                 ("X-Private", "1"), ("Keep-Alive", "timeout=5"), ("Set-Cookie", "a=b"), ("X-Request-ID", "upstream's"),
             ])
         )
-        let (head, closeDelimited) = HeaderRewriter.clientResponseHead(
-            upstream,
-            requestID: "rid",
-            clientVersion: .http1_1,
-            bodyless: false,
-            keepAlive: true
-        )
+        let (head, closeDelimited, framing) = Self.response(upstream)
         #expect(!closeDelimited)
-        #expect(head.headers["Transfer-Encoding"] == ["chunked"], "re-framed for this hop")
-        #expect(
-            head.headers["Connection"].isEmpty && head.headers["X-Private"].isEmpty
-                && head.headers["Keep-Alive"].isEmpty
-        )
-        #expect(head.headers["Set-Cookie"] == ["a=b"])
-        #expect(head.headers["X-Request-ID"] == ["rid"])
+        #expect(framing == .chunked)
+        #expect(head["Transfer-Encoding"] == ["chunked"], "re-framed for this hop")
+        #expect(head["Connection"].isEmpty && head["X-Private"].isEmpty && head["Keep-Alive"].isEmpty)
+        #expect(head["Set-Cookie"] == ["a=b"])
+        #expect(head["X-Request-ID"] == ["rid"])
 
         // An HTTP/1.0 client and no length: the body ends with the connection.
-        let (old, oldClose) = HeaderRewriter.clientResponseHead(
-            upstream,
-            requestID: "rid",
-            clientVersion: .http1_0,
-            bodyless: false,
-            keepAlive: true
-        )
+        let (old, oldClose, oldFraming) = Self.response(upstream, clientVersion: .http1_0)
         #expect(oldClose)
-        #expect(old.version == .http1_0)
-        #expect(old.headers["Connection"] == ["close"])
-        #expect(old.headers["Transfer-Encoding"].isEmpty)
+        #expect(oldFraming == .raw)
+        #expect(old["Connection"] == ["close"])
+        #expect(old["Transfer-Encoding"].isEmpty)
 
         // HEAD keeps the Content-Length that describes the representation, adds no chunking.
         let sized = HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders([("Content-Length", "42")]))
-        let (toHead, _) = HeaderRewriter.clientResponseHead(
-            sized,
-            requestID: "r",
-            clientVersion: .http1_1,
-            bodyless: true,
-            keepAlive: false
-        )
-        #expect(toHead.headers["Content-Length"] == ["42"])
-        #expect(toHead.headers["Transfer-Encoding"].isEmpty)
-        #expect(toHead.headers["Connection"] == ["close"])
+        let (toHead, _, headFraming) = Self.response(sized, bodyless: true, keepAlive: false)
+        #expect(toHead["Content-Length"] == ["42"])
+        #expect(toHead["Transfer-Encoding"].isEmpty)
+        #expect(toHead["Connection"] == ["close"])
+        #expect(headFraming == .none)
 
         // A 101 keeps Upgrade for the tunnel.
         let switching = HTTPResponseHead(
@@ -210,17 +234,21 @@ struct HeaderRewriterTests {
             status: .switchingProtocols,
             headers: HTTPHeaders([("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", "x=")])
         )
-        let (tunnel, _) = HeaderRewriter.clientResponseHead(
-            switching,
-            requestID: "r",
+        let (tunnel, _, _) = Self.response(switching, bodyless: true, isTunnel: true)
+        #expect(tunnel["Upgrade"] == ["websocket"])
+        #expect(tunnel["Connection"] == ["Upgrade"])
+        #expect(tunnel["Sec-WebSocket-Accept"] == ["x="])
+
+        // The bytes an HTTP/1.1 client gets: status line, fields, empty line.
+        let (bytes, _, _) = HeaderRewriter.clientResponseBytes(
+            sized,
+            requestID: "rid",
             clientVersion: .http1_1,
-            bodyless: true,
+            bodyless: false,
             keepAlive: true,
-            isTunnel: true
+            allocator: ByteBufferAllocator()
         )
-        #expect(tunnel.headers["Upgrade"] == ["websocket"])
-        #expect(tunnel.headers["Connection"] == ["Upgrade"])
-        #expect(tunnel.headers["Sec-WebSocket-Accept"] == ["x="])
+        #expect(String(buffer: bytes) == "HTTP/1.1 200 OK\r\nContent-Length: 42\r\nX-Request-ID: rid\r\n\r\n")
     }
 
     @Test("Error answers are one line of text naming status, reason and request id")

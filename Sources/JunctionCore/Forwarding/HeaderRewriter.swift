@@ -157,29 +157,6 @@ public enum HeaderRewriter {
         return writer.finish()
     }
 
-    /// The same rewrite as `upstreamRequestBytes`, as a structured head.
-    public static func upstreamRequestHead(
-        _ head: HTTPRequestHead,
-        facts: RequestFacts,
-        clientAddress: String,
-        scheme: String,
-        requestID: String,
-        defaultHost: String
-    ) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(head.headers.count + 6)
-        self.rewriteRequestHeaders(
-            head.headers,
-            facts: facts,
-            clientAddress: clientAddress,
-            scheme: scheme,
-            requestID: requestID,
-            defaultHost: defaultHost,
-            into: &headers
-        )
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
-    }
-
     /// The request header fields sent upstream.
     static func rewriteRequestHeaders<Sink: HeaderFieldSink>(
         _ fields: HTTPHeaders,
@@ -248,30 +225,6 @@ public enum HeaderRewriter {
             into: &writer
         )
         return (writer.finish(), framing, closeDelimited)
-    }
-
-    /// The same rewrite as `clientResponseBytes`, as a structured head.
-    public static func clientResponseHead(
-        _ upstream: HTTPResponseHead,
-        requestID: String,
-        clientVersion: HTTPVersion,
-        bodyless: Bool,
-        keepAlive: Bool,
-        isTunnel: Bool = false
-    ) -> (head: HTTPResponseHead, closeDelimited: Bool) {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(upstream.headers.count + 3)
-        let (_, closeDelimited) = self.rewriteResponseHeaders(
-            upstream,
-            requestID: requestID,
-            clientVersion: clientVersion,
-            bodyless: bodyless,
-            keepAlive: keepAlive,
-            isTunnel: isTunnel,
-            into: &headers
-        )
-        let version: HTTPVersion = clientVersion.isAtLeastHTTP11 ? .http1_1 : .http1_0
-        return (HTTPResponseHead(version: version, status: upstream.status, headers: headers), closeDelimited)
     }
 
     /// The response header fields sent to an HTTP/1.x client; returns the body's framing and

@@ -4,8 +4,9 @@
 /// segments are removed (RFC 3986 6.2.2, 5.2.4). Repeated slashes are kept: `//websocket` is not
 /// `/websocket`. The result is only for matching: the target itself is forwarded byte for byte.
 public enum PathNormalizer {
-    /// The normalised path of `target` (origin-form `/p?q` or absolute-form `http://h/p?q`).
-    public static func routingPath(of target: String) -> String {
+    /// The normalised path of `target` (origin-form `/p?q` or absolute-form `http://h/p?q`); a
+    /// slice of `target` itself when nothing needs normalising (the common case, no copy).
+    public static func routingPath(of target: String) -> Substring {
         var utf8 = Substring(target).utf8[...]
         // absolute-form: skip "scheme://authority".
         if let first = utf8.first, first != UInt8(ascii: "/") {
@@ -18,12 +19,11 @@ public enum PathNormalizer {
             utf8 = utf8[..<end]
         }
         if utf8.isEmpty { return "/" }
-        // Fast path: nothing to decode and no dot segment; the common case costs one copy.
         if !utf8.contains(UInt8(ascii: "%")) && !self.mayHaveDotSegment(utf8) {
-            return String(Substring(utf8))
+            return Substring(utf8)
         }
         let decoded = self.decodeUnreserved(utf8)
-        return String(decoding: self.removeDotSegments(decoded), as: UTF8.self)
+        return Substring(String(decoding: self.removeDotSegments(decoded), as: UTF8.self))
     }
 
     private static func mayHaveDotSegment(_ path: Substring.UTF8View.SubSequence) -> Bool {

@@ -24,7 +24,7 @@ public struct Route: Sendable {
     }
 
     /// Whether a request for `host` (normalised, may be empty) and routing `path` matches.
-    func matches(host: String, path: String) -> Bool {
+    func matches(host: String, path: Substring) -> Bool {
         if !self.hosts.isEmpty && !self.hosts.contains(where: { $0.matches(host) }) {
             return false
         }
@@ -33,7 +33,7 @@ public struct Route: Sendable {
     }
 
     /// `/sockjs` matches `/sockjs`, `/sockjs/` and `/sockjs/x`, not `/sockjsx`.
-    static func path(_ path: String, hasSegmentPrefix prefix: String) -> Bool {
+    static func path(_ path: Substring, hasSegmentPrefix prefix: String) -> Bool {
         if prefix == "/" { return true }
         guard path.utf8.starts(with: prefix.utf8) else { return false }
         let rest = path.utf8.dropFirst(prefix.utf8.count)
@@ -45,14 +45,17 @@ public struct Route: Sendable {
 public struct RouteTable: Sendable {
     /// Routes in file order.
     public let routes: [Route]
+    /// Whether any route looks at the host (if none does, requests skip normalising it).
+    private let usesHosts: Bool
 
     public init(routes: [Route]) {
         self.routes = routes
+        self.usesHosts = routes.contains { !$0.hosts.isEmpty }
     }
 
     /// The first route matching the host (a `Host` header value, may be nil) and the request target.
     public func route(hostHeader: String?, target: String) -> Route? {
-        let host = hostHeader.map(HostPattern.normalizedHost) ?? ""
+        let host = self.usesHosts ? hostHeader.map(HostPattern.normalizedHost) ?? "" : ""
         let path = PathNormalizer.routingPath(of: target)
         return self.routes.first { $0.matches(host: host, path: path) }
     }
