@@ -61,7 +61,7 @@ done
 
 if [ ! -x "$JUNCTION" ]; then
     die "Junction binary not found or not executable: $JUNCTION
-Build it first at the repository root:   swift build -c release
+Build it first at the repository root:   swift build -c release -Xswiftc -enforce-exclusivity=unchecked
 or pass another binary with --junction PATH."
 fi
 JUNCTION=$(cd "$(dirname "$JUNCTION")" && pwd)/$(basename "$JUNCTION")
