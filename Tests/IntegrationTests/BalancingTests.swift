@@ -97,4 +97,47 @@ struct BalancingTests {
         // The monolith is unaffected.
         #expect(try Curl.status("http://127.0.0.1:\(junction.port("http"))/") == 200)
     }
+
+    @Test("A backend that does not answer within timeouts.response gets 504; the pool keeps serving")
+    func responseTimeout() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(
+                monolith: [monolith.address],
+                ddp: ["127.0.0.1:9"],
+                monolithPoolExtra: "    timeouts:\n      response: 1s"
+            )
+        )
+        let base = "http://127.0.0.1:\(junction.port("http"))"
+        let started = Date()
+        let answer = try Curl.run(["-D", "-", base + "/slow?ms=3000"])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(answer.hasPrefix("HTTP/1.1 504 "), "\(answer)")
+        #expect(answer.contains("504 Gateway Timeout: a backend of pool monolith did not answer in time"))
+        #expect(elapsed >= 0.9 && elapsed < 2.5, "answered after \(elapsed) s")
+        #expect(try Curl.json(base + "/slow?ms=100")["backend"] as? String == "monolith")
+    }
+
+    @Test("max_connections: a connection over the limit waits until one closes, then is served")
+    func maxConnections() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"], limits: "  max_connections: 2")
+        )
+        let port = junction.port("http")
+        var holders = [try RawClient(port: port), try RawClient(port: port)]
+        for holder in holders {
+            try holder.send("GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+            _ = try holder.receive(until: "}")
+        }
+        // The kernel accepts the third connection into the backlog; Junction does not take it yet.
+        let waiting = try RawClient(port: port, receiveTimeout: 1)
+        try waiting.send("GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(throws: (any Error).self, "no answer while two connections are open") { try waiting.receive() }
+        holders.removeFirst()  // closes one
+        let served = try RawClient.waitForAnswer(waiting, until: "}", timeout: 5)
+        #expect(served.hasPrefix("HTTP/1.1 200 OK"), "\(served)")
+    }
 }

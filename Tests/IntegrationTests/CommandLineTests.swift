@@ -151,4 +151,34 @@ struct CommandLineTests {
         #expect(output.status == 1)
         #expect(output.stderr.contains("cannot bind listener http to \(holder.address)"), "\(output.stderr)")
     }
+
+    @Test("An idle WebSocket tunnel is closed after tunnel_idle; an active one is not")
+    func tunnelIdle() throws {
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(
+                monolith: ["127.0.0.1:9"],
+                ddp: [ddp.address],
+                ddpPoolExtra: "    timeouts:\n      tunnel_idle: 2s"
+            )
+        )
+        #expect(
+            junction.waitForStderr { $0.contains("a tunnel_idle under 60s closes live WebSockets") },
+            "the config warns"
+        )
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        let url = "ws://127.0.0.1:\(junction.port("http"))/websocket"
+        #expect(try driver.open("busy", url: url)["ok"] as? Bool == true)
+        #expect(try driver.open("idle", url: url)["ok"] as? Bool == true)
+        // Keep one tunnel busy for 4 s (twice tunnel_idle) while the other stays silent.
+        for _ in 0..<8 {
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(try driver.echo("busy", size: 10)["ok"] as? Bool == true)
+        }
+        #expect(try driver.echo("busy", size: 10)["ok"] as? Bool == true, "traffic keeps a tunnel open")
+        #expect(try driver.echo("idle", size: 10)["ok"] as? Bool != true, "the silent tunnel was closed")
+        #expect(junction.waitForStdout { $0.contains(" WS\" 101 ") }, "a closed tunnel is logged")
+    }
 }

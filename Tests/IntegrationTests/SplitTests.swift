@@ -115,4 +115,32 @@ struct SplitTests {
         let connections = monolith.stats.connections.load(ordering: .relaxed)
         #expect(connections <= 2, "200 requests over \(connections) upstream connections (one per event loop at most)")
     }
+
+    @Test("The access log in JSON: one parseable line per request with its route, pool, backend and id")
+    func jsonAccessLog() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let yaml = TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"])
+            .replacingOccurrences(of: "  level: info", with: "  level: info\n  format: json")
+        let junction = try JunctionProcess(yaml: yaml)
+        let url = "http://127.0.0.1:\(junction.port("http"))"
+        _ = try Curl.run(["-o", "/dev/null", "-H", "X-Request-ID: json-1", "-d", "12345", url + "/echo?q=\"x\""])
+        _ = try Curl.run(["-o", "/dev/null", "-H", "X-Request-ID: json-2", url + "/websocket"])
+        #expect(junction.waitForStdout { $0.contains("json-2") })
+        let lines = junction.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }
+        let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let first = try #require(records.first { $0["request_id"] as? String == "json-1" })
+        #expect(first["method"] as? String == "POST")
+        #expect(first["target"] as? String == "/echo?q=\"x\"", "client-controlled text is escaped, the line stays JSON")
+        #expect(first["status"] as? Int == 200)
+        #expect(first["bytes_in"] as? Int == 5)
+        #expect((first["bytes_out"] as? Int ?? 0) > 0)
+        #expect(first["route"] as? String == "monolith")
+        #expect(first["pool"] as? String == "monolith")
+        #expect(first["backend"] as? String == monolith.address)
+        #expect(first["duration"] is Double || first["duration"] is Int)
+        let second = try #require(records.first { $0["request_id"] as? String == "json-2" })
+        #expect(second["status"] as? Int == 502)
+        #expect(second["pool"] as? String == "ddp-streamer")
+    }
 }

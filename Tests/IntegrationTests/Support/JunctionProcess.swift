@@ -170,11 +170,20 @@ final class JunctionProcess: @unchecked Sendable {
 
     /// Waits until `predicate(stdout)` holds (access-log lines are written at the end of a loop tick).
     func waitForStdout(timeout: TimeInterval = 5, _ predicate: (String) -> Bool) -> Bool {
+        Self.wait(timeout: timeout) { predicate(self.stdout) }
+    }
+
+    /// Waits until `predicate(stderr)` holds (the application log arrives through a pipe).
+    func waitForStderr(timeout: TimeInterval = 5, _ predicate: (String) -> Bool) -> Bool {
+        Self.wait(timeout: timeout) { predicate(self.stderr) }
+    }
+
+    private static func wait(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if predicate(self.stdout) { return true }
+            if condition() { return true }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        return predicate(self.stdout)
+        return condition()
     }
 }

@@ -13,13 +13,13 @@ final class RawClient {
 
     private let fd: CInt
 
-    init(port: Int, receiveBuffer: Int? = nil) throws {
+    init(port: Int, receiveBuffer: Int? = nil, receiveTimeout: Int = 15) throws {
         self.fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard self.fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         if var size = receiveBuffer.map(CInt.init) {
             setsockopt(self.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<CInt>.size))
         }
-        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
         setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -101,5 +101,18 @@ final class RawClient {
 
     func shutdownWrite() {
         shutdown(self.fd, Int32(SHUT_WR))
+    }
+
+    /// Keeps reading (past receive timeouts) until `marker` arrives or `timeout` seconds pass.
+    static func waitForAnswer(_ client: RawClient, until marker: String, timeout: TimeInterval) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        var text = ""
+        while !text.contains(marker) && Date() < deadline {
+            if let chunk = try? client.receive() {
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+        }
+        return text
     }
 }
