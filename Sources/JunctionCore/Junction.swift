@@ -36,7 +36,7 @@ public final class Junction: Sendable {
         do {
             runtime = try RuntimeConfig.make(config: config)
         } catch {
-            diagnostics.append(ConfigDiagnostic(severity: .error, location: nil, path: "pools", message: "\(error)"))
+            diagnostics += error.diagnostics
         }
         let errors = diagnostics.filter { $0.severity == .error }
         guard errors.isEmpty, let runtime else {

@@ -25,13 +25,29 @@ final class RuntimeConfig: Sendable {
         )
     }
 
-    /// Builds pools from the config, resolving backend host names to all their addresses.
-    static func make(config: JunctionConfig) throws -> RuntimeConfig {
+    /// Builds pools from the config, resolving backend host names to all their addresses. Throws a
+    /// `ConfigError` naming every backend that does not resolve.
+    static func make(config: JunctionConfig) throws(ConfigError) -> RuntimeConfig {
         var pools: [String: Pool] = [:]
+        var problems: [ConfigDiagnostic] = []
         for poolConfig in config.pools {
             var backends: [Backend] = []
-            for backendConfig in poolConfig.backends {
-                for address in try BackendResolver.resolve(backendConfig.address) {
+            for (index, backendConfig) in poolConfig.backends.enumerated() {
+                let addresses: [SocketAddress]
+                do {
+                    addresses = try BackendResolver.resolve(backendConfig.address)
+                } catch {
+                    problems.append(
+                        ConfigDiagnostic(
+                            severity: .error,
+                            location: backendConfig.location,
+                            path: "pools.\(poolConfig.name).backends[\(index)].address",
+                            message: "\(error)"
+                        )
+                    )
+                    continue
+                }
+                for address in addresses {
                     backends.append(
                         Backend(
                             address: address,
@@ -56,6 +72,7 @@ final class RuntimeConfig: Sendable {
                 healthCheck: poolConfig.healthCheck
             )
         }
+        if !problems.isEmpty { throw ConfigError(diagnostics: problems) }
         return RuntimeConfig(config: config, pools: pools)
     }
 }

@@ -72,6 +72,16 @@ struct CommandLineTests {
         ])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("nope.yaml: cannot read file: No such file or directory"), "\(missing.stderr)")
+        let unresolvable = directory.appendingPathComponent("dns.yaml").path
+        try TestConfig.split(monolith: ["nonexistent.invalid:3000"], ddp: ["also-missing.invalid:3001"])
+            .write(toFile: unresolvable, atomically: true, encoding: .utf8)
+        let dns = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", unresolvable])
+        #expect(dns.status == 1)
+        #expect(
+            dns.stderr.contains("pools.monolith.backends[0].address: cannot resolve nonexistent.invalid"),
+            "\(dns.stderr)"
+        )
+        #expect(dns.stderr.contains("pools.ddp-streamer.backends[0].address: cannot resolve also-missing.invalid"))
         let usage = try ProcessRunner.run([TestPaths.junctionBinary, "frobnicate"])
         #expect(usage.status == 64 || usage.status == 2, "usage error exit code: \(usage.status)")
     }

@@ -438,11 +438,13 @@ private final class ConfigFileDecoder {
         for element in elements {
             guard let entries = self.reader.mapping(element, allowed: ["address", "weight"]) else { continue }
             var address: HostPort?
+            var addressLocation: ConfigLocation?
             var weight = 1
             var sawAddress = false
             for (key, value) in entries {
                 if key == "address" {
                     sawAddress = true
+                    addressLocation = value.location
                     address = self.reader.hostPort(value)
                     if let address, let first = seen[address] {
                         self.reader.error(value, "duplicate backend \(address) (also \(first.path))")
@@ -453,7 +455,9 @@ private final class ConfigFileDecoder {
                 }
             }
             if !sawAddress { self.reader.error(element, "missing required key \"address\"") }
-            if let address { result.append(PoolConfig.Backend(address: address, weight: weight)) }
+            if let address {
+                result.append(PoolConfig.Backend(address: address, weight: weight, location: addressLocation))
+            }
         }
         return result
     }

@@ -157,10 +157,13 @@ public struct PoolConfig: Sendable, Equatable {
         public var address: HostPort
         /// Relative weight, 1...100.
         public var weight: Int = 1
+        /// Where the address is in the file, for resolution errors.
+        public var location: ConfigLocation? = nil
 
-        public init(address: HostPort, weight: Int = 1) {
+        public init(address: HostPort, weight: Int = 1, location: ConfigLocation? = nil) {
             self.address = address
             self.weight = weight
+            self.location = location
         }
     }
 

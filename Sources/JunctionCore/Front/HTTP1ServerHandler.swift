@@ -11,8 +11,9 @@ struct ListenerIdentity: Sendable {
     let authority: String
 }
 
-/// The proxy's HTTP/1.1 front: sits after NIO's request decoder and response encoder on a client
-/// connection and proxies each request through a `ProxyExchange`.
+/// The proxy's HTTP/1.1 front: sits after NIO's request decoder on a client connection, proxies
+/// each request through a `ProxyExchange` and writes responses as bytes it serializes itself
+/// (`HeaderRewriter`, `HTTP1HeadWriter`).
 ///
 /// It owns client-side flow control: reads are held back while the upstream cannot take more
 /// body bytes, while a pipelined request waits its turn, and while a connection is being dialled.
@@ -89,6 +90,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
             self.exchange = nil
             exchange.cancel()
             if var request = self.request {
+                // 499, as nginx logs it: the client closed before a response started.
                 request.record.status = request.responseStarted ? request.record.status : 499
                 self.log(request.record)
             }
