@@ -13,6 +13,8 @@ public final class Junction: Sendable {
         public let config: JunctionConfig
         /// Warnings to log at start-up (not-yet-implemented keys, expired certificates...).
         public let warnings: [ConfigDiagnostic]
+        /// The file it came from (re-read on SIGHUP).
+        public let configPath: String
         let runtime: RuntimeConfig
         let tlsContexts: [String: TLSContextSet]
     }
@@ -28,7 +30,7 @@ public final class Junction: Sendable {
         var tlsContexts: [String: TLSContextSet] = [:]
         for listener in config.listeners {
             guard let tls = listener.tls else { continue }
-            let (contexts, problems) = TLSContextSet.load(tls, alpn: ["http/1.1"])
+            let (contexts, problems) = TLSContextSet.load(tls, alpn: TLSContextSet.alpn(http2: listener.http2))
             diagnostics += problems
             if let contexts { tlsContexts[listener.name] = contexts }
         }
@@ -46,6 +48,7 @@ public final class Junction: Sendable {
             Prepared(
                 config: config,
                 warnings: diagnostics.filter { $0.severity == .warning },
+                configPath: path,
                 runtime: runtime,
                 tlsContexts: tlsContexts
             )
@@ -69,16 +72,18 @@ public final class Junction: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.effectiveThreads)
         let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
         let contexts = LoopContexts(group: group, runtime: self.prepared.runtime, accessLogSink: sink)
+        let tlsBoxes = self.prepared.tlsContexts.mapValues { TLSContextBox($0) }
         let listeners = config.listeners.map { listener in
             ListenerService(
                 config: listener,
                 group: group,
                 contexts: contexts,
-                tls: self.prepared.tlsContexts[listener.name],
+                tls: tlsBoxes[listener.name],
                 limits: config.limits,
                 logger: self.logger
             )
         }
+        let reloader = CertificateReloader(configPath: self.prepared.configPath, boxes: tlsBoxes, logger: self.logger)
         self.logger.info(
             "junction starting",
             metadata: [
@@ -88,7 +93,8 @@ public final class Junction: Sendable {
         )
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                services: listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+                    + [ServiceGroupConfiguration.ServiceConfiguration(service: reloader)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: self.logger
             )

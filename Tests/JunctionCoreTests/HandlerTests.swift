@@ -39,8 +39,7 @@ struct HandlerTests {
         try HTTP1Pipeline.configure(
             channel: channel,
             loop: loop,
-            listener: ListenerIdentity(name: "test", scheme: "http", authority: "127.0.0.1:80"),
-            decoderLimits: NIOHTTPDecoderLimitConfiguration()
+            listener: ListenerIdentity(name: "test", scheme: "http", authority: "127.0.0.1:80")
         )
         try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (channel, backend)
@@ -146,10 +145,13 @@ struct HandlerTests {
         let tunnel = Tunnel(loop: loop, backend: backend, idleTimeout: .hours(1), shutdownGrace: .seconds(1)) {
             summary = $0
         }
+        let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
+        let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
+        tunnel.pair(client: clientSide, upstream: upstreamSide)
         let counter = ReadCounter()
         try client.pipeline.syncOperations.addHandler(counter)
-        try client.pipeline.syncOperations.addHandler(tunnel.clientSide)
-        try upstream.pipeline.syncOperations.addHandler(tunnel.upstreamSide)
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
         try client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try upstream.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
 

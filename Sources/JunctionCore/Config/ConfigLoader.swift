@@ -656,7 +656,7 @@ enum PlannedFeature: String, CaseIterable {
     case compression = "compress"
 
     /// The features that work in this build.
-    static let implemented: Set<PlannedFeature> = []
+    static let implemented: Set<PlannedFeature> = [.http2, .redirectHTTPS]
 }
 
 extension TimeAmount {

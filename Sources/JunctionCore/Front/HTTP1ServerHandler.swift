@@ -1,16 +1,6 @@
 import NIOCore
 import NIOHTTP1
 
-/// What a front handler needs to know about the listener it serves.
-struct ListenerIdentity: Sendable {
-    /// The listener's name, for logs.
-    let name: String
-    /// `http` or `https`, for X-Forwarded-Proto.
-    let scheme: String
-    /// `host:port` the listener is bound to, the Host of last resort for HTTP/1.0 clients.
-    let authority: String
-}
-
 /// The proxy's HTTP/1.1 front: sits after NIO's request decoder on a client connection, proxies
 /// each request through a `ProxyExchange` and writes responses as bytes it serializes itself
 /// (`HeaderRewriter`, `HTTP1HeadWriter`).
@@ -215,42 +205,30 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
             // as keeping the connection is concerned (an early error answer need not linger).
             self.machine.requestEnded()
         }
-        if case .contentLength(let length) = facts.framing, runtime.limits.maxBodyBytes > 0,
-            length > runtime.limits.maxBodyBytes
-        {
-            self.respond(.bodyTooLarge, forceClose: true)
+        if let port = self.listener.redirectHTTPSPort {
+            self.respondRedirect(to: HTTPSRedirect.location(host: facts.host, port: port, target: head.uri))
             return
         }
-        guard let route = runtime.routes.route(hostHeader: facts.host, target: head.uri) else {
-            self.respond(.noRoute, forceClose: false)
-            return
-        }
-        self.request!.route = route
-        self.request!.record.route = route.name
-        self.request!.record.pool = route.pool.name
-        let headBytes = HeaderRewriter.upstreamRequestBytes(
-            head,
-            facts: facts,
-            clientAddress: self.clientAddress,
-            scheme: self.listener.scheme,
-            requestID: self.request!.record.requestID,
-            defaultHost: self.listener.authority,
-            allocator: self.loop.allocator
-        )
-        let exchange = ProxyExchange(
+        let request = ProxyRequest(head: head, facts: facts, requestID: self.request!.record.requestID)
+        switch request.dispatch(
+            runtime: runtime,
             loop: self.loop,
-            pool: route.pool,
-            headBytes: headBytes,
-            method: head.method,
-            framing: facts.framing,
-            isUpgrade: facts.isWebSocketUpgrade,
+            listener: self.listener,
+            clientAddress: self.clientAddress,
             delegate: self
-        )
-        self.exchange = exchange
-        exchange.start()
-        if facts.expectsContinue, self.exchange != nil, let context = self.context {
-            // Junction answers the expectation itself (and does not forward it) once a backend is chosen.
-            context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
+        ) {
+        case .failure(let failure):
+            self.respond(failure, forceClose: failure == .bodyTooLarge)
+        case .success(let dispatched):
+            self.request!.route = dispatched.route
+            self.request!.record.route = dispatched.route.name
+            self.request!.record.pool = dispatched.route.pool.name
+            self.exchange = dispatched.exchange
+            dispatched.exchange.start()
+            if facts.expectsContinue, self.exchange != nil, let context = self.context {
+                // Junction answers the expectation itself (and does not forward it) once a backend is chosen.
+                context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
+            }
         }
     }
 
@@ -313,6 +291,29 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
             bytes.writeString(body)
         }
         self.request = request
+        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        self.finishResponse(terminator: nil)
+    }
+
+    /// Answers with a 308 to the same target on HTTPS (`redirect_https`).
+    private func respondRedirect(to location: String) {
+        guard var request = self.request, let context = self.context else { return }
+        let keepAlive = self.machine.responseStarting(requestWantsClose: request.facts.wantsClose)
+        let head = HTTPSRedirect.responseHead(
+            location: location,
+            version: request.version,
+            requestID: request.record.requestID,
+            keepAlive: keepAlive
+        )
+        request.responseStarted = true
+        request.record.status = head.status.code
+        self.request = request
+        var bytes = HTTP1HeadWriter.responseHead(head, allocator: self.loop.allocator)
+        if request.method != .HEAD {
+            let body = HTTPSRedirect.body(location: location)
+            bytes.writeString(body)
+            self.request?.record.bytesOut = Int64(body.utf8.count)
+        }
         context.write(self.wrapOutboundOut(bytes), promise: nil)
         self.finishResponse(terminator: nil)
     }

@@ -20,7 +20,7 @@ final class ListenerService: Service {
     private let config: ListenerConfig
     private let group: EventLoopGroup
     private let contexts: LoopContexts
-    private let tls: TLSContextSet?
+    private let tls: TLSContextBox?
     private let limits: LimitsConfig
     private let logger: Logger
     private let counter = ConnectionCounter()
@@ -30,7 +30,7 @@ final class ListenerService: Service {
         config: ListenerConfig,
         group: EventLoopGroup,
         contexts: LoopContexts,
-        tls: TLSContextSet?,
+        tls: TLSContextBox?,
         limits: LimitsConfig,
         logger: Logger
     ) {
@@ -54,7 +54,8 @@ final class ListenerService: Service {
                 address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
             } ?? self.config.address.description
         StandardOutput.writeLine(
-            "listening name=\(self.config.name) address=\(bound) tls=\(self.tls == nil ? "off" : "on") h2=off"
+            "listening name=\(self.config.name) address=\(bound) tls=\(self.tls == nil ? "off" : "on") "
+                + "h2=\(self.config.http2 ? "on" : "off")"
         )
         self.logger.info("listener started", metadata: ["listener": "\(self.config.name)", "address": "\(bound)"])
 
@@ -86,12 +87,10 @@ final class ListenerService: Service {
         let identity = ListenerIdentity(
             name: self.config.name,
             scheme: tls == nil ? "http" : "https",
-            authority: self.config.address.description
+            authority: self.config.address.description,
+            redirectHTTPSPort: self.config.redirectHTTPS
         )
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-        let headerLimits = decoderLimits
+        let http2 = self.config.http2
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -107,13 +106,19 @@ final class ListenerService: Service {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try tls?.addHandlers(to: channel)
-                    try HTTP1Pipeline.configure(
-                        channel: channel,
-                        loop: contexts.context(for: channel.eventLoop),
-                        listener: identity,
-                        decoderLimits: headerLimits
-                    )
+                    let loop = contexts.context(for: channel.eventLoop)
+                    switch (tls?.current, http2) {
+                    case (let contexts?, true):
+                        try contexts.addHandlers(to: channel)
+                        try ProtocolSelector.addALPN(to: channel, loop: loop, listener: identity)
+                    case (let contexts?, false):
+                        try contexts.addHandlers(to: channel)
+                        try HTTP1Pipeline.configure(channel: channel, loop: loop, listener: identity)
+                    case (nil, true):
+                        try ProtocolSelector.addPrefaceSniffer(to: channel, loop: loop, listener: identity)
+                    case (nil, false):
+                        try HTTP1Pipeline.configure(channel: channel, loop: loop, listener: identity)
+                    }
                 }
             }
         do {
@@ -133,12 +138,10 @@ struct ListenerError: Error, CustomStringConvertible {
 
 /// Sets up the HTTP/1.1 handlers of a client connection.
 enum HTTP1Pipeline {
-    static func configure(
-        channel: Channel,
-        loop: LoopContext,
-        listener: ListenerIdentity,
-        decoderLimits: NIOHTTPDecoderLimitConfiguration
-    ) throws {
+    static func configure(channel: Channel, loop: LoopContext, listener: ListenerIdentity) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = loop.runtime.limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = loop.runtime.limits.maxHeaderBytes
         let decoder = ByteToMessageHandler(
             HTTPRequestDecoder(
                 leftOverBytesStrategy: .forwardBytes,

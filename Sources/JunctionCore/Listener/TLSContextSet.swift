@@ -1,6 +1,7 @@
 import NIOCore
 import NIOSSL
 import NIOTLS
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -17,6 +18,11 @@ struct TLSContextSet: Sendable {
     }
 
     let entries: [Entry]
+
+    /// The ALPN protocols a listener offers: `h2` first when HTTP/2 is on.
+    static func alpn(http2: Bool) -> [String] {
+        http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+    }
 
     /// Loads every certificate of `config`. Problems come back as diagnostics pointing at the entry.
     static func load(_ config: TLSConfig, alpn: [String]) -> (TLSContextSet?, [ConfigDiagnostic]) {
@@ -168,4 +174,23 @@ struct TLSContextSet: Sendable {
     }
 
     private static let snifferName = "junction.sni"
+}
+
+/// A listener's TLS contexts, replaceable while it runs: a certificate reload swaps them, new
+/// connections get the new certificates and open connections keep the ones they started with.
+final class TLSContextBox: Sendable {
+    private let storage: Mutex<TLSContextSet>
+
+    init(_ contexts: TLSContextSet) {
+        self.storage = Mutex(contexts)
+    }
+
+    /// The contexts new connections use.
+    var current: TLSContextSet {
+        self.storage.withLock { $0 }
+    }
+
+    func replace(with contexts: TLSContextSet) {
+        self.storage.withLock { $0 = contexts }
+    }
 }

@@ -16,8 +16,8 @@ final class Tunnel: DeadlineTracked {
     private let shutdownGrace: TimeAmount
     private let onClose: (Summary) -> Void
 
-    private(set) var clientSide: TunnelGlueHandler!
-    private(set) var upstreamSide: TunnelGlueHandler!
+    private var clientSide: (any TunnelEndpoint)?
+    private var upstreamSide: (any TunnelEndpoint)?
     private var lastActivity: NIODeadline
     private var closeBy: NIODeadline = .distantFuture
     private var openSides = 2
@@ -27,7 +27,7 @@ final class Tunnel: DeadlineTracked {
     var sweeperSlot = -1
     var deadline: NIODeadline { min(self.lastActivity + self.idleTimeout, self.closeBy) }
 
-    /// Creates the pair of glue handlers; the backend's active count is owned by the tunnel from now on.
+    /// The backend's active count is owned by the tunnel from now on; `pair` connects its two sides.
     init(
         loop: LoopContext,
         backend: Backend,
@@ -41,13 +41,23 @@ final class Tunnel: DeadlineTracked {
         self.shutdownGrace = shutdownGrace
         self.onClose = onClose
         self.lastActivity = .now()
-        let client = TunnelGlueHandler(tunnel: self, isClientSide: true)
-        let upstream = TunnelGlueHandler(tunnel: self, isClientSide: false)
+        loop.sweeper.register(self)
+    }
+
+    /// Makes `client` and `upstream` each other's partner.
+    func pair(client: TunnelGlueHandler, upstream: TunnelGlueHandler) {
         client.partner = upstream
         upstream.partner = client
         self.clientSide = client
         self.upstreamSide = upstream
-        loop.sweeper.register(self)
+    }
+
+    /// Pairs an HTTP/2 stream (RFC 8441) with the upstream socket.
+    func pair(client: HTTP2TunnelGlueHandler, upstream: TunnelGlueHandler) {
+        client.partner = upstream
+        upstream.partner = client
+        self.clientSide = client
+        self.upstreamSide = upstream
     }
 
     func count(bytes: Int, fromClient: Bool) {

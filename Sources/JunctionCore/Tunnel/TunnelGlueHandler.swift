@@ -9,7 +9,7 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     /// The other side; nil once this side is removed.
-    var partner: TunnelGlueHandler?
+    var partner: (any TunnelEndpoint)?
     /// The tunnel both sides belong to (idle timeout, counters, teardown); nil once removed.
     private var tunnel: Tunnel?
     /// True on the client side, false on the upstream side.
@@ -24,40 +24,6 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(tunnel: Tunnel, isClientSide: Bool) {
         self.tunnel = tunnel
         self.isClientSide = isClientSide
-    }
-
-    // MARK: partner calls
-
-    private func partnerWrite(_ data: NIOAny) {
-        self.writeContext?.write(data, promise: nil)
-    }
-
-    private func partnerFlush() {
-        self.writeContext?.flush()
-    }
-
-    private func partnerWriteEOF() {
-        self.context?.close(mode: .output, promise: nil)
-    }
-
-    private func partnerCloseFull() {
-        self.context?.close(promise: nil)
-    }
-
-    private func partnerBecameWritable() {
-        if self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
-    }
-
-    private var partnerIsWritable: Bool {
-        self.context?.channel.isWritable ?? false
-    }
-
-    /// Closes this side's channel (idle timeout, shutdown).
-    func closeChannel() {
-        self.context?.close(promise: nil)
     }
 
     // MARK: ChannelHandler
@@ -75,8 +41,9 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.tunnel?.count(bytes: self.unwrapInboundIn(data).readableBytes, fromClient: self.isClientSide)
-        self.partner?.partnerWrite(data)
+        let bytes = self.unwrapInboundIn(data)
+        self.tunnel?.count(bytes: bytes.readableBytes, fromClient: self.isClientSide)
+        self.partner?.partnerWrite(bytes)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -116,5 +83,40 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             self.readPending = true
         }
+    }
+}
+
+// MARK: - TunnelEndpoint
+
+extension TunnelGlueHandler: TunnelEndpoint {
+    func partnerWrite(_ bytes: ByteBuffer) {
+        self.writeContext?.write(self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func partnerFlush() {
+        self.writeContext?.flush()
+    }
+
+    func partnerWriteEOF() {
+        self.context?.close(mode: .output, promise: nil)
+    }
+
+    func partnerCloseFull() {
+        self.context?.close(promise: nil)
+    }
+
+    func partnerBecameWritable() {
+        if self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    var partnerIsWritable: Bool {
+        self.context?.channel.isWritable ?? false
+    }
+
+    func closeChannel() {
+        self.context?.close(promise: nil)
     }
 }

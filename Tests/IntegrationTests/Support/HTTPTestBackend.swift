@@ -12,6 +12,7 @@ import Synchronization
 /// - `GET /source?bytes=N`: streams N bytes as fast as the proxy takes them (with backpressure).
 /// - `GET /slow?ms=N`: answers after N milliseconds.
 /// - `GET /health`: `ok`.
+/// - `GET /page`: an HTML page that opens a WebSocket to `/websocket` and runs the DDP handshake.
 final class HTTPTestBackend: Sendable {
     let name: String
     let port: Int
@@ -69,6 +70,19 @@ private final class BackendHandler: ChannelInboundHandler {
     private var sourceRemaining = 0
     private static let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
 
+    /// A page that opens a raw-DDP WebSocket to the same origin and puts the outcome in its title.
+    static let page = """
+        <!doctype html><html><head><title>loading</title></head><body><script>
+        const ws = new WebSocket(`wss://${location.host}/websocket`);
+        ws.onmessage = (event) => {
+          const message = JSON.parse(event.data);
+          if (message.msg === "server_id") ws.send(JSON.stringify({msg: "connect", version: "1", support: ["1"]}));
+          if (message.msg === "connected") document.title = "DDP connected " + message.session;
+        };
+        ws.onerror = () => { document.title = "DDP error"; };
+        </script></body></html>
+        """
+
     init(name: String, stats: HTTPTestBackend.Stats) {
         self.name = name
         self.stats = stats
@@ -117,6 +131,8 @@ private final class BackendHandler: ChannelInboundHandler {
             }
         case "/health":
             self.send(status: .ok, body: "ok", contentType: "text/plain", context: context)
+        case "/page":
+            self.send(status: .ok, body: Self.page, contentType: "text/html; charset=utf-8", context: context)
         default:
             let headers = head.headers.map { [$0.name, $0.value] }
             self.sendJSON(

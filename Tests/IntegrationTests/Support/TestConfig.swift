@@ -4,11 +4,14 @@ import Foundation
 /// (Junction prints the port it bound).
 enum TestConfig {
     /// `monolith` and `ddp` are backend addresses; `tls` adds an HTTPS listener named `https` using
-    /// cert.pem/key.pem next to the config; `limits`/`poolExtra` are inserted verbatim.
+    /// cert.pem/key.pem next to the config (`http2` turns h2 on there); `extraListeners`, `limits` and
+    /// the pool extras are inserted verbatim.
     static func split(
         monolith: [String],
         ddp: [String],
         tls: Bool = false,
+        http2: Bool = false,
+        extraListeners: String = "",
         limits: String = "",
         ddpPoolExtra: String = "",
         monolithPoolExtra: String = "",
@@ -25,6 +28,7 @@ enum TestConfig {
             yaml += """
                   - name: https
                     address: 127.0.0.1:0
+                    http2: \(http2)
                     tls:
                       certificates:
                         - cert: cert.pem
@@ -32,6 +36,7 @@ enum TestConfig {
 
                 """
         }
+        yaml += extraListeners
         yaml += """
             routes:
               - name: ddp

@@ -1,0 +1,180 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOWebSocket
+
+/// Converts between HTTP/2 header blocks and the HTTP/1.1 heads Junction proxies upstream.
+///
+/// NIOHTTP2 has already validated the block (pseudo-headers, lowercase names, no connection-specific
+/// fields, `:protocol` only with SETTINGS_ENABLE_CONNECT_PROTOCOL); this maps it (RFC 9113 8.3,
+/// RFC 8441 for WebSockets).
+enum HTTP2HeadConverter {
+    /// A request converted for the upstream.
+    struct Request {
+        var head: HTTPRequestHead
+        var facts: RequestFacts
+        /// For an RFC 8441 WebSocket: the Sec-WebSocket-Key Junction generated for the upstream
+        /// upgrade, to check its Sec-WebSocket-Accept against.
+        var webSocketKey: String?
+    }
+
+    /// Why a request block cannot be proxied.
+    enum Problem: Error, Equatable {
+        /// CONNECT without `:protocol websocket` (Junction is not a forward proxy) or another protocol.
+        case unsupportedConnect(String)
+        /// A pseudo-header is missing.
+        case missingPseudoHeader(String)
+
+        var failure: ProxyFailure {
+            switch self {
+            case .unsupportedConnect(let what): return .badRequest("\(what) is not supported")
+            case .missingPseudoHeader(let name): return .badRequest("missing \(name)")
+            }
+        }
+    }
+
+    /// The HTTP/1.1 form of an HTTP/2 request header block. `endStream` is true when the HEADERS
+    /// frame ended the stream (no body).
+    static func request(_ block: HPACKHeaders, endStream: Bool) -> Result<Request, Problem> {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var webSocketProtocol: String?
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(block.count + 4)
+        var facts = RequestFacts()
+        var cookies: [String] = []
+        var contentLength: Int64?
+        for (name, value, _) in block {
+            guard name.utf8.first == UInt8(ascii: ":") else {
+                switch name {
+                case "cookie":
+                    // RFC 9113 8.2.3: an HTTP/1.1 hop gets one Cookie field, crumbs joined by "; ".
+                    cookies.append(value)
+                    continue
+                case "host":
+                    authority = authority ?? value
+                    continue
+                case "content-length":
+                    contentLength = Int64(value)
+                case "x-request-id":
+                    if RequestID.isAcceptable(value) { facts.requestID = value }
+                default:
+                    break
+                }
+                headers.add(name: name, value: value)
+                continue
+            }
+            switch name {
+            case ":method": method = value
+            case ":path": path = value
+            case ":authority": authority = value
+            case ":protocol": webSocketProtocol = value
+            default: break  // :scheme; NIOHTTP2 refused any other
+            }
+        }
+        guard let method else { return .failure(.missingPseudoHeader(":method")) }
+        if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
+        if let authority {
+            headers.replaceOrAdd(name: "host", value: authority)
+            facts.host = authority
+        }
+        var webSocketKey: String?
+        let httpMethod: HTTPMethod
+        if method == "CONNECT" {
+            guard let webSocketProtocol else { return .failure(.unsupportedConnect("CONNECT")) }
+            guard webSocketProtocol.equalsCaseInsensitive("websocket") else {
+                return .failure(.unsupportedConnect("CONNECT with :protocol \(webSocketProtocol)"))
+            }
+            // RFC 8441 -> RFC 6455: a GET with a fresh key; the backend's accept is checked against it.
+            let key = NIOWebSocketClientUpgrader.randomRequestKey()
+            headers.replaceOrAdd(name: "sec-websocket-key", value: key)
+            if !headers.contains(name: "sec-websocket-version") {
+                headers.add(name: "sec-websocket-version", value: "13")
+            }
+            webSocketKey = key
+            facts.isWebSocketUpgrade = true
+            httpMethod = .GET
+        } else {
+            httpMethod = HTTPMethod(rawValue: method)
+        }
+        guard let path else { return .failure(.missingPseudoHeader(":path")) }
+        if endStream || webSocketKey != nil {
+            facts.framing = .none
+        } else if let contentLength {
+            facts.framing = contentLength > 0 ? .contentLength(contentLength) : .none
+        } else {
+            // A body of unknown length: chunked on the HTTP/1.1 hop.
+            facts.framing = .chunked
+        }
+        headers.remove(name: "content-length")
+        let head = HTTPRequestHead(
+            version: HTTPVersion(major: 2, minor: 0),
+            method: httpMethod,
+            uri: path,
+            headers: headers
+        )
+        return .success(Request(head: head, facts: facts, webSocketKey: webSocketKey))
+    }
+
+    /// The HTTP/2 response header block for an upstream HTTP/1.1 response.
+    static func response(_ upstream: HTTPResponseHead, requestID: String, bodyless: Bool) -> HPACKHeaders {
+        var sink = HPACKResponseSink(status: upstream.status.code)
+        _ = HeaderRewriter.rewriteResponseHeaders(
+            upstream,
+            requestID: requestID,
+            clientVersion: HTTPVersion(major: 2, minor: 0),
+            bodyless: bodyless,
+            keepAlive: true,
+            isTunnel: false,
+            into: &sink
+        )
+        return sink.headers
+    }
+
+    /// The `:status 200` that accepts an RFC 8441 WebSocket, with the subprotocol and extensions the
+    /// backend chose.
+    static func webSocketAccepted(_ upstream: HTTPResponseHead, requestID: String) -> HPACKHeaders {
+        var headers = HPACKHeaders()
+        headers.add(name: ":status", value: "200")
+        for name in ["sec-websocket-protocol", "sec-websocket-extensions"] {
+            for value in upstream.headers[name] { headers.add(name: name, value: value) }
+        }
+        headers.add(name: "x-request-id", value: requestID)
+        return headers
+    }
+
+    /// Junction's own answer (`ProxyFailure`, redirects) as an HTTP/2 header block.
+    static func response(_ head: HTTPResponseHead) -> HPACKHeaders {
+        var sink = HPACKResponseSink(status: head.status.code)
+        for (name, value) in head.headers { sink.append(name: name, value: value) }
+        return sink.headers
+    }
+
+    /// Trailers for an HTTP/2 HEADERS frame.
+    static func trailers(_ trailers: HTTPHeaders) -> HPACKHeaders {
+        var sink = HPACKResponseSink(status: nil)
+        for (name, value) in trailers { sink.append(name: name, value: value) }
+        return sink.headers
+    }
+}
+
+/// Collects response fields for HTTP/2: names lowercased, connection-specific fields dropped
+/// (RFC 9113 8.2.2), `:status` first.
+struct HPACKResponseSink: HeaderFieldSink {
+    private(set) var headers = HPACKHeaders()
+
+    init(status: UInt?) {
+        if let status { self.headers.add(name: ":status", value: String(status)) }
+    }
+
+    mutating func append(name: String, value: String) {
+        switch HeaderName(name) {
+        case .connection, .keepAlive, .proxyConnection, .transferEncoding, .upgrade, .te, .trailer:
+            return
+        default:
+            let hasUppercase = name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+            self.headers.add(name: hasUppercase ? name.lowercased() : name, value: value)
+        }
+    }
+}

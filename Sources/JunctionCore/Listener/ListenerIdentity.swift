@@ -1,0 +1,11 @@
+/// What a front handler needs to know about the listener it serves.
+struct ListenerIdentity: Sendable {
+    /// The listener's name, for logs.
+    let name: String
+    /// `http` or `https`, for X-Forwarded-Proto.
+    let scheme: String
+    /// `host:port` the listener is bound to, the Host of last resort for HTTP/1.0 clients.
+    let authority: String
+    /// `redirect_https`: answer every request with a 308 to HTTPS on this port instead of proxying.
+    var redirectHTTPSPort: Int? = nil
+}

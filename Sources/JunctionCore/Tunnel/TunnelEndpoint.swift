@@ -1,0 +1,21 @@
+import NIOCore
+
+/// One side of a tunnel as its partner sees it: where the other side's bytes go, and how closing
+/// and backpressure pass across. A raw socket (`TunnelGlueHandler`) or an HTTP/2 stream
+/// (`HTTP2TunnelGlueHandler`, RFC 8441).
+protocol TunnelEndpoint: AnyObject {
+    /// Writes bytes read on the other side.
+    func partnerWrite(_ bytes: ByteBuffer)
+    /// The other side finished a read burst.
+    func partnerFlush()
+    /// The other side's input ended: half-close this side's output.
+    func partnerWriteEOF()
+    /// The other side closed: close this side.
+    func partnerCloseFull()
+    /// The other side can take bytes again: resume a read held back.
+    func partnerBecameWritable()
+    /// Whether this side can take more bytes now.
+    var partnerIsWritable: Bool { get }
+    /// Closes this side (idle timeout, shutdown grace).
+    func closeChannel()
+}

@@ -1,0 +1,84 @@
+"""HTTP/2 misbehaviour on the `h2` library (PyPI), for the Swift tests. Talks h2c to PORT.
+
+  h2_probe.py PORT connection-header   a request carrying `connection: keep-alive` (forbidden by
+                                       RFC 9113 8.2.2), then a clean request on the same connection
+  h2_probe.py PORT big-headers SIZE    a request whose header list is SIZE bytes
+  h2_probe.py PORT rapid-reset COUNT   COUNT streams opened and reset at once (CVE-2023-44487)
+
+Prints one JSON line of what happened.
+"""
+
+import json
+import socket
+import sys
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+port, mode = int(sys.argv[1]), sys.argv[2]
+sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8", validate_outbound_headers=False, normalize_outbound_headers=False)
+conn = h2.connection.H2Connection(config=config)
+conn.initiate_connection()
+sock.sendall(conn.data_to_send())
+
+
+def request(extra=(), end=True):
+    stream_id = conn.get_next_available_stream_id()
+    headers = [(":method", "GET"), (":scheme", "http"), (":path", "/echo"), (":authority", f"127.0.0.1:{port}")]
+    conn.send_headers(stream_id, headers + list(extra), end_stream=end)
+    sock.sendall(conn.data_to_send())
+    return stream_id
+
+
+def outcome(stream_id):
+    """Reads until the stream ends or is reset: ("status", code) or ("reset", error code)."""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return ("closed", None)
+        events = conn.receive_data(data)
+        sock.sendall(conn.data_to_send())
+        for event in events:
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                return ("status", int(dict(event.headers)[":status"]))
+            if isinstance(event, h2.events.StreamReset) and event.stream_id == stream_id:
+                return ("reset", int(event.error_code))
+            if isinstance(event, h2.events.ConnectionTerminated):
+                return ("goaway", int(event.error_code))
+
+
+if mode == "connection-header":
+    bad = request([("connection", "keep-alive")])
+    first = outcome(bad)
+    good = request()
+    second = outcome(good)
+    print(json.dumps({"bad": first, "good": second}))
+elif mode == "big-headers":
+    # One ordinary request first, so Junction's SETTINGS (its header list size) are acknowledged.
+    warmup = outcome(request())
+    size = int(sys.argv[3])
+    stream = request([("x-big", "a" * size)])
+    print(json.dumps({"warmup": warmup, "result": outcome(stream)}))
+elif mode == "rapid-reset":
+    count = int(sys.argv[3])
+    result = None
+    try:
+        for _ in range(count):
+            stream = request(end=False)
+            conn.reset_stream(stream)
+            sock.sendall(conn.data_to_send())
+        sock.settimeout(5)
+        while result is None:
+            data = sock.recv(65536)
+            if not data:
+                result = ("closed", None)
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    result = ("goaway", int(event.error_code))
+    except (OSError, h2.exceptions.ProtocolError) as error:
+        result = ("closed", type(error).__name__)
+    print(json.dumps({"result": result}))
