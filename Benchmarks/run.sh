@@ -16,6 +16,8 @@ ORIG_ARGS=("$@")
 DURATION=10
 ROUNDS=3
 CONNECTIONS=50
+H2_CONNECTIONS=10
+H2_STREAMS=10
 THREADS=1
 WARMUP=2
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
@@ -253,7 +255,7 @@ $(nginx_common_http "$WORK/nginx")
     }
     server {
         listen 127.0.0.1:$N_PLAIN;
-        listen 127.0.0.1:$N_TLS ssl;
+        listen 127.0.0.1:$N_TLS ssl http2;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -283,7 +285,7 @@ listeners:
     http2: false
   - name: tls
     address: 127.0.0.1:$J_TLS
-    http2: false
+    http2: true
     tls:
       certificates:
         - cert: $WORK/cert.pem
@@ -341,9 +343,9 @@ NGINX_WORKERS=$(child_pids "$NGINX_PID" | wc -l)
 url_of() { # proxy case
     case "$1-$2" in
         junction-plain) echo "http://127.0.0.1:$J_PLAIN/" ;;
-        junction-tls) echo "https://127.0.0.1:$J_TLS/" ;;
+        junction-tls | junction-h2) echo "https://127.0.0.1:$J_TLS/" ;;
         nginx-plain) echo "http://127.0.0.1:$N_PLAIN/" ;;
-        nginx-tls) echo "https://127.0.0.1:$N_TLS/" ;;
+        nginx-tls | nginx-h2) echo "https://127.0.0.1:$N_TLS/" ;;
     esac
 }
 pid_of() { if [ "$1" = junction ]; then echo "$JUNCTION_PID"; else echo "$NGINX_PID"; fi; }
@@ -371,8 +373,15 @@ run_case() { # round proxy case duration
 
     before=$(proxy_ticks "$pid")
     t0=$(date +%s.%N)
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency "$url" >"$out" 2>&1 \
-        || { cat "$out" >&2; die "wrk failed for $proxy $kase (round $round)"; }
+    if [ "$kase" = h2 ]; then
+        # HTTP/2 over TLS: h2load, H2_CONNECTIONS connections with H2_STREAMS streams each.
+        taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D"$dur" \
+            --log-file="$out.log" "$url" >"$out" 2>&1 \
+            || { cat "$out" >&2; die "h2load failed for $proxy $kase (round $round)"; }
+    else
+        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency "$url" >"$out" 2>&1 \
+            || { cat "$out" >&2; die "wrk failed for $proxy $kase (round $round)"; }
+    fi
     t1=$(date +%s.%N)
     after=$(proxy_ticks "$pid")
 
@@ -380,20 +389,39 @@ run_case() { # round proxy case duration
     read -r a_ticks a_set <<<"$after"
     [ "$b_set" = "$a_set" ] || die "$proxy process set changed during the run ($b_set -> $a_set): a worker died?"
 
-    if grep -q "Non-2xx or 3xx responses" "$out"; then
-        cat "$out" >&2
-        die "$proxy $kase (round $round): wrk saw non-2xx/3xx responses (raw output: $out)"
+    if [ "$kase" = h2 ]; then
+        if ! grep -q "^Application protocol: h2" "$out"; then
+            cat "$out" >&2
+            die "$proxy did not negotiate h2 (raw output: $out)"
+        fi
+        # Every request must succeed with a 2xx.
+        if ! awk '/^requests:/ {ok = ($2 == $8 && $10 == 0 && $12 == 0 && $14 == 0)} END {exit !ok}' "$out" \
+            || ! awk '/^status codes:/ {ok = ($5 == 0 && $7 == 0 && $9 == 0)} END {exit !ok}' "$out"; then
+            cat "$out" >&2
+            die "$proxy $kase (round $round): h2load saw failed or non-2xx requests (raw output: $out)"
+        fi
+        reqs=$(awk '/^requests:/ {print $8; exit}' "$out")
+        rps=$(awk '/^finished in/ {print $4; exit}' "$out")
+        rps=${rps%,}
+        # p99 from h2load's per-request log (third column: microseconds).
+        p99raw=$(awk '{print $3}' "$out.log" | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.3fms", v[int(NR * 0.99)] / 1000}')
+        rm -f "$out.log"
+    else
+        if grep -q "Non-2xx or 3xx responses" "$out"; then
+            cat "$out" >&2
+            die "$proxy $kase (round $round): wrk saw non-2xx/3xx responses (raw output: $out)"
+        fi
+        if grep -q "Socket errors" "$out"; then
+            cat "$out" >&2
+            die "$proxy $kase (round $round): wrk saw socket errors (raw output: $out)"
+        fi
+        reqs=$(awk '$2 == "requests" && $3 == "in" {print $1; exit}' "$out")
+        rps=$(awk '$1 == "Requests/sec:" {print $2; exit}' "$out")
+        p99raw=$(awk 'f && $1 == "99%" {print $2; exit} /Latency Distribution/ {f = 1}' "$out")
     fi
-    if grep -q "Socket errors" "$out"; then
-        cat "$out" >&2
-        die "$proxy $kase (round $round): wrk saw socket errors (raw output: $out)"
-    fi
-    reqs=$(awk '$2 == "requests" && $3 == "in" {print $1; exit}' "$out")
-    rps=$(awk '$1 == "Requests/sec:" {print $2; exit}' "$out")
-    p99raw=$(awk 'f && $1 == "99%" {print $2; exit} /Latency Distribution/ {f = 1}' "$out")
     if [ -z "$reqs" ] || [ -z "$rps" ] || [ -z "$p99raw" ]; then
         cat "$out" >&2
-        die "could not parse wrk output for $proxy $kase (round $round): $out"
+        die "could not parse the load generator's output for $proxy $kase (round $round): $out"
     fi
     [ "$reqs" -gt 0 ] || die "$proxy $kase (round $round): zero requests completed"
     p99=$(to_ms "$p99raw")
@@ -433,8 +461,9 @@ CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
     echo "- setup: proxies pinned to core $PROXY_CPU with $THREADS worker(s) each" \
         "(junction threads: $THREADS, nginx worker_processes $THREADS); backend nginx (1 worker)" \
         "and wrk (-t1 -c$CONNECTIONS -d${DURATION}s) pinned to core $LOAD_CPU;" \
-        "~100-byte 200 body; HTTP/1.1 keep-alive; TLS: ECDSA P-256"
-    echo "- rounds: $ROUNDS, order per round: junction-plain, nginx-plain, junction-tls, nginx-tls;" \
+        "~100-byte 200 body; HTTP/1.1 keep-alive; TLS: ECDSA P-256;" \
+        "h2: h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS over TLS (ALPN h2), HTTP/1.1 to the backend"
+    echo "- rounds: $ROUNDS, order per round: junction-plain, nginx-plain, junction-tls, nginx-tls, junction-h2, nginx-h2;" \
         "median over rounds"
     echo "- load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews results)"
     echo "- raw output: Benchmarks/results/$STAMP/"
@@ -442,7 +471,7 @@ CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 cat "$RESULTS/header.md"
 echo
 
-CASES=(plain tls)
+CASES=(plain tls h2)
 PROXIES=(junction nginx)
 
 if [ "$WARMUP" -gt 0 ]; then
@@ -481,7 +510,7 @@ median() { # proxy case column
         j_rps=$(median junction "$kase" 6); n_rps=$(median nginx "$kase" 6)
         j_p99=$(median junction "$kase" 7); n_p99=$(median nginx "$kase" 7)
         j_rpc=$(median junction "$kase" 9); n_rpc=$(median nginx "$kase" 9)
-        label=$([ "$kase" = tls ] && echo TLS || echo plain)
+        case "$kase" in tls) label="TLS (HTTP/1.1)" ;; h2) label="TLS HTTP/2 (h2load)" ;; *) label="plain HTTP/1.1" ;; esac
         awk -v l="$label" -v jr="$j_rps" -v nr="$n_rps" -v jp="$j_p99" -v np="$n_p99" \
             -v jc="$j_rpc" -v nc="$n_rpc" 'BEGIN {
             printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.0f | %.0f | %.2f |\n",

@@ -42,6 +42,7 @@ enum HTTP2Pipeline {
             )
         )
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescer())
         _ = try sync.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
