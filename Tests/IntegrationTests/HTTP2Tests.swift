@@ -144,7 +144,9 @@ struct HTTP2Tests {
         #expect(setup.junction.waitForStdout { $0.contains("\"CONNECT /websocket WS\" 200") })
     }
 
-    @Test("Connection-specific headers are a stream error; big header lists get 431; rapid reset ends the connection")
+    @Test(
+        "Connection-specific headers are a stream error; big header lists get 431; trailers pass; rapid reset ends the connection"
+    )
     func abuse() throws {
         let setup = try Setup(limits: "  max_header_bytes: 8KiB")
         let probe = TestPaths.fixture("h2_probe.py")
@@ -162,6 +164,13 @@ struct HTTP2Tests {
         #expect(connectionHeader["good"] as? [AnyHashable] == ["status", 200], "the connection goes on")
         let big = try run(["big-headers", "10000"])
         #expect(big["result"] as? [AnyHashable] == ["status", 431], "\(big)")
+        let trailers = try run(["trailers", "/trailers"])
+        #expect(trailers["status"] as? Int == 200)
+        #expect(trailers["body"] as? String == "hello trailers")
+        #expect(
+            (trailers["trailers"] as? [String: String])?["x-checksum"] == "abc123",
+            "upstream trailers pass: \(trailers)"
+        )
         let reset = try run(["rapid-reset", "1000"])
         #expect((reset["result"] as? [AnyHashable])?.first as? String != "status", "\(reset)")
         #expect(

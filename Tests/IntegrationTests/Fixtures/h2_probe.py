@@ -4,6 +4,7 @@
                                        RFC 9113 8.2.2), then a clean request on the same connection
   h2_probe.py PORT big-headers SIZE    a request whose header list is SIZE bytes
   h2_probe.py PORT rapid-reset COUNT   COUNT streams opened and reset at once (CVE-2023-44487)
+  h2_probe.py PORT trailers PATH       a GET of PATH: its status, body and trailer fields
 
 Prints one JSON line of what happened.
 """
@@ -25,9 +26,9 @@ conn.initiate_connection()
 sock.sendall(conn.data_to_send())
 
 
-def request(extra=(), end=True):
+def request(extra=(), end=True, path="/echo"):
     stream_id = conn.get_next_available_stream_id()
-    headers = [(":method", "GET"), (":scheme", "http"), (":path", "/echo"), (":authority", f"127.0.0.1:{port}")]
+    headers = [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", f"127.0.0.1:{port}")]
     conn.send_headers(stream_id, headers + list(extra), end_stream=end)
     sock.sendall(conn.data_to_send())
     return stream_id
@@ -82,3 +83,22 @@ elif mode == "rapid-reset":
     except (OSError, h2.exceptions.ProtocolError) as error:
         result = ("closed", type(error).__name__)
     print(json.dumps({"result": result}))
+elif mode == "trailers":
+    stream = request(path=sys.argv[3])
+    status, body, trailers, done = None, b"", {}, False
+    while not done:
+        data = sock.recv(65536)
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                status = int(dict(event.headers)[":status"])
+            elif isinstance(event, h2.events.DataReceived):
+                body += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.TrailersReceived):
+                trailers = dict(event.headers)
+            elif isinstance(event, h2.events.StreamEnded):
+                done = True
+        sock.sendall(conn.data_to_send())
+    print(json.dumps({"status": status, "body": body.decode(), "trailers": trailers}))

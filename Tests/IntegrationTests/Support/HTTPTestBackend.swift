@@ -12,6 +12,7 @@ import Synchronization
 /// - `GET /source?bytes=N`: streams N bytes as fast as the proxy takes them (with backpressure).
 /// - `GET /slow?ms=N`: answers after N milliseconds.
 /// - `GET /health`: `ok`.
+/// - `GET /trailers`: a chunked body followed by an `X-Checksum` trailer field.
 /// - `GET /page`: an HTML page that opens a WebSocket to `/websocket` and runs the DDP handshake.
 final class HTTPTestBackend: Sendable {
     let name: String
@@ -131,6 +132,16 @@ private final class BackendHandler: ChannelInboundHandler {
             }
         case "/health":
             self.send(status: .ok, body: "ok", contentType: "text/plain", context: context)
+        case "/trailers":
+            // A chunked body with trailer fields (NIO frames it chunked: no Content-Length).
+            var headers = HTTPHeaders()
+            headers.add(name: "Trailer", value: "X-Checksum")
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "hello trailers")))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(HTTPHeaders([("X-Checksum", "abc123")]))), promise: nil)
         case "/page":
             self.send(status: .ok, body: Self.page, contentType: "text/html; charset=utf-8", context: context)
         default:
