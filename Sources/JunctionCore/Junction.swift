@@ -36,7 +36,7 @@ public final class Junction: Sendable {
         }
         var runtime: RuntimeConfig?
         do {
-            runtime = try RuntimeConfig.make(config: config)
+            runtime = try RuntimeConfig.make(config: config, loopCount: config.effectiveThreads)
         } catch {
             diagnostics += error.diagnostics
         }
@@ -71,7 +71,14 @@ public final class Junction: Sendable {
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.effectiveThreads)
         let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
-        let contexts = LoopContexts(group: group, runtime: self.prepared.runtime, accessLogSink: sink)
+        let metrics = JunctionMetrics()
+        let contexts = LoopContexts(
+            group: group,
+            runtime: self.prepared.runtime,
+            accessLogSink: sink,
+            metrics: metrics,
+            logger: self.logger
+        )
         let tlsBoxes = self.prepared.tlsContexts.mapValues { TLSContextBox($0) }
         let listeners = config.listeners.map { listener in
             ListenerService(
@@ -83,7 +90,26 @@ public final class Junction: Sendable {
                 logger: self.logger
             )
         }
-        let reloader = CertificateReloader(configPath: self.prepared.configPath, boxes: tlsBoxes, logger: self.logger)
+        var services: [any Service] = listeners
+        services.append(CertificateReloader(configPath: self.prepared.configPath, boxes: tlsBoxes, logger: self.logger))
+        let pools = Array(self.prepared.runtime.pools.values)
+        services.append(HealthChecker(pools: pools, group: group, logger: self.logger))
+        services.append(
+            BackendDiscovery(
+                config: config,
+                pools: self.prepared.runtime.pools,
+                loops: contexts.all,
+                logger: self.logger
+            )
+        )
+        if let admin = config.admin {
+            let state = AdminState(
+                runtime: self.prepared.runtime,
+                listeners: listeners.map { ($0.config.name, $0.counter) },
+                metrics: metrics
+            )
+            services.append(AdminService(address: admin.address, group: group, state: state, logger: self.logger))
+        }
         self.logger.info(
             "junction starting",
             metadata: [
@@ -93,8 +119,7 @@ public final class Junction: Sendable {
         )
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: listeners.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
-                    + [ServiceGroupConfiguration.ServiceConfiguration(service: reloader)],
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: self.logger
             )

@@ -27,7 +27,7 @@ final class RuntimeConfig: Sendable {
 
     /// Builds pools from the config, resolving backend host names to all their addresses. Throws a
     /// `ConfigError` naming every backend that does not resolve.
-    static func make(config: JunctionConfig) throws(ConfigError) -> RuntimeConfig {
+    static func make(config: JunctionConfig, loopCount: Int = 1) throws(ConfigError) -> RuntimeConfig {
         var pools: [String: Pool] = [:]
         var problems: [ConfigDiagnostic] = []
         for poolConfig in config.pools {
@@ -53,7 +53,9 @@ final class RuntimeConfig: Sendable {
                             address: address,
                             label: BackendResolver.label(address, fallback: backendConfig.address),
                             weight: backendConfig.weight,
-                            poolName: poolConfig.name
+                            poolName: poolConfig.name,
+                            configuredAddress: backendConfig.address.description,
+                            healthCheck: poolConfig.healthCheck
                         )
                     )
                 }
@@ -67,9 +69,11 @@ final class RuntimeConfig: Sendable {
                 name: poolConfig.name,
                 backends: backends,
                 balancer: balancer,
+                affinity: poolConfig.affinity,
                 timeouts: poolConfig.timeouts,
                 retries: poolConfig.retries,
-                healthCheck: poolConfig.healthCheck
+                healthCheck: poolConfig.healthCheck,
+                loopCount: loopCount
             )
         }
         if !problems.isEmpty { throw ConfigError(diagnostics: problems) }
@@ -82,6 +86,11 @@ enum BackendResolver {
     /// A failed resolution, as one line.
     struct Failure: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// Whether `host` is an IP literal (nothing to resolve, nothing to re-resolve).
+    static func isLiteral(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
 
     /// Every address of `hostPort` (an IP literal gives itself).

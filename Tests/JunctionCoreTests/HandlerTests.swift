@@ -142,7 +142,21 @@ struct HandlerTests {
         let runtime = RuntimeConfig(config: JunctionConfig(), pools: [:])
         let loop = LoopContext(eventLoop: client.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
         var summary: Tunnel.Summary?
-        let tunnel = Tunnel(loop: loop, backend: backend, idleTimeout: .hours(1), shutdownGrace: .seconds(1)) {
+        let pool = Pool(
+            name: "p",
+            backends: [backend],
+            balancer: LeastConnectionsBalancer(),
+            timeouts: UpstreamTimeouts(),
+            retries: 0,
+            healthCheck: nil
+        )
+        let tunnel = Tunnel(
+            loop: loop,
+            backend: backend,
+            pool: pool,
+            idleTimeout: .hours(1),
+            shutdownGrace: .seconds(1)
+        ) {
             summary = $0
         }
         let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
@@ -174,9 +188,11 @@ struct HandlerTests {
         #expect(counter.reads == before + 1)
 
         #expect(backend.active == 1)
+        #expect(pool.tunnelCount.load(ordering: .relaxed) == 1)
         _ = try? client.close().wait()
         _ = try? upstream.finish()
         #expect(backend.active == 0, "the tunnel stops counting once both sides closed")
+        #expect(pool.tunnelCount.load(ordering: .relaxed) == 0)
         #expect(summary?.bytesFromClient == 14)
         #expect(summary?.bytesFromUpstream == 12)
     }

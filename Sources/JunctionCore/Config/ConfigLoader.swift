@@ -625,7 +625,7 @@ private final class ConfigFileDecoder {
                 self.reader.warning(node, "no route uses this pool")
             }
         }
-        if let admin = config.admin, let adminNode = seen["admin"],
+        if let admin = config.admin, let adminNode = seen["admin"], admin.address.port != 0,
             config.listeners.contains(where: { $0.address == admin.address })
         {
             self.reader.error(adminNode, "admin address \(admin.address) is also a listener's address")
@@ -656,7 +656,9 @@ enum PlannedFeature: String, CaseIterable {
     case compression = "compress"
 
     /// The features that work in this build.
-    static let implemented: Set<PlannedFeature> = [.http2, .redirectHTTPS]
+    static let implemented: Set<PlannedFeature> = [
+        .http2, .redirectHTTPS, .admin, .affinity, .healthCheck, .discovery,
+    ]
 }
 
 extension TimeAmount {

@@ -203,7 +203,7 @@ public enum HeaderRewriter {
     /// The response head for an HTTP/1.x client, as bytes, and how its body goes on the wire.
     ///
     /// `bodyless` is true for responses to HEAD and for 1xx/204/304; `keepAlive` false adds
-    /// `Connection: close`.
+    /// `Connection: close`; `setCookie` adds an affinity cookie.
     static func clientResponseBytes(
         _ upstream: HTTPResponseHead,
         requestID: String,
@@ -211,6 +211,7 @@ public enum HeaderRewriter {
         bodyless: Bool,
         keepAlive: Bool,
         isTunnel: Bool = false,
+        setCookie: String? = nil,
         allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, framing: WireFraming, closeDelimited: Bool) {
         var writer = HTTP1HeadWriter(allocator: allocator, capacity: 128 + upstream.headers.count * 48)
@@ -222,6 +223,7 @@ public enum HeaderRewriter {
             bodyless: bodyless,
             keepAlive: keepAlive,
             isTunnel: isTunnel,
+            setCookie: setCookie,
             into: &writer
         )
         return (writer.finish(), framing, closeDelimited)
@@ -236,6 +238,7 @@ public enum HeaderRewriter {
         bodyless: Bool,
         keepAlive: Bool,
         isTunnel: Bool,
+        setCookie: String? = nil,
         into sink: inout Sink
     ) -> (framing: WireFraming, closeDelimited: Bool) {
         let connectionNamed = self.connectionTokens(upstream.headers)
@@ -277,6 +280,7 @@ public enum HeaderRewriter {
         } else if !isTunnel && !clientVersion.isAtLeastHTTP11 {
             sink.append(name: "Connection", value: "keep-alive")
         }
+        if let setCookie { sink.append(name: "Set-Cookie", value: setCookie) }
         sink.append(name: "X-Request-ID", value: requestID)
         return (framing, closeDelimited)
     }

@@ -7,8 +7,9 @@ import NIOPosix
 protocol ProxyExchangeDelegate: AnyObject {
     /// Whether the client can take more response bytes now (false holds upstream reads back).
     var canTakeResponse: Bool { get }
-    /// The upstream's response head (not yet rewritten for the client).
-    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend)
+    /// The upstream's response head (not yet rewritten for the client); `setCookie` is an affinity
+    /// cookie the response must carry.
+    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?)
     func exchangeReceivedResponseBody(_ body: ByteBuffer)
     /// The response is complete; the exchange is over.
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?)
@@ -46,6 +47,10 @@ final class ProxyExchange: DeadlineTracked {
     private let chunkedBody: Bool
     private unowned let delegate: any ProxyExchangeDelegate
     private var machine: ProxyExchangeStateMachine
+    /// The backend the request's affinity asks for.
+    private let affinity: AffinityChoice
+    /// Whether the client connection is TLS (affinity cookies get `Secure`).
+    private let secure: Bool
 
     /// Body parts received before a connection was ready (bounded: the client is not read meanwhile).
     private var pending: [PendingPart] = []
@@ -69,10 +74,14 @@ final class ProxyExchange: DeadlineTracked {
         method: HTTPMethod,
         framing: BodyFraming,
         isUpgrade: Bool,
+        affinity: AffinityChoice = .none,
+        secure: Bool = false,
         delegate: any ProxyExchangeDelegate
     ) {
         self.loop = loop
         self.pool = pool
+        self.affinity = affinity
+        self.secure = secure
         self.headBytes = headBytes
         self.method = method
         self.chunkedBody = framing == .chunked
@@ -173,7 +182,9 @@ final class ProxyExchange: DeadlineTracked {
         switch self.machine.responseHeadReceived(status: head.status.code) {
         case .forward:
             self.upstreamKeepAlive = head.isKeepAlive
-            self.delegate.exchangeReceivedResponseHead(head, backend: self.leased!)
+            let backend = self.leased!
+            let setCookie = self.affinity.setCookie(for: backend, poolName: self.pool.name, secure: self.secure)
+            self.delegate.exchangeReceivedResponseHead(head, backend: backend, setCookie: setCookie)
         case .tunnel:
             // The decoder's `.end` of the 101 follows; splicing before it would feed an HTTP part
             // to the glue. Wait for it.
@@ -223,8 +234,17 @@ final class ProxyExchange: DeadlineTracked {
     /// The connection closed or failed; `error` is nil for a plain close.
     func upstreamClosed(error: Error?) {
         self.upstream = nil
-        let reason = error.map { "\($0)" } ?? "connection closed"
-        self.handle(self.machine.upstreamFailed(reason: reason), failedBackendIsDown: false)
+        if error != nil, self.machine.state == .awaitingResponse, let backend = self.leased {
+            // A reset before any response byte counts against the backend (a clean close of a
+            // reused connection does not: backends close idle keep-alive connections).
+            self.loop.logHealth(
+                backend,
+                backend.recordResetBeforeResponse(),
+                reason: "connection reset before a response"
+            )
+        }
+        let reason = error.map(ConnectionFailure.describe) ?? "connection closed"
+        self.handle(self.machine.upstreamFailed(reason: reason))
     }
 
     // MARK: DeadlineTracked: the response timeout
@@ -237,19 +257,26 @@ final class ProxyExchange: DeadlineTracked {
             upstream.exchange = nil
             upstream.close()
         }
-        self.handle(action, failedBackendIsDown: false)
+        self.handle(action)
     }
 
     // MARK: private
 
     private func attempt() {
         let now = NIODeadline.now()
-        guard let backend = self.pool.select(excluding: self.tried, now: now) else {
+        guard
+            let backend = self.pool.select(
+                onLoop: self.loop.index,
+                affinity: self.affinity,
+                excluding: self.tried,
+                now: now
+            )
+        else {
             let action = self.machine.noBackend(
                 retryAfter: self.pool.retryAfterSeconds(now: now),
                 triedAny: !self.tried.isEmpty
             )
-            self.handle(action, failedBackendIsDown: false)
+            self.handle(action)
             return
         }
         self.tried.append(backend)
@@ -264,7 +291,7 @@ final class ProxyExchange: DeadlineTracked {
             .whenComplete { result in
                 switch result {
                 case .success(let connection):
-                    backend.recordConnectSuccess()
+                    self.loop.logHealth(backend, backend.recordConnectSuccess(), reason: "connected")
                     if self.machine.state == .connecting && self.leased === backend {
                         self.attach(connection)
                     } else {
@@ -273,8 +300,9 @@ final class ProxyExchange: DeadlineTracked {
                     }
                 case .failure(let error):
                     guard self.machine.state == .connecting, self.leased === backend else { return }
-                    backend.recordConnectFailure(at: .now())
-                    self.handle(self.machine.connectFailed(reason: Self.describe(error)), failedBackendIsDown: true)
+                    let reason = ConnectionFailure.describe(error)
+                    self.loop.logHealth(backend, backend.recordConnectFailure(at: .now()), reason: reason)
+                    self.handle(self.machine.connectFailed(reason: reason))
                 }
             }
     }
@@ -299,7 +327,7 @@ final class ProxyExchange: DeadlineTracked {
         self.delegate.exchangeUpstreamBecameWritable()
     }
 
-    private func handle(_ action: ProxyExchangeStateMachine.FailureAction, failedBackendIsDown: Bool) {
+    private func handle(_ action: ProxyExchangeStateMachine.FailureAction) {
         switch action {
         case .retry:
             self.releaseLease()
@@ -336,14 +364,6 @@ final class ProxyExchange: DeadlineTracked {
         self.loop.sweeper.unregister(self)
     }
 
-    private static func describe(_ error: Error) -> String {
-        if let error = error as? ChannelError, case .connectTimeout = error { return "connect timed out" }
-        if let error = error as? IOError { return error.description }
-        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
-            return "\(first.error)"
-        }
-        return "\(error)"
-    }
 }
 
 extension HTTPMethod {

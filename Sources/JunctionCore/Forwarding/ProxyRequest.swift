@@ -35,6 +35,15 @@ struct ProxyRequest {
         guard let route = runtime.routes.route(hostHeader: self.facts.host, target: self.head.uri) else {
             return .failure(.noRoute)
         }
+        let affinity =
+            route.pool.affinity == .none
+            ? AffinityChoice.none
+            : AffinityChoice.make(
+                policy: route.pool.affinity,
+                path: PathNormalizer.routingPath(of: self.head.uri),
+                headers: self.head.headers,
+                poolName: route.pool.name
+            )
         let headBytes = HeaderRewriter.upstreamRequestBytes(
             self.head,
             facts: self.facts,
@@ -51,6 +60,8 @@ struct ProxyRequest {
             method: self.head.method,
             framing: self.facts.framing,
             isUpgrade: self.facts.isWebSocketUpgrade,
+            affinity: affinity,
+            secure: listener.scheme == "https",
             delegate: delegate
         )
         return .success(Dispatched(route: route, exchange: exchange))

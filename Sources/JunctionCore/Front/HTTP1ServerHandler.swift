@@ -374,7 +374,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     }
 
     private func log(_ record: AccessRecord) {
-        self.loop.accessLog?.log(record, now: .now())
+        self.loop.requestFinished(record)
     }
 
     private static func describe(_ error: HTTPParserError) -> String {
@@ -418,7 +418,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
 extension HTTP1ServerHandler: ProxyExchangeDelegate {
     var canTakeResponse: Bool { self.context?.channel.isWritable ?? false }
 
-    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend) {
+    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
         guard var request = self.request, let context = self.context else { return }
         let bodyless =
             request.method == .HEAD || head.status == .noContent || head.status == .notModified
@@ -433,6 +433,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             clientVersion: request.version,
             bodyless: bodyless,
             keepAlive: keepAlive,
+            setCookie: setCookie,
             allocator: self.loop.allocator
         )
         if closeDelimited {
@@ -537,13 +538,14 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         let tunnel = Tunnel(
             loop: loop,
             backend: backend,
+            pool: request.route?.pool,
             idleTimeout: request.route?.pool.timeouts.tunnelIdle ?? .hours(1),
             shutdownGrace: self.runtime.limits.shutdownGrace
         ) { summary in
             var record = record
             record.bytesIn += summary.bytesFromClient
             record.bytesOut = summary.bytesFromUpstream
-            loop.accessLog?.log(record, now: .now())
+            loop.requestFinished(record)
         }
         self.request = nil
         TunnelSplicer.splice(

@@ -118,7 +118,14 @@ enum HTTP2HeadConverter {
     }
 
     /// The HTTP/2 response header block for an upstream HTTP/1.1 response.
-    static func response(_ upstream: HTTPResponseHead, requestID: String, bodyless: Bool) -> HPACKHeaders {
+    static func response(
+        _ upstream: HTTPResponseHead,
+        requestID: String,
+        bodyless: Bool,
+        setCookie: String? = nil
+    )
+        -> HPACKHeaders
+    {
         var sink = HPACKResponseSink(status: upstream.status.code)
         _ = HeaderRewriter.rewriteResponseHeaders(
             upstream,
@@ -127,6 +134,7 @@ enum HTTP2HeadConverter {
             bodyless: bodyless,
             keepAlive: true,
             isTunnel: false,
+            setCookie: setCookie,
             into: &sink
         )
         return sink.headers

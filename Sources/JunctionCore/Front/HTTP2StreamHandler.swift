@@ -98,7 +98,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.cancel()
             if var record = self.record, !self.responseEnded {
                 if !self.responseStarted { record.status = 499 }
-                self.loop.accessLog?.log(record, now: .now())
+                self.loop.requestFinished(record)
             }
         }
         self.record = nil
@@ -234,7 +234,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.responseEnded = true
         self.exchange = nil
         if let record = self.record {
-            self.loop.accessLog?.log(record, now: .now())
+            self.loop.requestFinished(record)
         }
         self.resumeReading()
     }
@@ -260,14 +260,19 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 extension HTTP2StreamHandler: ProxyExchangeDelegate {
     var canTakeResponse: Bool { self.context?.channel.isWritable ?? false }
 
-    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend) {
+    func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
         guard let context = self.context, let record = self.record else { return }
         self.bodyless =
             self.method == .HEAD || head.status == .noContent || head.status == .notModified || head.status.code < 200
         self.responseStarted = true
         self.record?.status = head.status.code
         self.record?.backend = backend.label
-        let block = HTTP2HeadConverter.response(head, requestID: record.requestID, bodyless: self.bodyless)
+        let block = HTTP2HeadConverter.response(
+            head,
+            requestID: record.requestID,
+            bodyless: self.bodyless,
+            setCookie: setCookie
+        )
         context.write(self.wrapOutboundOut(.headers(.init(headers: block, endStream: self.bodyless))), promise: nil)
     }
 
@@ -304,7 +309,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
 
     func exchangeAborted() {
         self.exchange = nil
-        if let record = self.record { self.loop.accessLog?.log(record, now: .now()) }
+        if let record = self.record { self.loop.requestFinished(record) }
         self.responseEnded = true
         // Resets the stream: the client sees the response cut, not completed.
         self.context?.close(promise: nil)
@@ -350,13 +355,14 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         let tunnel = Tunnel(
             loop: loop,
             backend: backend,
+            pool: self.route?.pool,
             idleTimeout: self.route?.pool.timeouts.tunnelIdle ?? .hours(1),
             shutdownGrace: self.runtime.limits.shutdownGrace
         ) { summary in
             var record = record
             record.bytesIn += summary.bytesFromClient
             record.bytesOut = summary.bytesFromUpstream
-            loop.accessLog?.log(record, now: .now())
+            loop.requestFinished(record)
         }
         TunnelSplicer.splice(
             tunnel: tunnel,

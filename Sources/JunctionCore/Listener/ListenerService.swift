@@ -17,13 +17,14 @@ final class ListenerService: Service {
         case stopped
     }
 
-    private let config: ListenerConfig
+    let config: ListenerConfig
     private let group: EventLoopGroup
     private let contexts: LoopContexts
     private let tls: TLSContextBox?
     private let limits: LimitsConfig
     private let logger: Logger
-    private let counter = ConnectionCounter()
+    /// Open client connections (for metrics and status).
+    let counter = ConnectionCounter()
     private let state = Mutex<State>(.idle)
 
     init(

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// Everything one event loop owns for the data path: idle upstream connections, the request-id
@@ -8,10 +9,16 @@ import NIOCore
 final class LoopContext: @unchecked Sendable {
     /// The loop this context belongs to.
     let eventLoop: EventLoop
+    /// The loop's position in the group (per-loop copies in pools are indexed by it).
+    let index: Int
+    /// For the rare events the data path reports (a backend going down).
+    let logger: Logger
     /// Idle keep-alive upstream connections of this loop.
     let connections: UpstreamConnectionPool
     /// Access-log lines waiting for the end of the tick; nil when the access log is off.
     let accessLog: AccessLogBuffer?
+    /// Request counters and durations; nil when metrics are off (unit tests).
+    let metrics: LoopMetrics?
     /// Every timeout of this loop: one repeating task instead of a timer per request.
     let sweeper: DeadlineSweeper
     /// Allocator for the buffers Junction itself writes (heads, chunk framing).
@@ -20,8 +27,18 @@ final class LoopContext: @unchecked Sendable {
     var runtime: RuntimeConfig
     private var requestIDs = RequestID()
 
-    init(eventLoop: EventLoop, runtime: RuntimeConfig, accessLogSink: AccessLogSink?) {
+    init(
+        eventLoop: EventLoop,
+        index: Int = 0,
+        runtime: RuntimeConfig,
+        accessLogSink: AccessLogSink?,
+        metrics: JunctionMetrics? = nil,
+        logger: Logger = Logger(label: "junction")
+    ) {
         self.eventLoop = eventLoop
+        self.metrics = metrics.map(LoopMetrics.init)
+        self.index = index
+        self.logger = logger
         self.runtime = runtime
         self.sweeper = DeadlineSweeper(eventLoop: eventLoop)
         self.connections = UpstreamConnectionPool(eventLoop: eventLoop)
@@ -40,13 +57,22 @@ final class LoopContext: @unchecked Sendable {
 struct LoopContexts: Sendable {
     private let contexts: [ObjectIdentifier: LoopContext]
 
-    init(group: EventLoopGroup, runtime: RuntimeConfig, accessLogSink: AccessLogSink?) {
+    init(
+        group: EventLoopGroup,
+        runtime: RuntimeConfig,
+        accessLogSink: AccessLogSink?,
+        metrics: JunctionMetrics?,
+        logger: Logger
+    ) {
         var contexts: [ObjectIdentifier: LoopContext] = [:]
-        for loop in group.makeIterator() {
+        for (index, loop) in group.makeIterator().enumerated() {
             contexts[ObjectIdentifier(loop)] = LoopContext(
                 eventLoop: loop,
+                index: index,
                 runtime: runtime,
-                accessLogSink: accessLogSink
+                accessLogSink: accessLogSink,
+                metrics: metrics,
+                logger: logger
             )
         }
         self.contexts = contexts
@@ -60,6 +86,38 @@ struct LoopContexts: Sendable {
         return context
     }
 
-    /// Every context, for shutdown.
-    var all: [LoopContext] { Array(self.contexts.values) }
+    /// Every context, in loop order.
+    var all: [LoopContext] { self.contexts.values.sorted { $0.index < $1.index } }
+}
+
+extension LoopContext {
+    /// A request (or tunnel) is over: its access-log line and its metrics.
+    func requestFinished(_ record: AccessRecord) {
+        let now = NIODeadline.now()
+        self.accessLog?.log(record, now: now)
+        self.metrics?.requestFinished(
+            route: record.route,
+            pool: record.pool,
+            status: record.status,
+            durationNanoseconds: (now - record.start).nanoseconds
+        )
+    }
+
+    /// Logs a backend's health transition once, where it happened.
+    func logHealth(_ backend: Backend, _ transition: HealthStateMachine.Transition?, reason: String) {
+        switch transition {
+        case .becameUnhealthy:
+            self.logger.warning(
+                "backend down",
+                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)", "reason": "\(reason)"]
+            )
+        case .becameHealthy:
+            self.logger.info(
+                "backend up",
+                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)", "reason": "\(reason)"]
+            )
+        case nil:
+            break
+        }
+    }
 }

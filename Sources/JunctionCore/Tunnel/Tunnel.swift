@@ -12,6 +12,8 @@ final class Tunnel: DeadlineTracked {
 
     private let loop: LoopContext
     private let backend: Backend
+    /// The pool whose open tunnels this one counts in.
+    private let pool: Pool?
     private let idleTimeout: TimeAmount
     private let shutdownGrace: TimeAmount
     private let onClose: (Summary) -> Void
@@ -31,12 +33,15 @@ final class Tunnel: DeadlineTracked {
     init(
         loop: LoopContext,
         backend: Backend,
+        pool: Pool?,
         idleTimeout: TimeAmount,
         shutdownGrace: TimeAmount,
         onClose: @escaping (Summary) -> Void
     ) {
         self.loop = loop
         self.backend = backend
+        self.pool = pool
+        pool?.tunnelCount.add(1, ordering: .relaxed)
         self.idleTimeout = idleTimeout
         self.shutdownGrace = shutdownGrace
         self.onClose = onClose
@@ -85,6 +90,7 @@ final class Tunnel: DeadlineTracked {
         guard self.openSides == 0 else { return }
         self.loop.sweeper.unregister(self)
         self.backend.release()
+        self.pool?.tunnelCount.subtract(1, ordering: .relaxed)
         self.onClose(
             Summary(
                 bytesFromClient: self.bytesFromClient,

@@ -1,41 +1,98 @@
 import NIOCore
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One upstream address of a pool, with the only state shared across event loops: its active
-/// count (in-flight requests plus open tunnels) and its availability.
+/// count (in-flight requests plus open tunnels) and its health.
 ///
-/// Reads and writes are atomics so the balancer never takes a lock on the data path.
+/// The data path reads and writes atomics only; the health state machine and the last check
+/// result sit behind a mutex that only checks and failures touch.
 public final class Backend: Sendable {
     /// The resolved socket address connections go to.
     public let address: SocketAddress
     /// `host:port` of the resolved address, for logs, metrics and status.
     public let label: String
+    /// The configured `host:port` (a name for DNS backends), sent as Host by health checks.
+    public let configuredAddress: String
     /// Relative weight, 1...100.
     public let weight: Int
     /// The pool's name, for logs.
     public let poolName: String
+    /// The opaque `junction_<pool>` cookie value that names this backend (cookie affinity): a hash
+    /// of pool and address, the same on every Junction with the same config.
+    public let affinityToken: String
+    /// Whether the pool runs active health checks (then passive failures wait for a check to pass,
+    /// else they wait out a back-off).
+    public let isActivelyChecked: Bool
 
     /// In-flight requests plus open tunnels.
     private let activeCount = Atomic<Int>(0)
-    /// Consecutive failed connects; drives the passive back-off.
+    /// What the balancer reads: false while the backend is down.
+    private let healthyFlag = Atomic<Bool>(true)
+    /// Consecutive failed connects; drives the passive back-off of pools without health checks.
     private let consecutiveFailures = Atomic<Int>(0)
-    /// Uptime in nanoseconds until which the backend is passively down (0: not down).
+    /// Uptime in nanoseconds until which the backend is backing off (0: not).
     private let downUntilNanos = Atomic<Int64>(0)
+    /// The flip-rule state and the last check, for pools with health checks.
+    private let health: Mutex<HealthRecord>
 
     /// The first passive back-off; it doubles on each further failure.
     static let initialBackoff = TimeAmount.seconds(1)
     /// The longest passive back-off.
     static let maximumBackoff = TimeAmount.seconds(30)
 
-    public init(address: SocketAddress, label: String, weight: Int, poolName: String) {
+    /// What the last active check found.
+    public struct CheckResult: Sendable, Equatable {
+        /// Whether it passed.
+        public var passed: Bool
+        /// The status, or why there was none ("connection refused", "timed out").
+        public var detail: String
+        /// When it finished (seconds since the epoch).
+        public var time: Double
+    }
+
+    private struct HealthRecord {
+        var machine: HealthStateMachine
+        var lastCheck: CheckResult?
+    }
+
+    public init(
+        address: SocketAddress,
+        label: String,
+        weight: Int,
+        poolName: String,
+        configuredAddress: String? = nil,
+        healthCheck: HealthCheckConfig? = nil
+    ) {
         self.address = address
         self.label = label
         self.weight = weight
         self.poolName = poolName
+        self.configuredAddress = configuredAddress ?? label
+        self.isActivelyChecked = healthCheck != nil
+        self.affinityToken = AffinityToken.make(pool: poolName, backend: label)
+        self.health = Mutex(
+            HealthRecord(
+                machine: HealthStateMachine(
+                    healthyThreshold: healthCheck?.healthyThreshold ?? 1,
+                    unhealthyThreshold: healthCheck?.unhealthyThreshold ?? 1
+                ),
+                lastCheck: nil
+            )
+        )
     }
 
     /// In-flight requests plus open tunnels.
     public var active: Int { self.activeCount.load(ordering: .relaxed) }
+
+    /// Whether the backend is up: not failed its checks, not passively marked down.
+    public var isHealthy: Bool { self.healthyFlag.load(ordering: .relaxed) }
+
+    /// The last active check, if any ran.
+    public var lastCheck: CheckResult? { self.health.withLock { $0.lastCheck } }
 
     /// Counts a request or tunnel against this backend until `release()`.
     func retain() {
@@ -49,33 +106,71 @@ public final class Backend: Sendable {
 
     /// Whether new requests may go here at `now`.
     public func isAvailable(at now: NIODeadline) -> Bool {
+        guard self.healthyFlag.load(ordering: .relaxed) else { return false }
+        if self.isActivelyChecked { return true }
         let until = self.downUntilNanos.load(ordering: .relaxed)
         return until == 0 || now.uptimeNanoseconds >= UInt64(until)
     }
 
-    /// When a passively-down backend may be tried again; nil when it is up.
+    /// When a backing-off backend may be tried again; nil when it is not backing off.
     public func retryAt(after now: NIODeadline) -> NIODeadline? {
         let until = self.downUntilNanos.load(ordering: .relaxed)
         guard until != 0, UInt64(until) > now.uptimeNanoseconds else { return nil }
         return NIODeadline.uptimeNanoseconds(UInt64(until))
     }
 
-    /// A connection was refused or timed out: down at once, tried again after a doubling back-off.
-    /// Returns the back-off applied.
+    /// A connection was refused or timed out: down at once. With health checks it stays down until
+    /// they pass; without, it is tried again after a doubling back-off. Returns a transition to log.
     @discardableResult
-    func recordConnectFailure(at now: NIODeadline) -> TimeAmount {
+    func recordConnectFailure(at now: NIODeadline) -> HealthStateMachine.Transition? {
+        if self.isActivelyChecked {
+            return self.updateMachine { $0.connectFailed() }
+        }
         let failures = self.consecutiveFailures.add(1, ordering: .relaxed).newValue
         let backoff = Self.backoff(afterFailures: failures)
         self.downUntilNanos.store(Int64(now.uptimeNanoseconds) + backoff.nanoseconds, ordering: .relaxed)
-        return backoff
+        return failures == 1 ? .becameUnhealthy : nil
     }
 
-    /// A connect succeeded: the back-off starts over.
-    func recordConnectSuccess() {
+    /// A connect succeeded: a passive back-off starts over.
+    @discardableResult
+    func recordConnectSuccess() -> HealthStateMachine.Transition? {
         // Only write when there is something to reset: the shared cache line stays clean otherwise.
-        if self.consecutiveFailures.load(ordering: .relaxed) != 0 {
-            self.consecutiveFailures.store(0, ordering: .relaxed)
-            self.downUntilNanos.store(0, ordering: .relaxed)
+        guard !self.isActivelyChecked, self.consecutiveFailures.load(ordering: .relaxed) != 0 else { return nil }
+        self.consecutiveFailures.store(0, ordering: .relaxed)
+        self.downUntilNanos.store(0, ordering: .relaxed)
+        return .becameHealthy
+    }
+
+    /// A request saw the connection reset before any response: one failure by the flip rule.
+    @discardableResult
+    func recordResetBeforeResponse() -> HealthStateMachine.Transition? {
+        guard self.isActivelyChecked else { return nil }
+        return self.updateMachine { $0.checkFailed() }
+    }
+
+    /// An active check finished.
+    @discardableResult
+    func recordCheck(_ result: CheckResult) -> HealthStateMachine.Transition? {
+        self.updateRecord { record in
+            record.lastCheck = result
+            return result.passed ? record.machine.checkPassed() : record.machine.checkFailed()
+        }
+    }
+
+    private func updateMachine(
+        _ change: (inout HealthStateMachine) -> HealthStateMachine.Transition?
+    ) -> HealthStateMachine.Transition? {
+        self.updateRecord { record in change(&record.machine) }
+    }
+
+    private func updateRecord(
+        _ change: (inout HealthRecord) -> HealthStateMachine.Transition?
+    ) -> HealthStateMachine.Transition? {
+        self.health.withLock { record in
+            let transition = change(&record)
+            self.healthyFlag.store(record.machine.isHealthy, ordering: .relaxed)
+            return transition
         }
     }
 
@@ -88,4 +183,25 @@ public final class Backend: Sendable {
 
 extension Backend: CustomStringConvertible {
     public var description: String { self.label }
+}
+
+/// The opaque, deterministic token that names a backend in an affinity cookie.
+enum AffinityToken {
+    /// 16 hex digits of FNV-1a over pool and address: stable across restarts and instances with the
+    /// same config, and not the address itself.
+    static func make(pool: String, backend: String) -> String {
+        let hash = Self.fnv1a64(pool + "\u{1F}" + backend)
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// FNV-1a, 64 bits: deterministic (unlike `Hasher`, which is seeded per process).
+    static func fnv1a64(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
 }

@@ -11,11 +11,12 @@ import Synchronization
 /// - `POST|PUT /sink`: reads the body, answers `{"bytes": N}`.
 /// - `GET /source?bytes=N`: streams N bytes as fast as the proxy takes them (with backpressure).
 /// - `GET /slow?ms=N`: answers after N milliseconds.
-/// - `GET /health`: `ok`.
+/// - `GET /health`: `ok`, or the status a test set in `stats.healthStatus`.
 /// - `GET /trailers`: a chunked body followed by an `X-Checksum` trailer field.
 /// - `GET /page`: an HTML page that opens a WebSocket to `/websocket` and runs the DDP handshake.
 final class HTTPTestBackend: Sendable {
     let name: String
+    let host: String
     let port: Int
     private let channel: Channel
     private let group: MultiThreadedEventLoopGroup
@@ -27,9 +28,14 @@ final class HTTPTestBackend: Sendable {
         let requests = Atomic<Int>(0)
         let sourceBytesWritten = Atomic<Int>(0)
         let openConnections = Atomic<Int>(0)
+        /// What `/health` answers (tests flip it to make the backend fail its checks).
+        let healthStatus = Atomic<Int>(200)
+        /// Requests to anything but `/health`.
+        let proxiedRequests = Atomic<Int>(0)
     }
 
-    init(name: String) throws {
+    /// Listens on `host` (127.0.0.1, or another loopback address) and `port` (0: any free one).
+    init(name: String, host: String = "127.0.0.1", port: Int = 0) throws {
         self.name = name
         let stats = Stats()
         self.stats = stats
@@ -46,11 +52,12 @@ final class HTTPTestBackend: Sendable {
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, stats: stats))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).wait()
+            .bind(host: host, port: port).wait()
         self.port = self.channel.localAddress!.port!
+        self.host = host
     }
 
-    var address: String { "127.0.0.1:\(self.port)" }
+    var address: String { "\(self.host):\(self.port)" }
 
     /// Stops listening and closes every connection (a killed backend).
     func stop() {
@@ -106,6 +113,7 @@ private final class BackendHandler: ChannelInboundHandler {
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         let components = URLComponents(string: head.uri)
         let path = components?.path ?? head.uri
+        if path != "/health" { self.stats.proxiedRequests.add(1, ordering: .relaxed) }
         let query = Dictionary(
             (components?.queryItems ?? []).map { ($0.name, $0.value ?? "") },
             uniquingKeysWith: { $1 }
@@ -131,7 +139,13 @@ private final class BackendHandler: ChannelInboundHandler {
                 handler.sendJSON(["backend": handler.name, "slept_ms": delay], context: context)
             }
         case "/health":
-            self.send(status: .ok, body: "ok", contentType: "text/plain", context: context)
+            let code = self.stats.healthStatus.load(ordering: .relaxed)
+            self.send(
+                status: HTTPResponseStatus(statusCode: code),
+                body: code == 200 ? "ok" : "not healthy",
+                contentType: "text/plain",
+                context: context
+            )
         case "/trailers":
             // A chunked body with trailer fields (NIO frames it chunked: no Content-Length).
             var headers = HTTPHeaders()

@@ -1,0 +1,204 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// What the admin endpoints report on: the pools and the listeners' connection counts.
+struct AdminState: Sendable {
+    let runtime: RuntimeConfig
+    let listeners: [(name: String, counter: ConnectionCounter)]
+    let metrics: JunctionMetrics
+
+    /// 200 when every pool can take a request; else the pools that cannot.
+    var unreadyPools: [String] {
+        self.runtime.config.pools.compactMap { config in
+            guard let pool = self.runtime.pools[config.name], !pool.hasAvailableBackend else { return nil }
+            return pool.name
+        }
+    }
+
+    /// The `/status` document.
+    var status: StatusReport {
+        var pools: [String: StatusReport.PoolStatus] = [:]
+        let now = NIODeadline.now()
+        for pool in self.runtime.pools.values {
+            pools[pool.name] = StatusReport.PoolStatus(
+                balance: self.runtime.config.pool(named: pool.name)?.balance.rawValue ?? "least_conn",
+                affinity: pool.affinity.rawValue,
+                tunnels: pool.tunnelCount.load(ordering: .relaxed),
+                backends: pool.backends.map { backend in
+                    StatusReport.BackendStatus(
+                        address: backend.label,
+                        configured: backend.configuredAddress,
+                        healthy: backend.isAvailable(at: now),
+                        active: backend.active,
+                        weight: backend.weight,
+                        lastCheck: backend.lastCheck.map {
+                            StatusReport.CheckStatus(passed: $0.passed, detail: $0.detail, time: $0.time)
+                        }
+                    )
+                }
+            )
+        }
+        let listeners = Dictionary(
+            self.listeners.map { ($0.name, StatusReport.ListenerStatus(connections: $0.counter.value)) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        return StatusReport(pools: pools, listeners: listeners)
+    }
+}
+
+/// The `/status` JSON: `{"pools": {"<name>": {"backends": [{"address", "healthy", "active", "weight",
+/// "last_check"}]}}}`, where `active` counts in-flight requests plus open tunnels.
+struct StatusReport: Codable, Sendable {
+    struct CheckStatus: Codable, Sendable {
+        var passed: Bool
+        var detail: String
+        /// Seconds since the epoch.
+        var time: Double
+    }
+
+    struct BackendStatus: Codable, Sendable {
+        var address: String
+        var configured: String
+        var healthy: Bool
+        var active: Int
+        var weight: Int
+        var lastCheck: CheckStatus?
+
+        enum CodingKeys: String, CodingKey {
+            case address, configured, healthy, active, weight
+            case lastCheck = "last_check"
+        }
+    }
+
+    struct PoolStatus: Codable, Sendable {
+        var balance: String
+        var affinity: String
+        var tunnels: Int
+        var backends: [BackendStatus]
+    }
+
+    struct ListenerStatus: Codable, Sendable {
+        var connections: Int
+    }
+
+    var pools: [String: PoolStatus]
+    var listeners: [String: ListenerStatus]
+}
+
+/// The admin listener (`admin.address`): `GET /healthz`, `/readyz`, `/metrics`, `/status`. It never
+/// proxies, and the proxy listeners never answer these paths.
+final class AdminService: Service {
+    private let address: HostPort
+    private let group: EventLoopGroup
+    private let state: AdminState
+    private let logger: Logger
+
+    init(address: HostPort, group: EventLoopGroup, state: AdminState, logger: Logger) {
+        self.address = address
+        self.group = group
+        self.state = state
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let state = self.state
+        let channel: Channel
+        do {
+            channel = try await ServerBootstrap(group: self.group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(state: state))
+                    }
+                }
+                .bind(host: self.address.host, port: self.address.port)
+                .get()
+        } catch {
+            throw ListenerError(description: "cannot bind the admin listener to \(self.address): \(error)")
+        }
+        let bound =
+            channel.localAddress.flatMap { address in
+                address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
+            } ?? self.address.description
+        StandardOutput.writeLine("listening name=admin address=\(bound) tls=off h2=off")
+        try? await gracefulShutdown()
+        try? await channel.close()
+    }
+}
+
+/// Answers one admin request.
+private final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let state: AdminState
+    private var head: HTTPRequestHead?
+
+    init(state: AdminState) {
+        self.state = state
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head = self.head else { return }
+            self.head = nil
+            let (status, contentType, body) = self.answer(head)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Content-Length", value: String(body.count))
+            headers.add(name: "Cache-Control", value: "no-store")
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+                promise: nil
+            )
+            if head.method != .HEAD {
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+            }
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
+        let text = "text/plain; charset=utf-8"
+        guard head.method == .GET || head.method == .HEAD else {
+            return (.methodNotAllowed, text, Array("405 Method Not Allowed: the admin endpoints answer GET\n".utf8))
+        }
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch path {
+        case "/healthz":
+            return (.ok, text, Array("ok\n".utf8))
+        case "/readyz":
+            let unready = self.state.unreadyPools
+            if unready.isEmpty { return (.ok, text, Array("ready\n".utf8)) }
+            return (
+                .serviceUnavailable, text,
+                Array("not ready: no healthy backend in pool \(unready.sorted().joined(separator: ", "))\n".utf8)
+            )
+        case "/metrics":
+            let body = self.state.metrics.render(
+                pools: Array(self.state.runtime.pools.values),
+                listeners: self.state.listeners.map { ($0.name, $0.counter.value) }
+            )
+            return (.ok, "text/plain; version=0.0.4; charset=utf-8", body)
+        case "/status":
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let body: [UInt8] = (try? encoder.encode(self.state.status)).map { Array($0) + [0x0A] } ?? []
+            return (.ok, "application/json", body)
+        default:
+            return (
+                .notFound, text, Array("404 Not Found: admin paths are /healthz, /readyz, /metrics, /status\n".utf8)
+            )
+        }
+    }
+}

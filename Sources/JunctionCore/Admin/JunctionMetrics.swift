@@ -1,0 +1,138 @@
+import CoreMetrics
+import NIOCore
+import Prometheus
+
+/// Junction's Prometheus metrics: per-request counters and durations through swift-metrics (backed
+/// by swift-prometheus), and gauges of the live state read when `/metrics` is scraped.
+///
+/// - `junction_requests_total{route,pool,code}` — counter, `code` the exact status ("200").
+/// - `junction_request_duration_seconds{pool}` — histogram, head received to response end.
+/// - `junction_upstream_active_connections{pool,backend}` — in-flight requests plus open tunnels.
+/// - `junction_backend_healthy{pool,backend}` — 1 when the backend takes new requests.
+/// - `junction_tunnels_active{pool}` — open WebSocket tunnels.
+/// - `junction_connections_active{listener}` — open client connections.
+public final class JunctionMetrics: Sendable {
+    /// What `/metrics` renders.
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    /// Request duration buckets, in seconds: 1 ms to 60 s.
+    static let durationBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        .seconds(10), .seconds(30), .seconds(60),
+    ]
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: self.registry)
+        factory.defaultDurationHistogramBuckets = Self.durationBuckets
+        self.factory = factory
+    }
+
+    func requestCounter(route: String, pool: String, code: UInt) -> CoreMetrics.Counter {
+        CoreMetrics.Counter(
+            label: "junction_requests_total",
+            dimensions: [("route", route), ("pool", pool), ("code", String(code))],
+            factory: self.factory
+        )
+    }
+
+    func durationTimer(pool: String) -> CoreMetrics.Timer {
+        CoreMetrics.Timer(
+            label: "junction_request_duration_seconds",
+            dimensions: [("pool", pool)],
+            preferredDisplayUnit: .seconds,
+            factory: self.factory
+        )
+    }
+
+    /// Sets the gauges from the live state, then renders the Prometheus text format.
+    func render(pools: [Pool], listeners: [(name: String, connections: Int)]) -> [UInt8] {
+        let now = NIODeadline.now()
+        for pool in pools {
+            for backend in pool.backends {
+                let labels = [("pool", pool.name), ("backend", backend.label)]
+                self.gauge(Self.activeConnections, labels).set(to: Double(backend.active))
+                self.gauge(Self.backendHealthy, labels).set(to: backend.isAvailable(at: now) ? 1 : 0)
+            }
+            self.gauge(Self.tunnelsActive, [("pool", pool.name)]).set(
+                to: Double(pool.tunnelCount.load(ordering: .relaxed))
+            )
+        }
+        for listener in listeners {
+            self.gauge(Self.connectionsActive, [("listener", listener.name)]).set(to: Double(listener.connections))
+        }
+        return self.registry.emitToBuffer()
+    }
+
+    private func gauge(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)]) -> Prometheus.Gauge {
+        self.registry.makeGauge(descriptor: descriptor, labels: labels)
+    }
+
+    private static var activeConnections: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "junction_upstream_active",
+            unitName: "connections",
+            helpText: "In-flight requests plus open WebSocket tunnels per backend."
+        )
+    }
+    private static var backendHealthy: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "junction_backend",
+            unitName: "healthy",
+            helpText: "1 when the backend takes new requests, 0 when it is down."
+        )
+    }
+    private static var tunnelsActive: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "junction_tunnels",
+            unitName: "active",
+            helpText: "Open WebSocket tunnels per pool."
+        )
+    }
+    private static var connectionsActive: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "junction_connections",
+            unitName: "active",
+            helpText: "Open client connections per listener."
+        )
+    }
+}
+
+/// One event loop's handles on the request metrics, cached so a request costs a dictionary lookup
+/// and an atomic add, not a registry lookup under its lock.
+final class LoopMetrics {
+    private struct RequestKey: Hashable {
+        var route: String
+        var pool: String
+        var code: UInt
+    }
+
+    private let metrics: JunctionMetrics
+    private var counters: [RequestKey: CoreMetrics.Counter] = [:]
+    private var timers: [String: CoreMetrics.Timer] = [:]
+
+    init(metrics: JunctionMetrics) {
+        self.metrics = metrics
+    }
+
+    func requestFinished(route: String?, pool: String?, status: UInt, durationNanoseconds: Int64) {
+        let key = RequestKey(route: route ?? "none", pool: pool ?? "none", code: status)
+        let counter: CoreMetrics.Counter
+        if let cached = self.counters[key] {
+            counter = cached
+        } else {
+            counter = self.metrics.requestCounter(route: key.route, pool: key.pool, code: key.code)
+            self.counters[key] = counter
+        }
+        counter.increment()
+        let timer: CoreMetrics.Timer
+        if let cached = self.timers[key.pool] {
+            timer = cached
+        } else {
+            timer = self.metrics.durationTimer(pool: key.pool)
+            self.timers[key.pool] = timer
+        }
+        timer.recordNanoseconds(durationNanoseconds)
+    }
+}
