@@ -3,25 +3,39 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// The composition root: a validated config file becomes pools, routes, TLS contexts and one
-/// listener service per listener, all run in one `ServiceGroup`.
+/// The composition root: a validated config file becomes pools, routes, TLS contexts, listeners,
+/// health checks, discovery, the admin listener and the reloader, all run in one `ServiceGroup`.
 public final class Junction: Sendable {
     /// A config file that passed every check `junction check` makes: schema, TLS material, backend
-    /// names. Holds what `run` needs so nothing is loaded twice.
+    /// names. Holds what `run` (or a reload) needs so nothing is loaded twice.
     public struct Prepared: Sendable {
         /// The validated file.
         public let config: JunctionConfig
-        /// Warnings to log at start-up (not-yet-implemented keys, expired certificates...).
+        /// Warnings to log (keys of features not built yet, expired certificates...).
         public let warnings: [ConfigDiagnostic]
         /// The file it came from (re-read on SIGHUP).
         public let configPath: String
         let runtime: RuntimeConfig
         let tlsContexts: [String: TLSContextSet]
+
+        /// What each listener applies to new connections.
+        var listenerSettings: [ListenerSettings] {
+            self.config.listeners.map { ListenerSettings(config: $0, tls: self.tlsContexts[$0.name]) }
+        }
     }
 
     /// Loads and checks the file at `path`: the YAML schema, the certificates and keys, and that
-    /// every backend host name resolves. Errors come back all at once.
+    /// every backend host name resolves. Errors come back all at once. `previous` (a reload) lends its
+    /// backends to the new generation so their counts and health carry over.
     public static func prepare(configPath path: String) -> Result<Prepared, ConfigError> {
+        self.prepare(configPath: path, loopCount: nil, previous: nil)
+    }
+
+    static func prepare(
+        configPath path: String,
+        loopCount: Int?,
+        previous: RuntimeConfig?
+    ) -> Result<Prepared, ConfigError> {
         let outcome = ConfigLoader.load(path: path)
         guard let config = outcome.config else {
             return .failure(ConfigError(diagnostics: outcome.diagnostics))
@@ -36,7 +50,11 @@ public final class Junction: Sendable {
         }
         var runtime: RuntimeConfig?
         do {
-            runtime = try RuntimeConfig.make(config: config, loopCount: config.effectiveThreads)
+            runtime = try RuntimeConfig.make(
+                config: config,
+                loopCount: loopCount ?? config.effectiveThreads,
+                previous: previous
+            )
         } catch {
             diagnostics += error.diagnostics
         }
@@ -72,6 +90,7 @@ public final class Junction: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.effectiveThreads)
         let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
         let metrics = JunctionMetrics()
+        let runtime = RuntimeBox(self.prepared.runtime)
         let contexts = LoopContexts(
             group: group,
             runtime: self.prepared.runtime,
@@ -79,41 +98,35 @@ public final class Junction: Sendable {
             metrics: metrics,
             logger: self.logger
         )
-        let tlsBoxes = self.prepared.tlsContexts.mapValues { TLSContextBox($0) }
-        let listeners = config.listeners.map { listener in
-            ListenerService(
-                config: listener,
-                group: group,
-                contexts: contexts,
-                tls: tlsBoxes[listener.name],
-                limits: config.limits,
-                logger: self.logger
-            )
-        }
-        var services: [any Service] = listeners
-        services.append(CertificateReloader(configPath: self.prepared.configPath, boxes: tlsBoxes, logger: self.logger))
-        let pools = Array(self.prepared.runtime.pools.values)
-        services.append(HealthChecker(pools: pools, group: group, logger: self.logger))
+        let listeners = ListenerManager(
+            settings: self.prepared.listenerSettings,
+            maxConnections: config.limits.maxConnections,
+            shutdownGrace: config.limits.shutdownGrace,
+            group: group,
+            contexts: contexts,
+            logger: self.logger
+        )
+        var services: [any Service] = [listeners]
         services.append(
-            BackendDiscovery(
-                config: config,
-                pools: self.prepared.runtime.pools,
+            ConfigReloader(
+                configPath: self.prepared.configPath,
+                runtime: runtime,
+                listeners: listeners,
                 loops: contexts.all,
+                accessLog: AccessLogTarget(target: config.logging.accessLog, format: config.logging.format),
                 logger: self.logger
             )
         )
+        services.append(HealthChecker(runtime: runtime, group: group, logger: self.logger))
+        services.append(BackendDiscovery(runtime: runtime, loops: contexts.all, logger: self.logger))
         if let admin = config.admin {
-            let state = AdminState(
-                runtime: self.prepared.runtime,
-                listeners: listeners.map { ($0.config.name, $0.counter) },
-                metrics: metrics
-            )
+            let state = AdminState(runtime: runtime, listeners: listeners, metrics: metrics)
             services.append(AdminService(address: admin.address, group: group, state: state, logger: self.logger))
         }
         self.logger.info(
             "junction starting",
             metadata: [
-                "threads": "\(config.effectiveThreads)", "listeners": "\(listeners.count)",
+                "threads": "\(config.effectiveThreads)", "listeners": "\(config.listeners.count)",
                 "pools": "\(config.pools.count)",
             ]
         )

@@ -1,5 +1,10 @@
 import NIOCore
 import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One generation of the running configuration: routes bound to live pools, and the limits.
 ///
@@ -13,11 +18,19 @@ final class RuntimeConfig: Sendable {
     let pools: [String: Pool]
     /// Client-side limits.
     let limits: LimitsConfig
+    /// 1 for the file read at start, one more for each reload that took.
+    let generation: Int
+    /// When this generation was loaded (seconds since the epoch).
+    let loadedAt: Double
 
-    init(config: JunctionConfig, pools: [String: Pool]) {
+    init(config: JunctionConfig, pools: [String: Pool], generation: Int = 1) {
         self.config = config
         self.pools = pools
         self.limits = config.limits
+        self.generation = generation
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        self.loadedAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
         self.routes = RouteTable(
             routes: config.routes.compactMap { route in
                 pools[route.pool].map { Route(config: route, pool: $0) }
@@ -26,8 +39,15 @@ final class RuntimeConfig: Sendable {
     }
 
     /// Builds pools from the config, resolving backend host names to all their addresses. Throws a
-    /// `ConfigError` naming every backend that does not resolve.
-    static func make(config: JunctionConfig, loopCount: Int = 1) throws(ConfigError) -> RuntimeConfig {
+    /// `ConfigError` naming every backend that does not resolve. Backends of `previous` (a reload)
+    /// with the same pool, address, weight and checking are kept, with their counts and health.
+    static func make(
+        config: JunctionConfig,
+        loopCount: Int = 1,
+        previous: RuntimeConfig? = nil
+    ) throws(ConfigError)
+        -> RuntimeConfig
+    {
         var pools: [String: Pool] = [:]
         var problems: [ConfigDiagnostic] = []
         for poolConfig in config.pools {
@@ -48,10 +68,22 @@ final class RuntimeConfig: Sendable {
                     continue
                 }
                 for address in addresses {
+                    let label = BackendResolver.label(address, fallback: backendConfig.address)
+                    let previousPool = previous?.pools[poolConfig.name]
+                    if previousPool?.healthCheck == poolConfig.healthCheck,
+                        let kept = previousPool?.backends.first(where: {
+                            $0.label == label && $0.configuredAddress == backendConfig.address.description
+                                && $0.weight == backendConfig.weight
+                                && $0.isActivelyChecked == (poolConfig.healthCheck != nil)
+                        })
+                    {
+                        backends.append(kept)
+                        continue
+                    }
                     backends.append(
                         Backend(
                             address: address,
-                            label: BackendResolver.label(address, fallback: backendConfig.address),
+                            label: label,
                             weight: backendConfig.weight,
                             poolName: poolConfig.name,
                             configuredAddress: backendConfig.address.description,
@@ -77,7 +109,23 @@ final class RuntimeConfig: Sendable {
             )
         }
         if !problems.isEmpty { throw ConfigError(diagnostics: problems) }
-        return RuntimeConfig(config: config, pools: pools)
+        return RuntimeConfig(config: config, pools: pools, generation: (previous?.generation ?? 0) + 1)
+    }
+}
+
+/// The configuration generation the control plane works with (admin, health checks, discovery);
+/// a reload replaces it. The data path reads its event loop's own copy instead (`LoopContext.runtime`).
+final class RuntimeBox: Sendable {
+    private let storage: Mutex<RuntimeConfig>
+
+    init(_ runtime: RuntimeConfig) {
+        self.storage = Mutex(runtime)
+    }
+
+    var current: RuntimeConfig { self.storage.withLock { $0 } }
+
+    func replace(with runtime: RuntimeConfig) {
+        self.storage.withLock { $0 = runtime }
     }
 }
 

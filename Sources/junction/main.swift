@@ -36,7 +36,7 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let logging = prepared.config.logging
-        LoggingSetup.bootstrap(level: Logger.Level(rawValue: logging.level) ?? .info, format: logging.format)
+        LoggingSetup.bootstrap(level: logging.level, format: logging.format)
         let logger = Logger(label: "junction")
         do {
             try await Junction(prepared: prepared, logger: logger).run()

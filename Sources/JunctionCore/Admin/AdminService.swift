@@ -7,25 +7,32 @@ import ServiceLifecycle
 
 /// What the admin endpoints report on: the pools and the listeners' connection counts.
 struct AdminState: Sendable {
-    let runtime: RuntimeConfig
-    let listeners: [(name: String, counter: ConnectionCounter)]
+    let runtime: RuntimeBox
+    let listeners: ListenerManager
     let metrics: JunctionMetrics
 
     /// 200 when every pool can take a request; else the pools that cannot.
     var unreadyPools: [String] {
-        self.runtime.config.pools.compactMap { config in
-            guard let pool = self.runtime.pools[config.name], !pool.hasAvailableBackend else { return nil }
+        let runtime = self.runtime.current
+        return runtime.config.pools.compactMap { config in
+            guard let pool = runtime.pools[config.name], !pool.hasAvailableBackend else { return nil }
             return pool.name
         }
+    }
+
+    /// Open connections per listener.
+    var listenerConnections: [(name: String, connections: Int)] {
+        self.listeners.all.map { ($0.name, $0.counter.value) }
     }
 
     /// The `/status` document.
     var status: StatusReport {
         var pools: [String: StatusReport.PoolStatus] = [:]
         let now = NIODeadline.now()
-        for pool in self.runtime.pools.values {
+        let runtime = self.runtime.current
+        for pool in runtime.pools.values {
             pools[pool.name] = StatusReport.PoolStatus(
-                balance: self.runtime.config.pool(named: pool.name)?.balance.rawValue ?? "least_conn",
+                balance: runtime.config.pool(named: pool.name)?.balance.rawValue ?? "least_conn",
                 affinity: pool.affinity.rawValue,
                 tunnels: pool.tunnelCount.load(ordering: .relaxed),
                 backends: pool.backends.map { backend in
@@ -43,10 +50,14 @@ struct AdminState: Sendable {
             )
         }
         let listeners = Dictionary(
-            self.listeners.map { ($0.name, StatusReport.ListenerStatus(connections: $0.counter.value)) },
+            self.listenerConnections.map { ($0.name, StatusReport.ListenerStatus(connections: $0.connections)) },
             uniquingKeysWith: { first, _ in first }
         )
-        return StatusReport(pools: pools, listeners: listeners)
+        return StatusReport(
+            config: StatusReport.ConfigStatus(generation: runtime.generation, loadedAt: runtime.loadedAt),
+            pools: pools,
+            listeners: listeners
+        )
     }
 }
 
@@ -85,6 +96,19 @@ struct StatusReport: Codable, Sendable {
         var connections: Int
     }
 
+    /// Which configuration is running: 1 at start, one more per reload that took.
+    struct ConfigStatus: Codable, Sendable {
+        var generation: Int
+        /// Seconds since the epoch.
+        var loadedAt: Double
+
+        enum CodingKeys: String, CodingKey {
+            case generation
+            case loadedAt = "loaded_at"
+        }
+    }
+
+    var config: ConfigStatus
     var pools: [String: PoolStatus]
     var listeners: [String: ListenerStatus]
 }
@@ -186,8 +210,8 @@ private final class AdminHandler: ChannelInboundHandler {
             )
         case "/metrics":
             let body = self.state.metrics.render(
-                pools: Array(self.state.runtime.pools.values),
-                listeners: self.state.listeners.map { ($0.name, $0.counter.value) }
+                pools: Array(self.state.runtime.current.pools.values),
+                listeners: self.state.listenerConnections
             )
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", body)
         case "/status":

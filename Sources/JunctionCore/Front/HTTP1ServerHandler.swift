@@ -63,7 +63,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let ip = context.channel.remoteAddress?.ipAddress { self.clientAddress = ip }
+        if let ip = self.listener.clientAddress ?? context.channel.remoteAddress?.ipAddress { self.clientAddress = ip }
         self.timerDeadline = .now() + self.runtime.limits.clientHeaderTimeout
         self.loop.sweeper.register(self)
     }

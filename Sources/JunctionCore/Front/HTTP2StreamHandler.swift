@@ -45,7 +45,9 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let ip = context.channel.parent?.remoteAddress?.ipAddress { self.clientAddress = ip }
+        if let ip = self.listener.clientAddress ?? context.channel.parent?.remoteAddress?.ipAddress {
+            self.clientAddress = ip
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -1,6 +1,24 @@
 import NIOCore
 import Synchronization
 
+/// The open client connections of one listener, and its `limits.max_connections` (0: none).
+final class ConnectionCounter: Sendable {
+    let open = Atomic<Int>(0)
+    private let limitValue: Atomic<Int>
+
+    init(limit: Int = 0) {
+        self.limitValue = Atomic(limit)
+    }
+
+    var value: Int { self.open.load(ordering: .relaxed) }
+    var limit: Int { self.limitValue.load(ordering: .relaxed) }
+
+    /// A reload may change the limit; it applies to the next accept.
+    func setLimit(_ limit: Int) {
+        self.limitValue.store(limit, ordering: .relaxed)
+    }
+}
+
 /// `limits.max_connections` on a listening socket: while the limit is reached the server channel
 /// stops accepting, so new connections wait in the kernel's backlog instead of being refused.
 ///
@@ -10,7 +28,6 @@ final class ConnectionLimiter: ChannelDuplexHandler {
     typealias InboundOut = Channel
     typealias OutboundIn = Never
 
-    private let limit: Int
     /// Open connections of this listener; written from child event loops.
     let counter: ConnectionCounter
     private let state: NIOLoopBound<State>
@@ -21,8 +38,7 @@ final class ConnectionLimiter: ChannelDuplexHandler {
         var context: ChannelHandlerContext?
     }
 
-    init(limit: Int, counter: ConnectionCounter, eventLoop: EventLoop) {
-        self.limit = limit
+    init(counter: ConnectionCounter, eventLoop: EventLoop) {
         self.counter = counter
         self.state = NIOLoopBound(State(), eventLoop: eventLoop)
     }
@@ -38,12 +54,12 @@ final class ConnectionLimiter: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = self.unwrapInboundIn(data)
         let counter = self.counter
-        let limit = self.limit
         counter.open.add(1, ordering: .relaxed)
         let state = self.state
         let serverLoop = context.eventLoop
         child.closeFuture.whenComplete { _ in
             let before = counter.open.subtract(1, ordering: .relaxed).oldValue
+            let limit = counter.limit
             if limit > 0 && before >= limit {
                 // Back under the limit: accept again (on the server channel's loop).
                 serverLoop.execute {
@@ -59,17 +75,11 @@ final class ConnectionLimiter: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.limit > 0 && self.counter.value >= self.limit {
+        let limit = self.counter.limit
+        if limit > 0 && self.counter.value >= limit {
             self.state.value.readPending = true
         } else {
             context.read()
         }
     }
-}
-
-/// The number of open client connections of one listener.
-final class ConnectionCounter: Sendable {
-    let open = Atomic<Int>(0)
-
-    var value: Int { self.open.load(ordering: .relaxed) }
 }

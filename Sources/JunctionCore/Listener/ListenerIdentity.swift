@@ -8,4 +8,6 @@ struct ListenerIdentity: Sendable {
     let authority: String
     /// `redirect_https`: answer every request with a 308 to HTTPS on this port instead of proxying.
     var redirectHTTPSPort: Int? = nil
+    /// The client's address as a PROXY protocol header announced it (nil: the socket's peer).
+    var clientAddress: String? = nil
 }

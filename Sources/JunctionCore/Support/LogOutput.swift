@@ -34,17 +34,33 @@ public enum StandardOutput {
     }
 }
 
+/// The process's log level and format: set at start, changed by a reload.
+public final class LogSettings: Sendable {
+    public static let shared = LogSettings()
+    private let state = Mutex<(level: Logger.Level, format: LoggingConfig.Format)>((.info, .text))
+
+    var level: Logger.Level { self.state.withLock { $0.level } }
+    var format: LoggingConfig.Format { self.state.withLock { $0.format } }
+
+    public func apply(level: String, format: LoggingConfig.Format) {
+        let parsed = Logger.Level(rawValue: level) ?? .info
+        self.state.withLock { $0 = (parsed, format) }
+    }
+}
+
 /// Junction's swift-log handler: one line per event on stderr, as text or JSON (`logging.format`).
+/// Level and format follow `LogSettings`, so a reload changes them for every logger.
 public struct JunctionLogHandler: LogHandler {
-    public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     private let label: String
-    private let format: LoggingConfig.Format
 
-    public init(label: String, level: Logger.Level, format: LoggingConfig.Format) {
+    public var logLevel: Logger.Level {
+        get { LogSettings.shared.level }
+        set {}  // the process-wide setting decides
+    }
+
+    public init(label: String) {
         self.label = label
-        self.logLevel = level
-        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -60,7 +76,7 @@ public struct JunctionLogHandler: LogHandler {
         let keys = merged.keys.sorted()
         let time = Self.timestamp()
         let line: String
-        switch self.format {
+        switch LogSettings.shared.format {
         case .text:
             let fields = keys.map { "\($0)=\(Self.textValue(merged[$0]!))" }.joined(separator: " ")
             line = "\(time) \(event.level) \(event.message)\(fields.isEmpty ? "" : " " + fields)"
@@ -126,14 +142,15 @@ extension String {
 public enum LoggingSetup {
     private static let done = Mutex(false)
 
-    public static func bootstrap(level: Logger.Level, format: LoggingConfig.Format) {
+    public static func bootstrap(level: String, format: LoggingConfig.Format) {
+        LogSettings.shared.apply(level: level, format: format)
         let first = self.done.withLock { done in
             defer { done = true }
             return !done
         }
         guard first else { return }
         LoggingSystem.bootstrap { label in
-            JunctionLogHandler(label: label, level: level, format: format)
+            JunctionLogHandler(label: label)
         }
     }
 }

@@ -16,7 +16,7 @@ final class LoopContext: @unchecked Sendable {
     /// Idle keep-alive upstream connections of this loop.
     let connections: UpstreamConnectionPool
     /// Access-log lines waiting for the end of the tick; nil when the access log is off.
-    let accessLog: AccessLogBuffer?
+    private(set) var accessLog: AccessLogBuffer?
     /// Request counters and durations; nil when metrics are off (unit tests).
     let metrics: LoopMetrics?
     /// Every timeout of this loop: one repeating task instead of a timer per request.
@@ -44,6 +44,12 @@ final class LoopContext: @unchecked Sendable {
         self.connections = UpstreamConnectionPool(eventLoop: eventLoop)
         self.connections.sweeper = self.sweeper
         self.accessLog = accessLogSink.map { AccessLogBuffer(sink: $0, eventLoop: eventLoop) }
+    }
+
+    /// Switches the access log (reload, SIGUSR1), flushing what the old one holds.
+    func replaceAccessLog(with sink: AccessLogSink?) {
+        self.accessLog?.flush()
+        self.accessLog = sink.map { AccessLogBuffer(sink: $0, eventLoop: self.eventLoop) }
     }
 
     /// A fresh request id.

@@ -9,46 +9,35 @@ import ServiceLifecycle
 /// own. A backend that stays keeps its counts and health. A failed resolution keeps the last good
 /// set and is logged.
 final class BackendDiscovery: Service {
-    private let config: JunctionConfig
-    private let pools: [String: Pool]
+    private let runtime: RuntimeBox
     private let loops: [LoopContext]
     private let logger: Logger
 
-    init(config: JunctionConfig, pools: [String: Pool], loops: [LoopContext], logger: Logger) {
-        self.config = config
-        self.pools = pools
+    init(runtime: RuntimeBox, loops: [LoopContext], logger: Logger) {
+        self.runtime = runtime
         self.loops = loops
         self.logger = logger
     }
 
-    /// Pools with at least one backend given by name (the others never change).
-    private var discoveredPools: [PoolConfig] {
-        self.config.pools.filter { pool in
-            pool.backends.contains { !BackendResolver.isLiteral($0.address.host) }
-        }
-    }
-
     func run() async throws {
-        let pools = self.discoveredPools
-        guard !pools.isEmpty else {
-            try? await gracefulShutdown()
-            return
-        }
-        let refresh = Duration.nanoseconds(self.config.discovery.dnsRefresh.nanoseconds)
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
+                let runtime = self.runtime.current
+                let refresh = Duration.nanoseconds(runtime.config.discovery.dnsRefresh.nanoseconds)
                 try? await Task.sleep(for: refresh)
                 guard !Task.isCancelled else { return }
-                for pool in pools {
-                    await self.refresh(pool)
+                // Pools with at least one backend given by name (IP literals never change).
+                for pool in runtime.config.pools
+                where pool.backends.contains(where: { !BackendResolver.isLiteral($0.address.host) }) {
+                    await self.refresh(pool, in: runtime)
                 }
             }
         }
     }
 
     /// Resolves every backend of `poolConfig` again and updates the pool if its addresses changed.
-    func refresh(_ poolConfig: PoolConfig) async {
-        guard let pool = self.pools[poolConfig.name] else { return }
+    func refresh(_ poolConfig: PoolConfig, in runtime: RuntimeConfig) async {
+        guard let pool = runtime.pools[poolConfig.name] else { return }
         let current = pool.backends
         var next: [Backend] = []
         for backendConfig in poolConfig.backends {

@@ -13,28 +13,34 @@ import ServiceLifecycle
 /// on the event loops but off the data path; results feed each backend's flip-rule state machine
 /// and transitions are logged once.
 final class HealthChecker: Service {
-    private let pools: [Pool]
+    private let runtime: RuntimeBox
     private let group: EventLoopGroup
     private let logger: Logger
+    /// How often the checker looks for pools a reload added or removed.
+    static let poolRefresh = Duration.milliseconds(500)
 
-    init(pools: [Pool], group: EventLoopGroup, logger: Logger) {
-        self.pools = pools.filter { $0.healthCheck != nil }
+    init(runtime: RuntimeBox, group: EventLoopGroup, logger: Logger) {
+        self.runtime = runtime
         self.group = group
         self.logger = logger
     }
 
     func run() async throws {
-        guard !self.pools.isEmpty else {
-            try? await gracefulShutdown()
-            return
-        }
-        await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { tasks in
-                for pool in self.pools {
-                    tasks.addTask { await self.checkForever(pool) }
-                }
+        // One task per checked pool of the current generation; a reload swaps them.
+        var running: [ObjectIdentifier: Task<Void, Never>] = [:]
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let pools = self.runtime.current.pools.values.filter { $0.healthCheck != nil }
+            let wanted = Set(pools.map(ObjectIdentifier.init))
+            for (id, task) in running where !wanted.contains(id) {
+                task.cancel()
+                running[id] = nil
             }
+            for pool in pools where running[ObjectIdentifier(pool)] == nil {
+                running[ObjectIdentifier(pool)] = Task { await self.checkForever(pool) }
+            }
+            try? await Task.sleep(for: Self.poolRefresh)
         }
+        for task in running.values { task.cancel() }
     }
 
     private func checkForever(_ pool: Pool) async {

@@ -36,8 +36,9 @@ final class LineProcess: @unchecked Sendable {
         }
     }
 
+    /// Writes one line to the helper's stdin; a helper that already exited is not an error here.
     func writeLine(_ line: String) {
-        self.input.fileHandleForWriting.write(Data((line + "\n").utf8))
+        try? self.input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
     }
 
     /// The next line of stdout; fails after `timeout` seconds or at EOF.

@@ -1,0 +1,138 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// Where the access log goes, as configured.
+struct AccessLogTarget: Equatable, Sendable {
+    var target: LoggingConfig.AccessLogTarget
+    var format: LoggingConfig.Format
+}
+
+/// SIGHUP: reload the whole config file without dropping a request or a tunnel. SIGUSR1: reopen the
+/// access-log file (after logrotate moved it).
+///
+/// A reload validates the new file completely first (schema, certificates, backend names, new
+/// listener addresses bindable); anything wrong and the running config stays, with the errors
+/// logged. Otherwise: new listeners are bound, kept ones (same address) switch settings without
+/// touching their socket, removed ones drain; each event loop switches to the new generation on its
+/// next turn, so a request in flight finishes on the one it started with; backends that stay keep
+/// their counts and health; tunnels to backends the file drops stay open until they end.
+final class ConfigReloader: Service {
+    private let configPath: String
+    private let runtime: RuntimeBox
+    private let listeners: ListenerManager
+    private let loops: [LoopContext]
+    private let logger: Logger
+    private let accessLog: Mutex<AccessLogTarget>
+
+    init(
+        configPath: String,
+        runtime: RuntimeBox,
+        listeners: ListenerManager,
+        loops: [LoopContext],
+        accessLog: AccessLogTarget,
+        logger: Logger
+    ) {
+        self.configPath = configPath
+        self.runtime = runtime
+        self.listeners = listeners
+        self.loops = loops
+        self.accessLog = Mutex(accessLog)
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        for await signal in signals.cancelOnGracefulShutdown() {
+            if signal == .sigusr1 {
+                self.reopenAccessLog()
+            } else {
+                await self.reload()
+            }
+        }
+    }
+
+    /// One reload; returns whether the new file took effect.
+    @discardableResult
+    func reload() async -> Bool {
+        let current = self.runtime.current
+        self.logger.info(
+            "SIGHUP: reloading",
+            metadata: ["config": "\(self.configPath)", "generation": "\(current.generation)"]
+        )
+        let prepared: Junction.Prepared
+        switch Junction.prepare(configPath: self.configPath, loopCount: self.loops.count, previous: current) {
+        case .success(let value):
+            prepared = value
+        case .failure(let error):
+            for diagnostic in error.errors {
+                self.logger.error("reload refused, generation \(current.generation) keeps serving: \(diagnostic)")
+            }
+            return false
+        }
+        for warning in prepared.warnings {
+            self.logger.warning("\(warning.description)")
+        }
+        let config = prepared.config
+        if config.effectiveThreads != current.config.effectiveThreads {
+            self.logger.warning("threads changed: it takes effect on the next start")
+        }
+        let newAccessLog = AccessLogTarget(target: config.logging.accessLog, format: config.logging.format)
+        let accessLogChanged = newAccessLog != self.accessLog.withLock { $0 }
+        var sink: AccessLogSink?
+        if accessLogChanged {
+            do {
+                sink = try AccessLogSink.open(newAccessLog.target, format: newAccessLog.format)
+            } catch {
+                self.logger.error("reload refused, generation \(current.generation) keeps serving: \(error)")
+                return false
+            }
+        }
+        do {
+            try await self.listeners.apply(
+                prepared.listenerSettings,
+                maxConnections: config.limits.maxConnections,
+                shutdownGrace: config.limits.shutdownGrace
+            )
+        } catch {
+            self.logger.error("reload refused, generation \(current.generation) keeps serving: \(error)")
+            return false
+        }
+        let next = prepared.runtime
+        self.runtime.replace(with: next)
+        let newSink = sink
+        for loop in self.loops {
+            loop.eventLoop.execute {
+                loop.runtime = next
+                if accessLogChanged { loop.replaceAccessLog(with: newSink) }
+            }
+        }
+        self.accessLog.withLock { $0 = newAccessLog }
+        LogSettings.shared.apply(level: config.logging.level, format: config.logging.format)
+        self.logger.info(
+            "config reloaded",
+            metadata: [
+                "generation": "\(next.generation)", "listeners": "\(config.listeners.count)",
+                "pools": "\(config.pools.count)", "routes": "\(config.routes.count)",
+            ]
+        )
+        return true
+    }
+
+    /// Opens the access-log file again (logrotate moved the old one away).
+    private func reopenAccessLog() {
+        let target = self.accessLog.withLock { $0 }
+        guard case .file = target.target else { return }
+        do {
+            let sink = try AccessLogSink.open(target.target, format: target.format)
+            for loop in self.loops {
+                loop.eventLoop.execute { loop.replaceAccessLog(with: sink) }
+            }
+            self.logger.info("SIGUSR1: access log reopened")
+        } catch {
+            self.logger.error("SIGUSR1: cannot reopen the access log, still writing the old file: \(error)")
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// What a listener applies to each new connection; replaced on reload without touching the socket.
+struct ListenerSettings: Sendable {
+    /// The listener's config entry.
+    var config: ListenerConfig
+    /// Its TLS contexts (nil: plain).
+    var tls: TLSContextSet?
+
+    /// What the front handlers are told about the listener.
+    var identity: ListenerIdentity {
+        ListenerIdentity(
+            name: self.config.name,
+            scheme: self.tls == nil ? "http" : "https",
+            authority: self.config.address.description,
+            redirectHTTPSPort: self.config.redirectHTTPS
+        )
+    }
+}
+
+/// One bound listening socket. Each accepted connection is set up from the settings current at that
+/// moment, so a reload changes certificates, HTTP/2, redirects or the PROXY protocol for new
+/// connections while the socket (and every open connection) stays.
+final class Listener: Sendable {
+    /// Where the listener is in its life.
+    enum State: Sendable {
+        case idle
+        case serving(Channel, ServerQuiescingHelper)
+        case draining
+        case stopped
+    }
+
+    private let settings: Mutex<ListenerSettings>
+    private let group: EventLoopGroup
+    private let contexts: LoopContexts
+    private let logger: Logger
+    private let state = Mutex<State>(.idle)
+    /// Open client connections and the `max_connections` limit.
+    let counter: ConnectionCounter
+
+    init(settings: ListenerSettings, maxConnections: Int, group: EventLoopGroup, contexts: LoopContexts, logger: Logger)
+    {
+        self.settings = Mutex(settings)
+        self.group = group
+        self.contexts = contexts
+        self.logger = logger
+        self.counter = ConnectionCounter(limit: maxConnections)
+    }
+
+    /// The settings new connections get.
+    var current: ListenerSettings { self.settings.withLock { $0 } }
+
+    var name: String { self.current.config.name }
+    var address: HostPort { self.current.config.address }
+
+    /// Applies new settings (same address) to the connections accepted from now on.
+    func update(_ settings: ListenerSettings, maxConnections: Int) {
+        self.settings.withLock { $0 = settings }
+        self.counter.setLimit(maxConnections)
+    }
+
+    /// Binds the socket and prints the `listening ...` line.
+    func start() async throws {
+        let quiesce = ServerQuiescingHelper(group: self.group)
+        let channel = try await self.bind(quiesce: quiesce)
+        self.state.withLock { $0 = .serving(channel, quiesce) }
+        let settings = self.current
+        let bound =
+            channel.localAddress.flatMap { address in
+                address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
+            } ?? settings.config.address.description
+        StandardOutput.writeLine(
+            "listening name=\(settings.config.name) address=\(bound) tls=\(settings.tls == nil ? "off" : "on") "
+                + "h2=\(settings.config.http2 ? "on" : "off")"
+        )
+        self.logger.info("listener started", metadata: ["listener": "\(settings.config.name)", "address": "\(bound)"])
+    }
+
+    /// Stops accepting and waits until the open connections are gone: they close once idle, get
+    /// `Connection: close` or GOAWAY, and are cut after `grace`.
+    func drain(grace: TimeAmount) async {
+        let serving: (Channel, ServerQuiescingHelper)? = self.state.withLock { state in
+            guard case .serving(let channel, let quiesce) = state else { return nil }
+            state = .draining
+            return (channel, quiesce)
+        }
+        guard let (channel, quiesce) = serving else { return }
+        let name = self.name
+        self.logger.info(
+            "listener draining",
+            metadata: ["listener": "\(name)", "open_connections": "\(self.counter.value)"]
+        )
+        let drained = channel.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drained)
+        // Connections close themselves once idle or at the end of the grace; this is a backstop.
+        let backstop = channel.eventLoop.scheduleTask(in: grace + .seconds(2)) {
+            drained.succeed()
+        }
+        try? await drained.futureResult.get()
+        backstop.cancel()
+        let left = self.counter.value
+        if left > 0 {
+            self.logger.warning(
+                "shutdown grace over, connections still open were closed",
+                metadata: ["listener": "\(name)", "connections": "\(left)"]
+            )
+        }
+        self.state.withLock { $0 = .stopped }
+        self.logger.info("listener stopped", metadata: ["listener": "\(name)"])
+    }
+
+    private func bind(quiesce: ServerQuiescingHelper) async throws -> Channel {
+        let contexts = self.contexts
+        let counter = self.counter
+        let address = self.address
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                    try sync.addHandler(ConnectionLimiter(counter: counter, eventLoop: channel.eventLoop))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let current = self.current
+                    let loop = contexts.context(for: channel.eventLoop)
+                    if current.config.proxyProtocol {
+                        // The client's address comes first; the rest of the pipeline goes in behind it.
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(
+                                ProxyProtocolDecoder { clientAddress in
+                                    try Self.configure(
+                                        channel: channel,
+                                        loop: loop,
+                                        settings: current,
+                                        clientAddress: clientAddress
+                                    )
+                                }
+                            )
+                        )
+                    } else {
+                        try Self.configure(channel: channel, loop: loop, settings: current, clientAddress: nil)
+                    }
+                }
+            }
+        do {
+            return try await bootstrap.bind(host: address.host, port: address.port).get()
+        } catch {
+            throw ListenerError(description: "cannot bind listener \(self.name) to \(address): \(error)")
+        }
+    }
+
+    /// TLS (by SNI), then HTTP/1.1 or HTTP/2 (ALPN, or the h2c preface on plain listeners).
+    static func configure(
+        channel: Channel,
+        loop: LoopContext,
+        settings: ListenerSettings,
+        clientAddress: String?
+    )
+        throws
+    {
+        var identity = settings.identity
+        identity.clientAddress = clientAddress
+        switch (settings.tls, settings.config.http2) {
+        case (let contexts?, true):
+            try contexts.addHandlers(to: channel)
+            try ProtocolSelector.addALPN(to: channel, loop: loop, listener: identity)
+        case (let contexts?, false):
+            try contexts.addHandlers(to: channel)
+            try HTTP1Pipeline.configure(channel: channel, loop: loop, listener: identity)
+        case (nil, true):
+            try ProtocolSelector.addPrefaceSniffer(to: channel, loop: loop, listener: identity)
+        case (nil, false):
+            try HTTP1Pipeline.configure(channel: channel, loop: loop, listener: identity)
+        }
+    }
+}
+
+/// A listener that could not start, as one line.
+struct ListenerError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Sets up the HTTP/1.1 handlers of a client connection.
+enum HTTP1Pipeline {
+    static func configure(channel: Channel, loop: LoopContext, listener: ListenerIdentity) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = loop.runtime.limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = loop.runtime.limits.maxHeaderBytes
+        let decoder = ByteToMessageHandler(
+            HTTPRequestDecoder(
+                leftOverBytesStrategy: .forwardBytes,
+                informationalResponseStrategy: .drop,
+                limitConfiguration: decoderLimits
+            )
+        )
+        // Responses are serialized by Junction (HTTP1HeadWriter): no response encoder.
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(decoder)
+        try sync.addHandler(HTTP1ServerHandler(loop: loop, listener: listener, codecs: HTTP1Codecs(decoder: decoder)))
+    }
+}

@@ -1,0 +1,93 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// Every client-facing listener, as one lifecycle `Service`: binds them at start, changes them on
+/// reload (a listener whose address stays keeps its socket; new addresses are bound before old ones
+/// are let go), and drains them all on graceful shutdown.
+final class ListenerManager: Service {
+    private let group: EventLoopGroup
+    private let contexts: LoopContexts
+    private let logger: Logger
+    private let listeners = Mutex<[Listener]>([])
+    private let initial: [(ListenerSettings, Int)]
+    private let shutdownGrace: Mutex<TimeAmount>
+
+    init(
+        settings: [ListenerSettings],
+        maxConnections: Int,
+        shutdownGrace: TimeAmount,
+        group: EventLoopGroup,
+        contexts: LoopContexts,
+        logger: Logger
+    ) {
+        self.initial = settings.map { ($0, maxConnections) }
+        self.shutdownGrace = Mutex(shutdownGrace)
+        self.group = group
+        self.contexts = contexts
+        self.logger = logger
+    }
+
+    /// The running listeners (for metrics and status).
+    var all: [Listener] { self.listeners.withLock { $0 } }
+
+    func run() async throws {
+        for (settings, maxConnections) in self.initial {
+            let listener = Listener(
+                settings: settings,
+                maxConnections: maxConnections,
+                group: self.group,
+                contexts: self.contexts,
+                logger: self.logger
+            )
+            try await listener.start()
+            self.listeners.withLock { $0.append(listener) }
+        }
+        try? await gracefulShutdown()
+        let grace = self.shutdownGrace.withLock { $0 }
+        await withTaskGroup(of: Void.self) { drains in
+            for listener in self.all {
+                drains.addTask { await listener.drain(grace: grace) }
+            }
+        }
+    }
+
+    /// A reload: binds listeners at new addresses (throwing, with nothing changed, if one cannot be
+    /// bound), updates those whose address stays, and drains those no longer configured.
+    func apply(_ settings: [ListenerSettings], maxConnections: Int, shutdownGrace: TimeAmount) async throws {
+        let current = self.all
+        var started: [Listener] = []
+        for next in settings where !current.contains(where: { $0.address == next.config.address }) {
+            let listener = Listener(
+                settings: next,
+                maxConnections: maxConnections,
+                group: self.group,
+                contexts: self.contexts,
+                logger: self.logger
+            )
+            do {
+                try await listener.start()
+            } catch {
+                for listener in started { await listener.drain(grace: .zero) }
+                throw error
+            }
+            started.append(listener)
+        }
+        var kept: [Listener] = []
+        var removed: [Listener] = []
+        for listener in current {
+            if let next = settings.first(where: { $0.config.address == listener.address }) {
+                listener.update(next, maxConnections: maxConnections)
+                kept.append(listener)
+            } else {
+                removed.append(listener)
+            }
+        }
+        self.listeners.withLock { $0 = kept + started }
+        self.shutdownGrace.withLock { $0 = shutdownGrace }
+        for listener in removed {
+            Task { await listener.drain(grace: shutdownGrace) }
+        }
+    }
+}
