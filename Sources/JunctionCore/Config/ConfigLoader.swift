@@ -657,7 +657,7 @@ enum PlannedFeature: String, CaseIterable {
 
     /// The features that work in this build.
     static let implemented: Set<PlannedFeature> = [
-        .http2, .redirectHTTPS, .admin, .affinity, .healthCheck, .discovery,
+        .http2, .redirectHTTPS, .admin, .affinity, .healthCheck, .discovery, .proxyProtocol,
     ]
 }
 

@@ -53,12 +53,19 @@ final class ListenerManager: Service {
         }
     }
 
+    /// Whether `next` is `listener` reconfigured: the same address; for port 0 (any free port, as in
+    /// tests) the same name too, since every port-0 listener gets its own port.
+    private static func isSame(_ listener: Listener, _ next: ListenerSettings) -> Bool {
+        guard listener.address == next.config.address else { return false }
+        return next.config.address.port != 0 || listener.name == next.config.name
+    }
+
     /// A reload: binds listeners at new addresses (throwing, with nothing changed, if one cannot be
     /// bound), updates those whose address stays, and drains those no longer configured.
     func apply(_ settings: [ListenerSettings], maxConnections: Int, shutdownGrace: TimeAmount) async throws {
         let current = self.all
         var started: [Listener] = []
-        for next in settings where !current.contains(where: { $0.address == next.config.address }) {
+        for next in settings where !current.contains(where: { Self.isSame($0, next) }) {
             let listener = Listener(
                 settings: next,
                 maxConnections: maxConnections,
@@ -77,7 +84,7 @@ final class ListenerManager: Service {
         var kept: [Listener] = []
         var removed: [Listener] = []
         for listener in current {
-            if let next = settings.first(where: { $0.config.address == listener.address }) {
+            if let next = settings.first(where: { Self.isSame(listener, $0) }) {
                 listener.update(next, maxConnections: maxConnections)
                 kept.append(listener)
             } else {

@@ -5,6 +5,7 @@
   h2_probe.py PORT big-headers SIZE    a request whose header list is SIZE bytes
   h2_probe.py PORT rapid-reset COUNT   COUNT streams opened and reset at once (CVE-2023-44487)
   h2_probe.py PORT trailers PATH       a GET of PATH: its status, body and trailer fields
+  h2_probe.py PORT goaway SECONDS      a request, then up to SECONDS waiting for the server's GOAWAY
 
 Prints one JSON line of what happened.
 """
@@ -102,3 +103,33 @@ elif mode == "trailers":
                 done = True
         sock.sendall(conn.data_to_send())
     print(json.dumps({"status": status, "body": body.decode(), "trailers": trailers}))
+elif mode == "goaway":
+    first = outcome(request())
+    print(json.dumps({"ready": first}), flush=True)
+    sock.settimeout(float(sys.argv[3]))
+    result = None
+    try:
+        while result is None:
+            data = sock.recv(65536)
+            if not data:
+                result = ("closed", None)
+                break
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                # NIO's graceful shutdown sends a PING right behind GOAWAY, which h2 refuses once
+                # closed: read the GOAWAY's error code from the raw frames instead.
+                offset = 0
+                while offset + 9 <= len(data) and result is None:
+                    length = int.from_bytes(data[offset:offset + 3], "big")
+                    if data[offset + 3] == 0x7:
+                        result = ("goaway", int.from_bytes(data[offset + 13:offset + 17], "big"))
+                    offset += 9 + length
+                result = result or ("protocol-error", None)
+                break
+            for event in events:
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    result = ("goaway", int(event.error_code))
+    except OSError as error:
+        result = ("error", type(error).__name__)
+    print(json.dumps({"result": result}), flush=True)
