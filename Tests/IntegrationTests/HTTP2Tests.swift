@@ -198,7 +198,7 @@ struct HTTP2Tests {
         let before = setup.junction.memory()
         let size = 100 << 20
         let file = setup.directory.appendingPathComponent("upload.bin")
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         for _ in 0..<100 { handle.write(Data(repeating: 0x62, count: 1 << 20)) }
         try handle.close()

@@ -21,7 +21,7 @@ struct StreamingTests {
         let directory = try TestPaths.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("upload.bin")
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: file.path, contents: nil)
         let handle = try FileHandle(forWritingTo: file)
         let block = Data(repeating: 0x61, count: Self.megabyte)
         for _ in 0..<200 { handle.write(block) }

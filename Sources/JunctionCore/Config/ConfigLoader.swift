@@ -213,14 +213,11 @@ private final class ConfigFileDecoder {
                 if tls == nil { ok = false }
             case "http2":
                 http2 = self.reader.bool(value) ?? false
-                if http2 { self.notImplemented(value, .http2) }
             case "proxy_protocol":
                 proxyProtocol = self.reader.bool(value) ?? false
-                if proxyProtocol { self.notImplemented(value, .proxyProtocol) }
             case "redirect_https":
                 if let port = self.reader.int(value, in: 1...65535) {
                     redirect = (port, value)
-                    self.notImplemented(value, .redirectHTTPS)
                 }
             default: break
             }
@@ -297,7 +294,6 @@ private final class ConfigFileDecoder {
         for (_, value) in entries {
             if let address = self.reader.hostPort(value, allowPortZero: true) { admin.address = address }
         }
-        self.notImplemented(node, .admin)
         return admin
     }
 
@@ -348,7 +344,6 @@ private final class ConfigFileDecoder {
                 if pool == nil { ok = false }
             case "compress":
                 compress = self.reader.bool(value) ?? false
-                if compress { self.notImplemented(value, .compression) }
             case "match":
                 guard let match = self.reader.mapping(value, allowed: ["path_prefix", "host"]) else {
                     ok = false
@@ -412,13 +407,11 @@ private final class ConfigFileDecoder {
                 pool.balance = self.reader.choice(value, as: BalancePolicy.self) ?? .leastConn
             case "affinity":
                 pool.affinity = self.reader.choice(value, as: AffinityPolicy.self) ?? .none
-                if pool.affinity != .none { self.notImplemented(value, .affinity) }
             case "backends":
                 sawBackends = true
                 pool.backends = self.backends(value)
             case "health_check":
                 pool.healthCheck = self.healthCheck(value)
-                self.notImplemented(value, .healthCheck)
             case "timeouts":
                 pool.timeouts = self.timeouts(value)
             case "retries":
@@ -533,12 +526,10 @@ private final class ConfigFileDecoder {
 
     private func discovery(_ node: ConfigNode) -> DiscoveryConfig {
         var discovery = DiscoveryConfig()
-        discovery.configured = true
         guard let entries = self.reader.mapping(node, allowed: ["dns_refresh"]) else { return discovery }
         for (_, value) in entries {
             discovery.dnsRefresh = self.reader.duration(value) ?? discovery.dnsRefresh
         }
-        self.notImplemented(node, .discovery)
         return discovery
     }
 
@@ -632,33 +623,10 @@ private final class ConfigFileDecoder {
         }
     }
 
-    private func notImplemented(_ node: ConfigNode, _ feature: PlannedFeature) {
-        guard !PlannedFeature.implemented.contains(feature) else { return }
-        self.reader.warning(node, "\(feature.rawValue) is accepted but not implemented yet; it has no effect")
-    }
-
     private func resolvePath(_ path: String) -> String {
         if path.hasPrefix("/") || self.baseDirectory == "." { return path }
         return "\(self.baseDirectory)/\(path)"
     }
-}
-
-/// Config features that are valid in the schema but arrive in later milestones: using one logs a
-/// warning rather than silently doing nothing.
-enum PlannedFeature: String, CaseIterable {
-    case http2 = "http2"
-    case proxyProtocol = "proxy_protocol"
-    case redirectHTTPS = "redirect_https"
-    case admin = "admin"
-    case affinity = "affinity"
-    case healthCheck = "health_check"
-    case discovery = "discovery"
-    case compression = "compress"
-
-    /// The features that work in this build.
-    static let implemented: Set<PlannedFeature> = [
-        .http2, .redirectHTTPS, .admin, .affinity, .healthCheck, .discovery, .proxyProtocol,
-    ]
 }
 
 extension TimeAmount {

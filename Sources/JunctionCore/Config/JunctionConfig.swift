@@ -238,8 +238,6 @@ public struct UpstreamTimeouts: Sendable, Equatable {
 public struct DiscoveryConfig: Sendable, Equatable {
     /// How often backend host names are re-resolved.
     public var dnsRefresh: TimeAmount = .seconds(10)
-    /// Whether the key was present in the file (it is implemented later; we warn).
-    public var configured: Bool = false
 
     public init() {}
 }

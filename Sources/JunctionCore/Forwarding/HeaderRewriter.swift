@@ -25,6 +25,8 @@ public struct RequestFacts: Sendable, Equatable {
     public var expectsContinue = false
     /// The client's X-Request-ID when it is well-formed.
     public var requestID: String? = nil
+    /// The Accept-Encoding value (fields joined), read by `compress: true` routes.
+    public var acceptEncoding: String? = nil
     /// Header names listed in `Connection` besides close/keep-alive/upgrade (hop-by-hop too); usually nil.
     var connectionTokens: [Substring]? = nil
 
@@ -114,6 +116,8 @@ public enum HeaderRewriter {
                 facts.expectsContinue = true
             case .xRequestID:
                 if RequestID.isAcceptable(value) { facts.requestID = value }
+            case .acceptEncoding:
+                facts.acceptEncoding = facts.acceptEncoding.map { "\($0), \(value)" } ?? value
             default:
                 break
             }
@@ -203,7 +207,8 @@ public enum HeaderRewriter {
     /// The response head for an HTTP/1.x client, as bytes, and how its body goes on the wire.
     ///
     /// `bodyless` is true for responses to HEAD and for 1xx/204/304; `keepAlive` false adds
-    /// `Connection: close`; `setCookie` adds an affinity cookie.
+    /// `Connection: close`; `setCookie` adds an affinity cookie; `gzip` announces a body Junction
+    /// compresses (`CompressionPolicy`).
     static func clientResponseBytes(
         _ upstream: HTTPResponseHead,
         requestID: String,
@@ -212,6 +217,7 @@ public enum HeaderRewriter {
         keepAlive: Bool,
         isTunnel: Bool = false,
         setCookie: String? = nil,
+        gzip: Bool = false,
         allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, framing: WireFraming, closeDelimited: Bool) {
         var writer = HTTP1HeadWriter(allocator: allocator, capacity: 128 + upstream.headers.count * 48)
@@ -224,6 +230,7 @@ public enum HeaderRewriter {
             keepAlive: keepAlive,
             isTunnel: isTunnel,
             setCookie: setCookie,
+            gzip: gzip,
             into: &writer
         )
         return (writer.finish(), framing, closeDelimited)
@@ -231,6 +238,10 @@ public enum HeaderRewriter {
 
     /// The response header fields sent to an HTTP/1.x client; returns the body's framing and
     /// whether the body ends with the connection.
+    ///
+    /// With `gzip` the body's length is unknown (the Content-Length goes), Accept-Ranges goes (byte
+    /// ranges of the gzip stream are not those of the upstream's), a strong ETag becomes weak (RFC
+    /// 9110 8.8.3: the bytes differ) and Content-Encoding and Vary are added.
     static func rewriteResponseHeaders<Sink: HeaderFieldSink>(
         _ upstream: HTTPResponseHead,
         requestID: String,
@@ -239,6 +250,7 @@ public enum HeaderRewriter {
         keepAlive: Bool,
         isTunnel: Bool,
         setCookie: String? = nil,
+        gzip: Bool = false,
         into sink: inout Sink
     ) -> (framing: WireFraming, closeDelimited: Bool) {
         let connectionNamed = self.connectionTokens(upstream.headers)
@@ -251,7 +263,12 @@ public enum HeaderRewriter {
                 if isTunnel { sink.append(name: name, value: value) }
                 continue
             case .contentLength:
-                contentLength = value
+                if !gzip { contentLength = value }
+                continue
+            case .acceptRanges where gzip:
+                continue
+            case .etag where gzip && !value.hasPrefix("W/"):
+                sink.append(name: name, value: "W/" + value)
                 continue
             default:
                 if let connectionNamed, connectionNamed.contains(where: { name.equalsCaseInsensitive($0) }) { continue }
@@ -279,6 +296,10 @@ public enum HeaderRewriter {
             sink.append(name: "Connection", value: "close")
         } else if !isTunnel && !clientVersion.isAtLeastHTTP11 {
             sink.append(name: "Connection", value: "keep-alive")
+        }
+        if gzip {
+            sink.append(name: "Content-Encoding", value: "gzip")
+            sink.append(name: "Vary", value: "Accept-Encoding")
         }
         if let setCookie { sink.append(name: "Set-Cookie", value: setCookie) }
         sink.append(name: "X-Request-ID", value: requestID)
@@ -308,6 +329,7 @@ public enum HeaderRewriter {
 enum HeaderName: Equatable {
     case connection, keepAlive, proxyConnection, te, trailer, transferEncoding, upgrade, contentLength, host
     case expect, xForwardedFor, xForwardedProto, xForwardedHost, xRealIP, xRequestID
+    case acceptEncoding, acceptRanges, etag
     case other
 
     @inline(__always)
@@ -317,7 +339,9 @@ enum HeaderName: Equatable {
         self = name.withUTF8 { bytes -> HeaderName in
             switch bytes.count {
             case 2: return bytes.equalsLowercase("te") ? .te : .other
-            case 4: return bytes.equalsLowercase("host") ? .host : .other
+            case 4:
+                if bytes.equalsLowercase("host") { return .host }
+                return bytes.equalsLowercase("etag") ? .etag : .other
             case 6: return bytes.equalsLowercase("expect") ? .expect : .other
             case 7:
                 if bytes.equalsLowercase("upgrade") { return .upgrade }
@@ -327,10 +351,11 @@ enum HeaderName: Equatable {
                 if bytes.equalsLowercase("connection") { return .connection }
                 return bytes.equalsLowercase("keep-alive") ? .keepAlive : .other
             case 12: return bytes.equalsLowercase("x-request-id") ? .xRequestID : .other
+            case 13: return bytes.equalsLowercase("accept-ranges") ? .acceptRanges : .other
             case 14: return bytes.equalsLowercase("content-length") ? .contentLength : .other
             case 15:
                 if bytes.equalsLowercase("x-forwarded-for") { return .xForwardedFor }
-                return .other
+                return bytes.equalsLowercase("accept-encoding") ? .acceptEncoding : .other
             case 16:
                 if bytes.equalsLowercase("proxy-connection") { return .proxyConnection }
                 return bytes.equalsLowercase("x-forwarded-host") ? .xForwardedHost : .other

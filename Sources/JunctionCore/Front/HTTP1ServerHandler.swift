@@ -29,6 +29,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         var responseStarted = false
         /// How the response body goes to the client.
         var framing = WireFraming.none
+        /// Compresses the response body on a `compress: true` route.
+        var gzip: GzipEncoder?
     }
 
     private let loop: LoopContext
@@ -427,6 +429,16 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         let keepAlive = self.machine.responseStarting(
             requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
         )
+        if request.route?.compress == true,
+            CompressionPolicy.shouldCompress(
+                head,
+                compress: true,
+                acceptEncoding: request.facts.acceptEncoding,
+                bodyless: bodyless
+            )
+        {
+            request.gzip = GzipEncoder()
+        }
         let (clientHead, framing, closeDelimited) = HeaderRewriter.clientResponseBytes(
             head,
             requestID: request.record.requestID,
@@ -434,6 +446,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             bodyless: bodyless,
             keepAlive: keepAlive,
             setCookie: setCookie,
+            gzip: request.gzip != nil,
             allocator: self.loop.allocator
         )
         if closeDelimited {
@@ -449,7 +462,17 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
     }
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
-        guard let context = self.context, let framing = self.request?.framing else { return }
+        guard let request = self.request else { return }
+        if let gzip = request.gzip {
+            self.writeBody(gzip.compress(body, allocator: self.loop.allocator), framing: request.framing)
+        } else {
+            self.writeBody(body, framing: request.framing)
+        }
+    }
+
+    /// Writes a part of the response body in the response's framing.
+    private func writeBody(_ body: ByteBuffer, framing: WireFraming) {
+        guard let context = self.context else { return }
         self.request!.record.bytesOut += Int64(body.readableBytes)
         switch framing {
         case .raw:
@@ -472,6 +495,9 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
         guard let request = self.request else { return }
         self.exchange = nil
+        if let gzip = request.gzip {
+            self.writeBody(gzip.finish(allocator: self.loop.allocator), framing: request.framing)
+        }
         var terminator: ByteBuffer?
         if request.framing == .chunked {
             if let trailers, !trailers.isEmpty {

@@ -59,6 +59,8 @@ enum HTTP2HeadConverter {
                     contentLength = Int64(value)
                 case "x-request-id":
                     if RequestID.isAcceptable(value) { facts.requestID = value }
+                case "accept-encoding":
+                    facts.acceptEncoding = facts.acceptEncoding.map { "\($0), \(value)" } ?? value
                 default:
                     break
                 }
@@ -122,7 +124,8 @@ enum HTTP2HeadConverter {
         _ upstream: HTTPResponseHead,
         requestID: String,
         bodyless: Bool,
-        setCookie: String? = nil
+        setCookie: String? = nil,
+        gzip: Bool = false
     )
         -> HPACKHeaders
     {
@@ -135,6 +138,7 @@ enum HTTP2HeadConverter {
             keepAlive: true,
             isTunnel: false,
             setCookie: setCookie,
+            gzip: gzip,
             into: &sink
         )
         return sink.headers

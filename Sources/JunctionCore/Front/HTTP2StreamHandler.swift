@@ -27,6 +27,10 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var exchange: ProxyExchange?
     private var method: HTTPMethod = .GET
     private var webSocketKey: String?
+    /// The request's Accept-Encoding, for a `compress: true` route.
+    private var acceptEncoding: String?
+    /// Compresses the response body when the route and the response allow it.
+    private var gzip: GzipEncoder?
     private var responseStarted = false
     private var responseEnded = false
     private var bodyless = false
@@ -122,6 +126,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.method = request.head.method
         self.webSocketKey = request.webSocketKey
+        self.acceptEncoding = request.facts.acceptEncoding
         // The log shows what the client sent: CONNECT for an RFC 8441 WebSocket.
         let loggedMethod: HTTPMethod = request.webSocketKey == nil ? request.head.method : .CONNECT
         self.beginRecord(method: loggedMethod, target: request.head.uri, facts: request.facts)
@@ -269,23 +274,47 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         self.responseStarted = true
         self.record?.status = head.status.code
         self.record?.backend = backend.label
+        if self.route?.compress == true,
+            CompressionPolicy.shouldCompress(
+                head,
+                compress: true,
+                acceptEncoding: self.acceptEncoding,
+                bodyless: self.bodyless
+            )
+        {
+            self.gzip = GzipEncoder()
+        }
         let block = HTTP2HeadConverter.response(
             head,
             requestID: record.requestID,
             bodyless: self.bodyless,
-            setCookie: setCookie
+            setCookie: setCookie,
+            gzip: self.gzip != nil
         )
         context.write(self.wrapOutboundOut(.headers(.init(headers: block, endStream: self.bodyless))), promise: nil)
     }
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
-        guard let context = self.context, !self.bodyless, body.readableBytes > 0 else { return }
+        guard !self.bodyless else { return }
+        if let gzip = self.gzip {
+            self.writeBody(gzip.compress(body, allocator: self.loop.allocator))
+        } else {
+            self.writeBody(body)
+        }
+    }
+
+    private func writeBody(_ body: ByteBuffer) {
+        guard let context = self.context, body.readableBytes > 0 else { return }
         self.record?.bytesOut += Int64(body.readableBytes)
         context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
     }
 
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
         guard let context = self.context else { return }
+        if let gzip = self.gzip {
+            self.gzip = nil
+            self.writeBody(gzip.finish(allocator: self.loop.allocator))
+        }
         if !self.bodyless {
             if let trailers, !trailers.isEmpty {
                 let block = HTTP2HeadConverter.trailers(trailers)

@@ -14,6 +14,10 @@ import Synchronization
 /// - `GET /health`: `ok`, or the status a test set in `stats.healthStatus`.
 /// - `GET /trailers`: a chunked body followed by an `X-Checksum` trailer field.
 /// - `GET /page`: an HTML page that opens a WebSocket to `/websocket` and runs the DDP handshake.
+/// - `GET /json?items=N[&chunked=1]`: `jsonBody(items:)` with an ETag and Accept-Ranges, with a
+///   Content-Length or in 3000-byte parts without one.
+/// - `GET /precompressed`: `precompressedBody` labelled `Content-Encoding: gzip`.
+/// - `GET /events`: a `text/event-stream` body.
 final class HTTPTestBackend: Sendable {
     let name: String
     let host: String
@@ -59,6 +63,14 @@ final class HTTPTestBackend: Sendable {
 
     var address: String { "\(self.host):\(self.port)" }
 
+    /// What `/json?items=N` serves: deterministic JSON of `items` records (about 60 bytes each).
+    static func jsonBody(items: Int) -> String {
+        "[" + (0..<items).map { #"{"id":\#($0),"msg":"hello from the monolith","ok":true}"# }.joined(separator: ",") + "]"
+    }
+
+    /// What `/precompressed` serves: 4 KiB that stand for an already gzipped body.
+    static let precompressedBody: [UInt8] = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+
     /// Stops listening and closes every connection (a killed backend).
     func stop() {
         try? self.channel.close().wait()
@@ -90,6 +102,8 @@ private final class BackendHandler: ChannelInboundHandler {
         ws.onerror = () => { document.title = "DDP error"; };
         </script></body></html>
         """
+
+    static let precompressed = ByteBuffer(bytes: HTTPTestBackend.precompressedBody)
 
     init(name: String, stats: HTTPTestBackend.Stats) {
         self.name = name
@@ -158,6 +172,43 @@ private final class BackendHandler: ChannelInboundHandler {
             context.writeAndFlush(self.wrapOutboundOut(.end(HTTPHeaders([("X-Checksum", "abc123")]))), promise: nil)
         case "/page":
             self.send(status: .ok, body: Self.page, contentType: "text/html; charset=utf-8", context: context)
+        case "/json":
+            // `items` records of JSON; `chunked=1` sends it in parts without a Content-Length.
+            let body = HTTPTestBackend.jsonBody(items: Int(query["items"] ?? "1") ?? 1)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json; charset=utf-8")
+            headers.add(name: "ETag", value: "\"v1\"")
+            headers.add(name: "Accept-Ranges", value: "bytes")
+            if query["chunked"] != "1" { headers.add(name: "Content-Length", value: String(body.utf8.count)) }
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
+            var buffer = ByteBuffer(string: body)
+            while buffer.readableBytes > 0 {
+                let part = buffer.readSlice(length: min(buffer.readableBytes, 3000))!
+                context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(part))), promise: nil)
+            }
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        case "/precompressed":
+            // Bytes the backend says are gzip already: they must pass through untouched.
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Encoding", value: "gzip")
+            headers.add(name: "Content-Length", value: String(Self.precompressed.readableBytes))
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(Self.precompressed))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        case "/events":
+            self.send(
+                status: .ok,
+                body: String(repeating: "data: tick\n\n", count: 400),
+                contentType: "text/event-stream",
+                context: context
+            )
         default:
             let headers = head.headers.map { [$0.name, $0.value] }
             self.sendJSON(
