@@ -189,6 +189,6 @@ struct CommandLineTests {
         }
         #expect(try driver.echo("busy", size: 10)["ok"] as? Bool == true, "traffic keeps a tunnel open")
         #expect(try driver.echo("idle", size: 10)["ok"] as? Bool != true, "the silent tunnel was closed")
-        #expect(junction.waitForStdout { $0.contains(" WS\" 101 ") }, "a closed tunnel is logged")
+        #expect(junction.waitForStdout { $0.contains("\" 101 ") && $0.contains(" proto=ws ") }, "a closed tunnel is logged")
     }
 }

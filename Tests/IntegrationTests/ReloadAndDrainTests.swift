@@ -162,7 +162,7 @@ struct ReloadAndDrainTests {
         }
         #expect(backend.stats.proxiedRequests.load(ordering: .relaxed) == 4)
         #expect(
-            junction.waitForStdout { $0.contains("203.0.113.9 http \"GET /echo") },
+            junction.waitForStdout { $0.contains("203.0.113.9 - - [") && $0.contains("\"GET /echo HTTP/1.1\" 200 ") },
             "the access log shows the announced client"
         )
     }

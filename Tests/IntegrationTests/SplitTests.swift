@@ -60,7 +60,7 @@ struct SplitTests {
                 try driver.close(id)
             }
         }
-        #expect(junction.waitForStdout { $0.components(separatedBy: " WS\" 101 ").count - 1 == opened })
+        #expect(junction.waitForStdout { $0.components(separatedBy: " proto=ws ").count - 1 == opened })
         #expect(junction.stop() == 0)
     }
 
@@ -139,8 +139,14 @@ struct SplitTests {
         #expect(first["pool"] as? String == "monolith")
         #expect(first["backend"] as? String == monolith.address)
         #expect(first["duration"] is Double || first["duration"] is Int)
+        #expect(first["upstream_time"] is Double || first["upstream_time"] is Int, "a backend answered")
+        #expect(first["protocol"] as? String == "http/1.1")
+        #expect((first["user_agent"] as? String)?.hasPrefix("curl/") == true)
+        #expect(first["client"] as? String == "127.0.0.1")
+        #expect(first["listener"] as? String == "http")
         let second = try #require(records.first { $0["request_id"] as? String == "json-2" })
         #expect(second["status"] as? Int == 502)
         #expect(second["pool"] as? String == "ddp-streamer")
+        #expect(second["upstream_time"] == nil, "no backend answered")
     }
 }

@@ -33,6 +33,23 @@ struct AccessRecord {
     var requestID: String
     /// True for a WebSocket tunnel (logged when it closes, with its lifetime).
     var isTunnel = false
+    /// From the request head to the backend's response head (connects and retries included); nil
+    /// when no backend answered.
+    var upstreamTime: TimeAmount? = nil
+    /// The client's Referer and User-Agent, for the combined format.
+    var referer: String? = nil
+    var userAgent: String? = nil
+
+    /// `http/1.0`, `http/1.1`, `h2`, or for a tunnel `ws` (HTTP/1.1 upgrade) and `ws/h2` (RFC 8441).
+    var protocolName: String {
+        switch (self.isTunnel, self.version.major, self.version.minor) {
+        case (true, 2, _): return "ws/h2"
+        case (true, _, _): return "ws"
+        case (false, 2, _): return "h2"
+        case (false, _, 0): return "http/1.0"
+        default: return "http/1.1"
+        }
+    }
 }
 
 /// Where access-log lines go: a file descriptor shared by all event loops, written with `write(2)`.
@@ -98,6 +115,8 @@ final class AccessLogBuffer {
     /// The formatted wall-clock second, reused for every line in that second.
     private var cachedSecond: Int = -1
     private var cachedTimestamp: String = ""
+    private var cachedCombinedSecond: Int = -1
+    private var cachedCombinedTimestamp: String = ""
 
     init(sink: AccessLogSink, eventLoop: EventLoop) {
         self.sink = sink
@@ -124,34 +143,51 @@ final class AccessLogBuffer {
         self.buffer.clear()
     }
 
-    // `2026-11-26T04:03:32.123Z 127.0.0.1 https "GET /x HTTP/1.1" 200 in=0 out=123 0.002s route=r pool=p backend=b id=...`
+    // The combined format, then Junction's fields as key=value:
+    // `192.0.2.7 - - [26/Nov/2026:04:03:32 +0000] "GET /x HTTP/1.1" 200 123 "-" "curl/8.14.1" in=0 rt=0.002
+    //  ut=0.001 listener=https route=r pool=p backend=10.0.0.5:3000 proto=http/1.1 id=...`
+    // A tunnel is logged when it closes: its status is the 101 (200 over HTTP/2), bytes are the
+    // whole tunnel's and rt is its lifetime.
     private func writeText(_ record: AccessRecord, duration: Double) {
-        self.writeTimestamp()
-        self.buffer.writeStaticString(" ")
         self.buffer.writeString(record.client)
-        self.buffer.writeStaticString(" ")
-        self.buffer.writeString(record.listener)
-        self.buffer.writeStaticString(" \"")
+        self.buffer.writeStaticString(" - - [")
+        self.writeCombinedTimestamp()
+        self.buffer.writeStaticString("] \"")
         self.buffer.writeString(record.method.rawValue)
         self.buffer.writeStaticString(" ")
         self.writeEscaped(record.target, json: false)
-        self.buffer.writeStaticString(record.isTunnel ? " WS\" " : " HTTP/")
-        if !record.isTunnel {
-            self.buffer.writeString("\(record.version.major).\(record.version.minor)\" ")
-        }
+        self.buffer.writeStaticString(" HTTP/")
+        self.buffer.writeString(String(record.version.major))
+        self.buffer.writeStaticString(".")
+        self.buffer.writeString(String(record.version.minor))
+        self.buffer.writeStaticString("\" ")
         self.buffer.writeString(String(record.status))
-        self.buffer.writeStaticString(" in=")
-        self.buffer.writeString(String(record.bytesIn))
-        self.buffer.writeStaticString(" out=")
-        self.buffer.writeString(String(record.bytesOut))
         self.buffer.writeStaticString(" ")
+        self.buffer.writeString(String(record.bytesOut))
+        self.buffer.writeStaticString(" \"")
+        self.writeEscaped(record.referer ?? "-", json: false)
+        self.buffer.writeStaticString("\" \"")
+        self.writeEscaped(record.userAgent ?? "-", json: false)
+        self.buffer.writeStaticString("\" in=")
+        self.buffer.writeString(String(record.bytesIn))
+        self.buffer.writeStaticString(" rt=")
         self.writeSeconds(duration)
-        self.buffer.writeStaticString("s route=")
+        self.buffer.writeStaticString(" ut=")
+        if let upstream = record.upstreamTime {
+            self.writeSeconds(Double(upstream.nanoseconds) / 1e9)
+        } else {
+            self.buffer.writeStaticString("-")
+        }
+        self.buffer.writeStaticString(" listener=")
+        self.buffer.writeString(record.listener)
+        self.buffer.writeStaticString(" route=")
         self.buffer.writeString(record.route ?? "-")
         self.buffer.writeStaticString(" pool=")
         self.buffer.writeString(record.pool ?? "-")
         self.buffer.writeStaticString(" backend=")
         self.buffer.writeString(record.backend ?? "-")
+        self.buffer.writeStaticString(" proto=")
+        self.buffer.writeString(record.protocolName)
         self.buffer.writeStaticString(" id=")
         self.buffer.writeString(record.requestID)
         self.buffer.writeStaticString("\n")
@@ -169,7 +205,7 @@ final class AccessLogBuffer {
         self.buffer.writeStaticString("\",\"target\":\"")
         self.writeEscaped(record.target, json: true)
         self.buffer.writeStaticString("\",\"protocol\":\"")
-        self.buffer.writeString(record.isTunnel ? "websocket" : "HTTP/\(record.version.major).\(record.version.minor)")
+        self.buffer.writeString(record.protocolName)
         self.buffer.writeStaticString("\",\"status\":")
         self.buffer.writeString(String(record.status))
         self.buffer.writeStaticString(",\"bytes_in\":")
@@ -178,7 +214,15 @@ final class AccessLogBuffer {
         self.buffer.writeString(String(record.bytesOut))
         self.buffer.writeStaticString(",\"duration\":")
         self.writeSeconds(duration)
-        for (key, value) in [("route", record.route), ("pool", record.pool), ("backend", record.backend)] {
+        if let upstream = record.upstreamTime {
+            self.buffer.writeStaticString(",\"upstream_time\":")
+            self.writeSeconds(Double(upstream.nanoseconds) / 1e9)
+        }
+        if record.isTunnel { self.buffer.writeStaticString(",\"tunnel\":true") }
+        for (key, value) in [
+            ("route", record.route), ("pool", record.pool), ("backend", record.backend), ("referer", record.referer),
+            ("user_agent", record.userAgent),
+        ] {
             guard let value else { continue }
             self.buffer.writeString(",\"\(key)\":\"")
             self.writeEscaped(value, json: true)
@@ -199,6 +243,25 @@ final class AccessLogBuffer {
         self.buffer.writeString(String(fraction))
     }
 
+    /// `26/Nov/2026:04:03:32 +0000`, as in the common and combined formats.
+    private func writeCombinedTimestamp() {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        if now.tv_sec != self.cachedCombinedSecond {
+            self.cachedCombinedSecond = now.tv_sec
+            var time = tm()
+            var seconds = time_t(now.tv_sec)
+            gmtime_r(&seconds, &time)
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            self.cachedCombinedTimestamp =
+                format2(Int(time.tm_mday)) + "/" + months[Int(time.tm_mon)] + "/"
+                + format2(Int(time.tm_year) + 1900, width: 4) + ":" + format2(Int(time.tm_hour)) + ":"
+                + format2(Int(time.tm_min)) + ":" + format2(Int(time.tm_sec)) + " +0000"
+        }
+        self.buffer.writeString(self.cachedCombinedTimestamp)
+    }
+
+    /// ISO 8601 with milliseconds in UTC, for JSON.
     private func writeTimestamp() {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)

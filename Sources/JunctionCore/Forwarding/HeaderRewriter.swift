@@ -27,6 +27,9 @@ public struct RequestFacts: Sendable, Equatable {
     public var requestID: String? = nil
     /// The Accept-Encoding value (fields joined), read by `compress: true` routes.
     public var acceptEncoding: String? = nil
+    /// Referer and User-Agent, for the access log.
+    public var referer: String? = nil
+    public var userAgent: String? = nil
     /// Header names listed in `Connection` besides close/keep-alive/upgrade (hop-by-hop too); usually nil.
     var connectionTokens: [Substring]? = nil
 
@@ -118,6 +121,10 @@ public enum HeaderRewriter {
                 if RequestID.isAcceptable(value) { facts.requestID = value }
             case .acceptEncoding:
                 facts.acceptEncoding = facts.acceptEncoding.map { "\($0), \(value)" } ?? value
+            case .referer:
+                facts.referer = value
+            case .userAgent:
+                facts.userAgent = value
             default:
                 break
             }
@@ -329,7 +336,7 @@ public enum HeaderRewriter {
 enum HeaderName: Equatable {
     case connection, keepAlive, proxyConnection, te, trailer, transferEncoding, upgrade, contentLength, host
     case expect, xForwardedFor, xForwardedProto, xForwardedHost, xRealIP, xRequestID
-    case acceptEncoding, acceptRanges, etag
+    case acceptEncoding, acceptRanges, etag, referer, userAgent
     case other
 
     @inline(__always)
@@ -345,10 +352,12 @@ enum HeaderName: Equatable {
             case 6: return bytes.equalsLowercase("expect") ? .expect : .other
             case 7:
                 if bytes.equalsLowercase("upgrade") { return .upgrade }
+                if bytes.equalsLowercase("referer") { return .referer }
                 return bytes.equalsLowercase("trailer") ? .trailer : .other
             case 9: return bytes.equalsLowercase("x-real-ip") ? .xRealIP : .other
             case 10:
                 if bytes.equalsLowercase("connection") { return .connection }
+                if bytes.equalsLowercase("user-agent") { return .userAgent }
                 return bytes.equalsLowercase("keep-alive") ? .keepAlive : .other
             case 12: return bytes.equalsLowercase("x-request-id") ? .xRequestID : .other
             case 13: return bytes.equalsLowercase("accept-ranges") ? .acceptRanges : .other

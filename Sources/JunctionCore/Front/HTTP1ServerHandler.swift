@@ -267,7 +267,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
             target: target,
             version: version,
             status: 0,
-            requestID: facts.requestID ?? self.loop.nextRequestID()
+            requestID: facts.requestID ?? self.loop.nextRequestID(),
+            referer: facts.referer,
+            userAgent: facts.userAgent
         )
         self.request = Request(record: record, facts: facts, method: method, version: version)
     }
@@ -456,6 +458,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         request.responseStarted = true
         request.framing = framing
         request.record.status = head.status.code
+        request.record.upstreamTime = .now() - request.record.start
         request.record.backend = backend.label
         self.request = request
         context.write(self.wrapOutboundOut(clientHead), promise: nil)
@@ -555,6 +558,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             allocator: self.loop.allocator
         )
         request.record.status = 101
+        request.record.upstreamTime = .now() - request.record.start
         request.record.backend = backend.label
         request.record.isTunnel = true
         context.writeAndFlush(self.wrapOutboundOut(clientHead), promise: nil)

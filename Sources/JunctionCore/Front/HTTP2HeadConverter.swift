@@ -61,6 +61,10 @@ enum HTTP2HeadConverter {
                     if RequestID.isAcceptable(value) { facts.requestID = value }
                 case "accept-encoding":
                     facts.acceptEncoding = facts.acceptEncoding.map { "\($0), \(value)" } ?? value
+                case "referer":
+                    facts.referer = value
+                case "user-agent":
+                    facts.userAgent = value
                 default:
                     break
                 }

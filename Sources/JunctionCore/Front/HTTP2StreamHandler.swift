@@ -195,7 +195,9 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             target: target,
             version: Self.version,
             status: 0,
-            requestID: facts.requestID ?? self.loop.nextRequestID()
+            requestID: facts.requestID ?? self.loop.nextRequestID(),
+            referer: facts.referer,
+            userAgent: facts.userAgent
         )
     }
 
@@ -273,6 +275,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
             self.method == .HEAD || head.status == .noContent || head.status == .notModified || head.status.code < 200
         self.responseStarted = true
         self.record?.status = head.status.code
+        self.record?.upstreamTime = .now() - record.start
         self.record?.backend = backend.label
         if self.route?.compress == true,
             CompressionPolicy.shouldCompress(
@@ -372,6 +375,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
             return
         }
         record.status = 200
+        record.upstreamTime = .now() - record.start
         record.isTunnel = true
         self.responseStarted = true
         self.responseEnded = true

@@ -14,7 +14,9 @@ SockJS paths (anything but exactly /websocket) get SockJS framing, as ddp-stream
 """
 
 import asyncio
+import base64
 import json
+import os
 import ssl
 import sys
 from urllib.parse import urlsplit
@@ -66,7 +68,8 @@ async def open_session(command):
 
 async def echo(command):
     session = sessions[command["id"]]
-    payload = "x" * command["size"]
+    # Random text: permessage-deflate must not shrink it, so byte counts on the way are real.
+    payload = base64.b64encode(os.urandom(command["size"]))[: command["size"]].decode()
     await session.send({"msg": "echo", "payload": payload})
     reply = await session.receive()
     return {"ok": reply.get("payload") == payload, "size": len(reply.get("payload", ""))}
