@@ -75,10 +75,13 @@ public final class Junction: Sendable {
 
     private let prepared: Prepared
     private let logger: Logger
+    private let onListening: (@Sendable () -> Void)?
 
-    public init(prepared: Prepared, logger: Logger) {
+    /// `onListening` runs once every listener is bound (`junction demo` prints its URLs then).
+    public init(prepared: Prepared, logger: Logger, onListening: (@Sendable () -> Void)? = nil) {
         self.prepared = prepared
         self.logger = logger
+        self.onListening = onListening
     }
 
     /// Serves until SIGTERM or SIGINT, then drains and returns. Throws if a listener cannot start.
@@ -104,7 +107,8 @@ public final class Junction: Sendable {
             shutdownGrace: config.limits.shutdownGrace,
             group: group,
             contexts: contexts,
-            logger: self.logger
+            logger: self.logger,
+            onListening: self.onListening
         )
         var services: [any Service] = [listeners]
         services.append(

@@ -8,7 +8,7 @@ struct JunctionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "junction",
         abstract: "A reverse proxy that splits Rocket.Chat traffic between ddp-streamer and the monolith.",
-        subcommands: [Run.self, Check.self, Version.self]
+        subcommands: [Run.self, Check.self, Version.self, Demo.self]
     )
 }
 
@@ -66,6 +66,36 @@ struct Check: AsyncParsableCommand {
             }
             let count = error.errors.count
             StandardOutput.writeErrorLine("\(self.options.config): \(count) error\(count == 1 ? "" : "s")")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `junction demo`: Junction in front of built-in demo backends on loopback.
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run Junction in front of built-in demo backends (a monolith page, two DDP WebSocket backends).",
+        discussion: "Everything listens on 127.0.0.1. Open the printed page URL; stop with Ctrl-C."
+    )
+
+    @Option(help: "The port Junction listens on, on 127.0.0.1.")
+    var port: Int = 8080
+
+    @Option(help: "The port of Junction's admin listener, on 127.0.0.1.")
+    var adminPort: Int = 9901
+
+    func validate() throws {
+        for (name, value) in [("--port", self.port), ("--admin-port", self.adminPort)] where !(1...65535).contains(value) {
+            throw ValidationError("\(name) must be a port number, 1-65535")
+        }
+        if self.port == self.adminPort { throw ValidationError("--port and --admin-port must differ") }
+    }
+
+    func run() async throws {
+        do {
+            try await JunctionDemo.run(port: self.port, adminPort: self.adminPort)
+        } catch {
+            StandardOutput.writeErrorLine("error: \(error)")
             throw ExitCode(1)
         }
     }

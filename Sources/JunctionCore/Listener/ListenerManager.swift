@@ -13,6 +13,8 @@ final class ListenerManager: Service {
     private let listeners = Mutex<[Listener]>([])
     private let initial: [(ListenerSettings, Int)]
     private let shutdownGrace: Mutex<TimeAmount>
+    /// Called once every listener of the first config is bound.
+    private let onListening: (@Sendable () -> Void)?
 
     init(
         settings: [ListenerSettings],
@@ -20,9 +22,11 @@ final class ListenerManager: Service {
         shutdownGrace: TimeAmount,
         group: EventLoopGroup,
         contexts: LoopContexts,
-        logger: Logger
+        logger: Logger,
+        onListening: (@Sendable () -> Void)? = nil
     ) {
         self.initial = settings.map { ($0, maxConnections) }
+        self.onListening = onListening
         self.shutdownGrace = Mutex(shutdownGrace)
         self.group = group
         self.contexts = contexts
@@ -44,6 +48,7 @@ final class ListenerManager: Service {
             try await listener.start()
             self.listeners.withLock { $0.append(listener) }
         }
+        self.onListening?()
         try? await gracefulShutdown()
         let grace = self.shutdownGrace.withLock { $0 }
         await withTaskGroup(of: Void.self) { drains in

@@ -22,15 +22,32 @@ final class JunctionProcess: @unchecked Sendable {
     private(set) var addresses: [String: String] = [:]
 
     /// Writes `yaml` to a file in a fresh directory (extra files alongside) and starts `junction run`.
-    init(yaml: String, files: [String: String] = [:], waitForListeners: Int = 1) throws {
-        self.directory = try TestPaths.makeTemporaryDirectory()
+    convenience init(yaml: String, files: [String: String] = [:], waitForListeners: Int = 1) throws {
+        let directory = try TestPaths.makeTemporaryDirectory()
         for (name, contents) in files {
-            try contents.write(to: self.directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            try contents.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
-        self.configPath = self.directory.appendingPathComponent("junction.yaml").path
-        try yaml.write(toFile: self.configPath, atomically: true, encoding: .utf8)
+        let configPath = directory.appendingPathComponent("junction.yaml").path
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try self.init(
+            arguments: ["run", "--config", configPath],
+            directory: directory,
+            configPath: configPath,
+            waitForListeners: waitForListeners
+        )
+    }
+
+    /// Starts `junction` with `arguments` (e.g. `demo`) and waits for `waitForListeners` listening lines.
+    convenience init(arguments: [String], waitForListeners: Int) throws {
+        let directory = try TestPaths.makeTemporaryDirectory()
+        try self.init(arguments: arguments, directory: directory, configPath: "", waitForListeners: waitForListeners)
+    }
+
+    private init(arguments: [String], directory: URL, configPath: String, waitForListeners: Int) throws {
+        self.directory = directory
+        self.configPath = configPath
         self.process.executableURL = URL(fileURLWithPath: TestPaths.junctionBinary)
-        self.process.arguments = ["run", "--config", self.configPath]
+        self.process.arguments = arguments
         let out = Pipe()
         let err = Pipe()
         self.process.standardOutput = out

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// Runs third-party programs (curl, python3, openssl) the way a user would, with a time limit.
 struct ProcessRunner {
@@ -113,6 +115,16 @@ enum TestPaths {
     static func fixture(_ name: String) -> String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures").appendingPathComponent(name).path
+    }
+
+    /// A loopback port free right now (bound to port 0 and released), for programs that take a port
+    /// number rather than printing the one they bound.
+    static func freePort() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0)
+            .wait()
+        defer { try? channel.close().wait() }
+        return channel.localAddress?.port ?? 0
     }
 
     /// A fresh temporary directory.
