@@ -3,10 +3,10 @@
 # plain HTTP/1.1 and over TLS, interleaved, in one run. See Benchmarks/README.md.
 #
 #   Benchmarks/run.sh [--duration 10] [--rounds 3] [--connections 50] [--threads 1]
-#                     [--warmup 2] [--junction PATH]
+#                     [--warmup 2] [--websockets 2000] [--junction PATH]
 #
 # Core layout (2-core machine): the proxy under test on core 0, wrk and the backend on core 1.
-# Needs: bash, awk, taskset, openssl, curl, wrk, nginx, python3 (only to pick free ports).
+# Needs: bash, awk, taskset, openssl, curl, wrk, h2load, nginx, python3 with `websockets`.
 
 set -euo pipefail
 
@@ -20,12 +20,13 @@ H2_CONNECTIONS=10
 H2_STREAMS=10
 THREADS=1
 WARMUP=2
+WEBSOCKETS=2000
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
 PROXY_CPU=0
 LOAD_CPU=1
 
 usage() {
-    sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -38,7 +39,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --duration | --rounds | --connections | --threads | --warmup | --junction)
+        --duration | --rounds | --connections | --threads | --warmup | --websockets | --junction)
             [ $# -ge 2 ] || die "$1 needs a value" ;;
     esac
     case "$1" in
@@ -47,13 +48,14 @@ while [ $# -gt 0 ]; do
         --connections) CONNECTIONS=${2:-}; shift 2 ;;
         --threads) THREADS=${2:-}; shift 2 ;;
         --warmup) WARMUP=${2:-}; shift 2 ;;
+        --websockets) WEBSOCKETS=${2:-}; shift 2 ;;
         --junction) JUNCTION=${2:-}; shift 2 ;;
         -h | --help) usage ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage ;;
     esac
 done
 
-for v in DURATION ROUNDS CONNECTIONS THREADS WARMUP; do
+for v in DURATION ROUNDS CONNECTIONS THREADS WARMUP WEBSOCKETS; do
     is_uint "${!v}" || die "--${v,,} must be a non-negative integer, got '${!v}'"
 done
 [ "$DURATION" -ge 1 ] || die "--duration must be >= 1"
@@ -71,6 +73,12 @@ JUNCTION=$(cd "$(dirname "$JUNCTION")" && pwd)/$(basename "$JUNCTION")
 for tool in wrk nginx openssl taskset curl python3 awk; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not installed (Debian: apt-get install -y wrk nginx openssl util-linux curl python3)"
 done
+if [ "$WEBSOCKETS" -gt 0 ]; then
+    python3 -c 'import websockets' 2>/dev/null \
+        || die "the idle-WebSocket case needs Python's websockets (python3 -m pip install websockets), or pass --websockets 0"
+    [ "$(ulimit -n)" -ge $((WEBSOCKETS * 2 + 100)) ] \
+        || die "--websockets $WEBSOCKETS needs an open-file limit of at least $((WEBSOCKETS * 2 + 100)) (ulimit -n is $(ulimit -n))"
+fi
 NGINX_BIN=$(command -v nginx)
 NCPU=$(nproc)
 [ "$NCPU" -ge 2 ] || die "needs at least 2 CPU cores (proxy on core $PROXY_CPU, wrk + backend on core $LOAD_CPU); have $NCPU"
@@ -186,7 +194,7 @@ wait_http() {
 # ---------------------------------------------------------------------------------------------
 # Ports, certificate, configurations.
 
-read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS <<<"$(free_ports 5)"
+read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS WS_BACKEND_PORT <<<"$(free_ports 6)"
 
 # Fixed 100-byte body: these 99 characters plus "\n".
 BACKEND_BODY="Hello from the Junction benchmark backend: this fixed text/plain body is exactly one hundred bytes."
@@ -243,11 +251,15 @@ $NGINX_USER_LINE
 worker_processes $THREADS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections 16384; }
+worker_rlimit_nofile 40000;
 http {
 $(nginx_common_http "$WORK/nginx")
     keepalive_requests 100000;
     keepalive_timeout 75s;
+    upstream wsbackend {
+        server 127.0.0.1:$WS_BACKEND_PORT;
+    }
     upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 64;
@@ -272,6 +284,17 @@ $(nginx_common_http "$WORK/nginx")
             # Junction also returns the request id to the client
             add_header X-Request-ID \$request_id always;
         }
+        location /websocket {
+            # The idle-WebSocket case: nginx's documented upgrade proxying, an idle timeout like Junction's.
+            proxy_pass http://wsbackend;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
     }
 }
 EOF
@@ -292,12 +315,19 @@ listeners:
           key: $WORK/key.pem
       min_version: "1.2"
 routes:
+  - name: websocket
+    match:
+      path_prefix: /websocket
+    pool: wsbackend
   - name: all
     pool: backend
 pools:
   backend:
     backends:
       - address: 127.0.0.1:$BACKEND_PORT
+  wsbackend:
+    backends:
+      - address: 127.0.0.1:$WS_BACKEND_PORT
 logging:
   access_log: off
   level: warning
@@ -322,6 +352,13 @@ taskset -c "$LOAD_CPU" "$NGINX_BIN" -p "$WORK/backend" -c "$WORK/backend/nginx.c
 BACKEND_PID=$!
 PIDS+=("$BACKEND_PID")
 
+if [ "$WEBSOCKETS" -gt 0 ]; then
+    taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" serve "$WS_BACKEND_PORT" \
+        >"$WORK/ws-backend.out" 2>"$RESULTS/ws-backend.log" &
+    WS_BACKEND_PID=$!
+    PIDS+=("$WS_BACKEND_PID")
+fi
+
 taskset -c "$PROXY_CPU" "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;" \
     >"$RESULTS/proxy-nginx.log" 2>&1 &
 NGINX_PID=$!
@@ -336,6 +373,15 @@ wait_http "http://127.0.0.1:$N_PLAIN/" "$NGINX_PID" "nginx (plain)"
 wait_http "https://127.0.0.1:$N_TLS/" "$NGINX_PID" "nginx (TLS)"
 wait_http "http://127.0.0.1:$J_PLAIN/" "$JUNCTION_PID" "junction (plain)"
 wait_http "https://127.0.0.1:$J_TLS/" "$JUNCTION_PID" "junction (TLS)"
+
+if [ "$WEBSOCKETS" -gt 0 ]; then
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^ready' "$WORK/ws-backend.out" 2>/dev/null && break
+        kill -0 "$WS_BACKEND_PID" 2>/dev/null || die "the WebSocket backend exited; see $RESULTS/ws-backend.log"
+        sleep 0.1
+    done
+    grep -q '^ready' "$WORK/ws-backend.out" || die "the WebSocket backend did not start within 10 s"
+fi
 
 NGINX_WORKERS=$(child_pids "$NGINX_PID" | wc -l)
 [ "$NGINX_WORKERS" -eq "$THREADS" ] || die "proxy nginx has $NGINX_WORKERS worker processes, expected $THREADS"
@@ -494,6 +540,70 @@ done
 echo
 
 # ---------------------------------------------------------------------------------------------
+# Idle WebSockets: the proxy's resident memory with N tunnels open and idle, per tunnel.
+
+# Resident memory of a proxy in KiB: the process plus its direct children (nginx: master + workers).
+proxy_rss_kb() {
+    local total=0 p v
+    for p in $1 $(child_pids "$1"); do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+WS_CSV="$RESULTS/websockets.csv"
+echo "proxy,tunnels,rss_before_kb,rss_open_kb,bytes_per_tunnel" >"$WS_CSV"
+
+measure_idle_websockets() { # proxy
+    local proxy=$1 pid url before open line i hold_pid per
+    pid=$(pid_of "$proxy")
+    case "$proxy" in
+        junction) url="ws://127.0.0.1:$J_PLAIN/websocket" ;;
+        nginx) url="ws://127.0.0.1:$N_PLAIN/websocket" ;;
+    esac
+    before=$(proxy_rss_kb "$pid")
+    rm -f "$WORK/hold-in" "$WORK/hold-out"
+    mkfifo "$WORK/hold-in"
+    taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" "$WEBSOCKETS" \
+        <"$WORK/hold-in" >"$WORK/hold-out" 2>"$RESULTS/ws-hold-$proxy.log" &
+    hold_pid=$!
+    exec 7>"$WORK/hold-in"
+    line=""
+    for ((i = 0; i < 1200; i++)); do
+        line=$(grep '^ready' "$WORK/hold-out" 2>/dev/null || true)
+        [ -n "$line" ] && break
+        kill -0 "$hold_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ "$line" = "ready $WEBSOCKETS" ] || {
+        exec 7>&-
+        die "$proxy: $WEBSOCKETS WebSockets did not all open within 120 s ($line); see $RESULTS/ws-hold-$proxy.log"
+    }
+    sleep 2 # let allocations settle
+    open=$(proxy_rss_kb "$pid")
+    echo close >&7
+    exec 7>&-
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$hold_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$hold_pid" || die "$proxy: the WebSocket client failed; see $RESULTS/ws-hold-$proxy.log"
+    per=$(awk -v a="$open" -v b="$before" -v n="$WEBSOCKETS" 'BEGIN {printf "%.0f", (a - b) * 1024 / n}')
+    echo "$proxy,$WEBSOCKETS,$before,$open,$per" >>"$WS_CSV"
+    printf '  %-8s %6d idle WebSockets: RSS %8d KiB -> %8d KiB, %6d bytes per tunnel\n' \
+        "$proxy" "$WEBSOCKETS" "$before" "$open" "$per"
+}
+
+if [ "$WEBSOCKETS" -gt 0 ]; then
+    echo "Idle WebSockets ($WEBSOCKETS through each proxy, one message each, then held):"
+    for proxy in "${PROXIES[@]}"; do
+        measure_idle_websockets "$proxy"
+    done
+    echo
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Summary: medians per case and proxy.
 
 median() { # proxy case column
@@ -516,11 +626,22 @@ median() { # proxy case column
             printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.0f | %.0f | %.2f |\n",
                 l, jr, nr, (nr > 0 ? jr / nr : 0), jp, np, jc, nc, (nc > 0 ? jc / nc : 0) }'
     done
+    if [ "$WEBSOCKETS" -gt 0 ]; then
+        awk -F, 'NR > 1 {v[$1] = $5; n = $2} END {
+            printf "| %d idle WebSockets | | | | | | %s bytes each | %s bytes each | %.2f |\n",
+                n, v["junction"], v["nginx"], (v["junction"] > 0 ? v["nginx"] / v["junction"] : 0) }' "$WS_CSV"
+    fi
     echo
     echo "Medians over $ROUNDS round(s) of ${DURATION}s; ratio = Junction / nginx (higher is better for" \
         "Junction; for p99 lower is better). req per CPU-s = requests completed / (utime+stime of" \
         "the proxy's processes during the run)."
     echo
+    if [ "$WEBSOCKETS" -gt 0 ]; then
+        echo "Idle WebSockets: the proxy's resident memory (all its processes) with $WEBSOCKETS tunnels open" \
+            "minus before, per tunnel, after the throughput runs; its ratio is nginx / Junction (higher is" \
+            "better for Junction)."
+        echo
+    fi
     echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
     echo
     echo "| round | proxy | case | requests | req/s | p99 ms | proxy CPU-s | proxy CPU util | req per CPU-s |"

@@ -79,6 +79,9 @@ final class ConfigReloader: Service {
         if config.effectiveThreads != current.config.effectiveThreads {
             self.logger.warning("threads changed: it takes effect on the next start")
         }
+        if config.admin != current.config.admin {
+            self.logger.warning("admin changed: the admin listener keeps its address until the next start")
+        }
         let newAccessLog = AccessLogTarget(target: config.logging.accessLog, format: config.logging.format)
         let accessLogChanged = newAccessLog != self.accessLog.withLock { $0 }
         var sink: AccessLogSink?

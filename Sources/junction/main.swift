@@ -85,7 +85,8 @@ struct Demo: AsyncParsableCommand {
     var adminPort: Int = 9901
 
     func validate() throws {
-        for (name, value) in [("--port", self.port), ("--admin-port", self.adminPort)] where !(1...65535).contains(value) {
+        for (name, value) in [("--port", self.port), ("--admin-port", self.adminPort)]
+        where !(1...65535).contains(value) {
             throw ValidationError("\(name) must be a port number, 1-65535")
         }
         if self.port == self.adminPort { throw ValidationError("--port and --admin-port must differ") }

@@ -11,7 +11,8 @@ import Testing
 struct AccessLogTests {
     /// `client - - [date] "request" status bytes "referer" "agent" in= rt= ut= listener= route= pool= backend= proto= id=`
     static let combined = try! NSRegularExpression(
-        pattern: #"^(\S+) - - \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] "(\S+) (\S+) (HTTP/[\d.]+)" (\d{3}) (\d+) "([^"]*)" "([^"]*)" in=(\d+) rt=(\d+\.\d{3}) ut=(\d+\.\d{3}|-) listener=(\S+) route=(\S+) pool=(\S+) backend=(\S+) proto=(\S+) id=(\S+)$"#
+        pattern:
+            #"^(\S+) - - \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] "(\S+) (\S+) (HTTP/[\d.]+)" (\d{3}) (\d+) "([^"]*)" "([^"]*)" in=(\d+) rt=(\d+\.\d{3}) ut=(\d+\.\d{3}|-) listener=(\S+) route=(\S+) pool=(\S+) backend=(\S+) proto=(\S+) id=(\S+)$"#
     )
 
     /// The fields of one text line by name, nil if it does not have the format.
@@ -61,8 +62,10 @@ struct AccessLogTests {
         let http = "http://\(junction.address("http"))"
         let h2c = "http://\(junction.address("h2c"))"
 
-        try Curl.run(["-o", "/dev/null", "-A", "agent/1.0", "-e", "https://chat.example/x", "-H", "X-Request-ID: h1-a",
-            "-d", "hello", http + "/echo"])
+        try Curl.run([
+            "-o", "/dev/null", "-A", "agent/1.0", "-e", "https://chat.example/x", "-H", "X-Request-ID: h1-a",
+            "-d", "hello", http + "/echo",
+        ])
         try Curl.run(["-o", "/dev/null", "--http2-prior-knowledge", "-H", "X-Request-ID: h2-a", h2c + "/echo"])
 
         // A WebSocket held for a second: logged when it closes, with its lifetime and bytes.

@@ -60,7 +60,9 @@ struct CompressionTests {
             for line in try String(contentsOfFile: headerFile, encoding: .utf8).split(separator: "\r\n") {
                 guard let colon = line.firstIndex(of: ":") else { continue }
                 let name = line[..<colon].lowercased()
-                headers[name, default: []].append(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+                headers[name, default: []].append(
+                    line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                )
             }
             return (headers, try Data(contentsOf: URL(fileURLWithPath: bodyFile)))
         }

@@ -141,7 +141,11 @@ struct HTTP2Tests {
         #expect(result["page_protocol"] as? String == "h2", "the page came over HTTP/2: \(result)")
         #expect(result["ws_status"] as? Int == 200, "an RFC 8441 handshake answers 200 (HTTP/1.1 would be 101)")
         #expect(result["title"] as? String == "DDP connected ddp-a-session", "the DDP exchange worked")
-        #expect(setup.junction.waitForStdout { $0.contains("\"CONNECT /websocket HTTP/2.0\" 200 ") && $0.contains(" proto=ws/h2 ") })
+        #expect(
+            setup.junction.waitForStdout {
+                $0.contains("\"CONNECT /websocket HTTP/2.0\" 200 ") && $0.contains(" proto=ws/h2 ")
+            }
+        )
     }
 
     @Test(

@@ -144,6 +144,54 @@ struct HardeningTests {
         #expect(junction.stop() == 0)
     }
 
+    @Test("A connection that never reaches HTTP (no PROXY header, no TLS handshake, no h2c preface) is closed")
+    func setupTimeout() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let certificates = try TestCertificates()
+        let issued = try certificates.issue(commonName: "localhost", dnsNames: ["localhost"])
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(
+                monolith: [monolith.address],
+                ddp: ["127.0.0.1:9"],
+                tls: true,
+                http2: true,
+                extraListeners: """
+                      - name: h2c
+                        address: 127.0.0.1:0
+                        http2: true
+                      - name: proxied
+                        address: 127.0.0.1:0
+                        proxy_protocol: true
+
+                    """,
+                limits: "  client_header_timeout: 1s"
+            ),
+            files: ["cert.pem": issued.certificatePEM, "key.pem": issued.keyPEM],
+            waitForListeners: 4
+        )
+        // Silent clients hold a descriptor each: without this a few thousand would exhaust them.
+        for listener in ["https", "h2c", "proxied"] {
+            let silent = try RawClient(port: junction.port(listener))
+            let started = Date()
+            let answer = try silent.receiveAll()
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(answer.isEmpty, "\(listener): \(answer)")
+            #expect(elapsed >= 0.7 && elapsed < 4, "\(listener): closed after \(elapsed) s")
+        }
+        // A connection that did reach HTTP is not cut by it: a slow second request still works.
+        let client = try RawClient(port: junction.port("h2c"))
+        try client.send("GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        _ = try client.receive(until: "}")
+        Thread.sleep(forTimeInterval: 1.6)
+        try client.send("GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        #expect(
+            try client.receiveAll().hasPrefix("HTTP/1.1 200 OK"),
+            "the keep-alive connection outlived the setup deadline"
+        )
+        #expect(junction.stop() == 0)
+    }
+
     @Test("A chunked body over max_body_bytes is cut with 413")
     func chunkedBodyLimit() throws {
         let monolith = try HTTPTestBackend(name: "monolith")

@@ -60,8 +60,13 @@ struct HTTPResponseHeadFields {
     var contentType: String?
     var cacheControl: String?
 
-    init(status: Int, contentEncoding: String? = nil, contentLength: Int? = nil, contentType: String? = nil,
-         cacheControl: String? = nil) {
+    init(
+        status: Int,
+        contentEncoding: String? = nil,
+        contentLength: Int? = nil,
+        contentType: String? = nil,
+        cacheControl: String? = nil
+    ) {
         self.status = status
         self.contentEncoding = contentEncoding
         self.contentLength = contentLength

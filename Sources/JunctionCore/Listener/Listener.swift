@@ -133,6 +133,15 @@ final class Listener: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let current = self.current
                     let loop = contexts.context(for: channel.eventLoop)
+                    if current.config.proxyProtocol || current.config.http2 {
+                        // Bytes may arrive (or not) before an HTTP handler with its own timers exists.
+                        try channel.pipeline.syncOperations.addHandler(
+                            ConnectionSetupTimeout(
+                                sweeper: loop.sweeper,
+                                timeout: loop.runtime.limits.clientHeaderTimeout
+                            )
+                        )
+                    }
                     if current.config.proxyProtocol {
                         // The client's address comes first; the rest of the pipeline goes in behind it.
                         try channel.pipeline.syncOperations.addHandler(

@@ -65,7 +65,8 @@ final class HTTPTestBackend: Sendable {
 
     /// What `/json?items=N` serves: deterministic JSON of `items` records (about 60 bytes each).
     static func jsonBody(items: Int) -> String {
-        "[" + (0..<items).map { #"{"id":\#($0),"msg":"hello from the monolith","ok":true}"# }.joined(separator: ",") + "]"
+        "[" + (0..<items).map { #"{"id":\#($0),"msg":"hello from the monolith","ok":true}"# }.joined(separator: ",")
+            + "]"
     }
 
     /// What `/precompressed` serves: 4 KiB that stand for an already gzipped body.

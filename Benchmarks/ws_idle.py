@@ -1,0 +1,54 @@
+"""Idle WebSockets for Benchmarks/run.sh, with the `websockets` library (pip install websockets).
+
+  ws_idle.py serve PORT       a WebSocket echo backend on 127.0.0.1:PORT (any path); prints "ready"
+  ws_idle.py hold URL N       opens N WebSockets to URL, each exchanging one message, prints
+                              "ready N" once all are open, holds them until a line arrives on stdin,
+                              then closes them all and prints "closed"
+
+Compression is off on both ends: the proxy in between only sees bytes either way.
+"""
+
+import asyncio
+import sys
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+
+async def echo(websocket):
+    async for message in websocket:
+        await websocket.send(message)
+
+
+async def run_server(port):
+    async with serve(echo, "127.0.0.1", port, compression=None, max_queue=4, ping_interval=None):
+        print("ready", flush=True)
+        await asyncio.get_running_loop().create_future()
+
+
+async def open_one(url, gate):
+    async with gate:
+        websocket = await asyncio.wait_for(connect(url, compression=None, ping_interval=None), 30)
+        await websocket.send("hello")
+        reply = await asyncio.wait_for(websocket.recv(), 30)
+        if reply != "hello":
+            raise RuntimeError(f"unexpected echo {reply!r}")
+        return websocket
+
+
+async def run_holder(url, count):
+    gate = asyncio.Semaphore(100)
+    sockets = await asyncio.gather(*(open_one(url, gate) for _ in range(count)))
+    print(f"ready {len(sockets)}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await asyncio.gather(*(websocket.close() for websocket in sockets))
+    print("closed", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        asyncio.run(run_server(int(sys.argv[2])))
+    elif sys.argv[1:2] == ["hold"]:
+        asyncio.run(run_holder(sys.argv[2], int(sys.argv[3])))
+    else:
+        sys.exit(__doc__)
