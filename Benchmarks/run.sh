@@ -76,6 +76,7 @@ done
 if [ "$WEBSOCKETS" -gt 0 ]; then
     python3 -c 'import websockets' 2>/dev/null \
         || die "the idle-WebSocket case needs Python's websockets (python3 -m pip install websockets), or pass --websockets 0"
+    [ "$WEBSOCKETS" -le 4000 ] || die "--websockets is at most 4000 (nginx has worker_connections 8192, two per tunnel)"
     [ "$(ulimit -n)" -ge $((WEBSOCKETS * 2 + 100)) ] \
         || die "--websockets $WEBSOCKETS needs an open-file limit of at least $((WEBSOCKETS * 2 + 100)) (ulimit -n is $(ulimit -n))"
 fi
@@ -251,8 +252,7 @@ $NGINX_USER_LINE
 worker_processes $THREADS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 16384; }
-worker_rlimit_nofile 40000;
+events { worker_connections 8192; }
 http {
 $(nginx_common_http "$WORK/nginx")
     keepalive_requests 100000;
