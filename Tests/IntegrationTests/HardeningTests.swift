@@ -148,12 +148,14 @@ struct HardeningTests {
     func setupTimeout() throws {
         let monolith = try HTTPTestBackend(name: "monolith")
         defer { monolith.stop() }
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
         let certificates = try TestCertificates()
         let issued = try certificates.issue(commonName: "localhost", dnsNames: ["localhost"])
         let junction = try JunctionProcess(
             yaml: TestConfig.split(
                 monolith: [monolith.address],
-                ddp: ["127.0.0.1:9"],
+                ddp: [ddp.address],
                 tls: true,
                 http2: true,
                 extraListeners: """
@@ -189,6 +191,13 @@ struct HardeningTests {
             try client.receiveAll().hasPrefix("HTTP/1.1 200 OK"),
             "the keep-alive connection outlived the setup deadline"
         )
+        // Nor is a WebSocket upgraded on such a listener before the deadline.
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        #expect(try driver.open("w", url: "ws://\(junction.address("h2c"))/websocket")["ok"] as? Bool == true)
+        Thread.sleep(forTimeInterval: 1.6)
+        #expect(try driver.echo("w", size: 100)["ok"] as? Bool == true, "the tunnel outlived the setup deadline")
+        try driver.close("w")
         #expect(junction.stop() == 0)
     }
 

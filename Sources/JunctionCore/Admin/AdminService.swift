@@ -137,7 +137,9 @@ final class AdminService: Service {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(AdminHandler(state: state))
+                        try channel.pipeline.syncOperations.addHandler(
+                            SimpleHTTPResponder { head in AdminAnswers.answer(head, state: state) }
+                        )
                     }
                 }
                 .bind(host: self.address.host, port: self.address.port)
@@ -155,74 +157,35 @@ final class AdminService: Service {
     }
 }
 
-/// Answers one admin request.
-private final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let state: AdminState
-    private var head: HTTPRequestHead?
-
-    init(state: AdminState) {
-        self.state = state
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-        case .body:
-            break
-        case .end:
-            guard let head = self.head else { return }
-            self.head = nil
-            let (status, contentType, body) = self.answer(head)
-            var headers = HTTPHeaders()
-            headers.add(name: "Content-Type", value: contentType)
-            headers.add(name: "Content-Length", value: String(body.count))
-            headers.add(name: "Cache-Control", value: "no-store")
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
-                promise: nil
-            )
-            if head.method != .HEAD {
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
-            }
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        }
-    }
-
-    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
-        let text = "text/plain; charset=utf-8"
+/// The admin endpoints' answers.
+private enum AdminAnswers {
+    static func answer(_ head: HTTPRequestHead, state: AdminState) -> SimpleHTTPResponder.Answer {
         guard head.method == .GET || head.method == .HEAD else {
-            return (.methodNotAllowed, text, Array("405 Method Not Allowed: the admin endpoints answer GET\n".utf8))
+            return .init(status: .methodNotAllowed, "405 Method Not Allowed: the admin endpoints answer GET\n")
         }
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        switch path {
+        switch head.pathWithoutQuery {
         case "/healthz":
-            return (.ok, text, Array("ok\n".utf8))
+            return .init("ok\n")
         case "/readyz":
-            let unready = self.state.unreadyPools
-            if unready.isEmpty { return (.ok, text, Array("ready\n".utf8)) }
-            return (
-                .serviceUnavailable, text,
-                Array("not ready: no healthy backend in pool \(unready.sorted().joined(separator: ", "))\n".utf8)
+            let unready = state.unreadyPools
+            if unready.isEmpty { return .init("ready\n") }
+            return .init(
+                status: .serviceUnavailable,
+                "not ready: no healthy backend in pool \(unready.sorted().joined(separator: ", "))\n"
             )
         case "/metrics":
-            let body = self.state.metrics.render(
-                pools: Array(self.state.runtime.current.pools.values),
-                listeners: self.state.listenerConnections
+            let body = state.metrics.render(
+                pools: Array(state.runtime.current.pools.values),
+                listeners: state.listenerConnections
             )
-            return (.ok, "text/plain; version=0.0.4; charset=utf-8", body)
+            return .init(contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
         case "/status":
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let body: [UInt8] = (try? encoder.encode(self.state.status)).map { Array($0) + [0x0A] } ?? []
-            return (.ok, "application/json", body)
+            let body: [UInt8] = (try? encoder.encode(state.status)).map { Array($0) + [0x0A] } ?? []
+            return .init(contentType: "application/json", body: body)
         default:
-            return (
-                .notFound, text, Array("404 Not Found: admin paths are /healthz, /readyz, /metrics, /status\n".utf8)
-            )
+            return .init(status: .notFound, "404 Not Found: admin paths are /healthz, /readyz, /metrics, /status\n")
         }
     }
 }

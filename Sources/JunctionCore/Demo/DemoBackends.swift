@@ -35,11 +35,13 @@ public final class DemoBackends: Sendable {
             let monolith = try await self.bind(name: "monolith", group: group) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DemoMonolithHandler(page: page))
+                    try channel.pipeline.syncOperations.addHandler(
+                        SimpleHTTPResponder { head in DemoAnswers.monolith(head, page: page) }
+                    )
                 }
             }
             var ddpStreamers: [Server] = []
-            for index in 1...ddpStreamerCount {
+            for index in 1...max(1, ddpStreamerCount) {
                 let name = "ddp-streamer-\(index)"
                 ddpStreamers.append(
                     try await self.bind(name: name, group: group) { channel in
@@ -144,7 +146,10 @@ public final class DemoBackends: Sendable {
                     }
                 )
             )
-            try channel.pipeline.syncOperations.addHandler(DemoDDPStreamerHTTPHandler(), name: "demo-http")
+            try channel.pipeline.syncOperations.addHandler(
+                SimpleHTTPResponder(answer: DemoAnswers.ddpStreamer),
+                name: "demo-http"
+            )
         }
     }
 }

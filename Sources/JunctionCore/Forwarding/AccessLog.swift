@@ -153,7 +153,7 @@ final class AccessLogBuffer {
         self.buffer.writeStaticString(" - - [")
         self.writeCombinedTimestamp()
         self.buffer.writeStaticString("] \"")
-        self.buffer.writeString(record.method.rawValue)
+        self.writeEscaped(record.method.rawValue, json: false)
         self.buffer.writeStaticString(" ")
         self.writeEscaped(record.target, json: false)
         self.buffer.writeStaticString(" HTTP/")

@@ -7,31 +7,45 @@ enum CompressionPolicy {
     /// Responses smaller than this gain nothing from gzip.
     static let minimumLength = 1024
 
-    /// Whether to gzip `head`'s body for a request with `acceptEncoding` on a route with `compress`.
-    static func shouldCompress(
-        _ head: HTTPResponseHead,
-        compress: Bool,
+    /// The encoder for `head`'s body when it is to be gzipped: the route compresses, the client
+    /// accepts gzip, the response qualifies and the loop's budget has room; nil otherwise.
+    static func encoder(
+        for head: HTTPResponseHead,
+        route: Route?,
         acceptEncoding: String?,
-        bodyless: Bool
-    ) -> Bool {
-        guard compress, !bodyless, let acceptEncoding, self.acceptsGzip(acceptEncoding[...]) else { return false }
+        bodyless: Bool,
+        budget: GzipBudget
+    ) -> GzipEncoder? {
+        guard route?.compress == true, self.shouldCompress(head, acceptEncoding: acceptEncoding, bodyless: bodyless)
+        else { return nil }
+        return GzipEncoder(budget: budget)
+    }
+
+    /// Whether `head`'s body should be gzipped for a request with `acceptEncoding`.
+    static func shouldCompress(_ head: HTTPResponseHead, acceptEncoding: String?, bodyless: Bool) -> Bool {
+        guard !bodyless, let acceptEncoding, self.acceptsGzip(acceptEncoding[...]) else { return false }
         return self.shouldCompress(HTTPResponseHeadFields(head), bodyless: bodyless)
     }
 
-    /// Whether an Accept-Encoding value allows gzip (`gzip` or `*`, not with `q=0`).
+    /// Whether an Accept-Encoding value allows gzip: a `gzip` item decides by its weight (`q=0`
+    /// refuses), else a `*` item does (RFC 9110 12.5.3).
     static func acceptsGzip(_ value: Substring) -> Bool {
+        var gzip: Bool?
+        var wildcard: Bool?
         for item in value.split(separator: ",") {
             let parts = item.split(separator: ";")
-            guard let coding = parts.first?.trimmingOWS(), coding.equalsCaseInsensitive("gzip") || coding == "*" else {
-                continue
-            }
-            let zero = parts.dropFirst().contains { parameter in
+            guard let coding = parts.first?.trimmingOWS() else { continue }
+            let accepted = !parts.dropFirst().contains { parameter in
                 let trimmed = parameter.trimmingOWS().lowercased()
                 return trimmed.hasPrefix("q=") && (Double(trimmed.dropFirst(2)) ?? 1) == 0
             }
-            if !zero { return true }
+            if coding.equalsCaseInsensitive("gzip") {
+                gzip = (gzip ?? false) || accepted
+            } else if coding == "*" {
+                wildcard = (wildcard ?? false) || accepted
+            }
         }
-        return false
+        return gzip ?? wildcard ?? false
     }
 
     /// Whether `head` (the upstream's) should be gzipped for a client that accepts it.

@@ -272,7 +272,8 @@ public enum HeaderRewriter {
             case .contentLength:
                 if !gzip { contentLength = value }
                 continue
-            case .acceptRanges where gzip:
+            case .acceptRanges where gzip, .contentEncoding where gzip:
+                // An upstream `identity` goes: the body is gzip now.
                 continue
             case .etag where gzip && !value.hasPrefix("W/"):
                 sink.append(name: name, value: "W/" + value)
@@ -336,7 +337,7 @@ public enum HeaderRewriter {
 enum HeaderName: Equatable {
     case connection, keepAlive, proxyConnection, te, trailer, transferEncoding, upgrade, contentLength, host
     case expect, xForwardedFor, xForwardedProto, xForwardedHost, xRealIP, xRequestID
-    case acceptEncoding, acceptRanges, etag, referer, userAgent
+    case acceptEncoding, acceptRanges, contentEncoding, etag, referer, userAgent
     case other
 
     @inline(__always)
@@ -367,6 +368,7 @@ enum HeaderName: Equatable {
                 return bytes.equalsLowercase("accept-encoding") ? .acceptEncoding : .other
             case 16:
                 if bytes.equalsLowercase("proxy-connection") { return .proxyConnection }
+                if bytes.equalsLowercase("content-encoding") { return .contentEncoding }
                 return bytes.equalsLowercase("x-forwarded-host") ? .xForwardedHost : .other
             case 17:
                 if bytes.equalsLowercase("transfer-encoding") { return .transferEncoding }

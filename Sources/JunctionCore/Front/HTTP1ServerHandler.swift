@@ -431,16 +431,13 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         let keepAlive = self.machine.responseStarting(
             requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
         )
-        if request.route?.compress == true,
-            CompressionPolicy.shouldCompress(
-                head,
-                compress: true,
-                acceptEncoding: request.facts.acceptEncoding,
-                bodyless: bodyless
-            )
-        {
-            request.gzip = GzipEncoder()
-        }
+        request.gzip = CompressionPolicy.encoder(
+            for: head,
+            route: request.route,
+            acceptEncoding: request.facts.acceptEncoding,
+            bodyless: bodyless,
+            budget: self.loop.gzipBudget
+        )
         let (clientHead, framing, closeDelimited) = HeaderRewriter.clientResponseBytes(
             head,
             requestID: request.record.requestID,
@@ -467,10 +464,21 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
         guard let request = self.request else { return }
         if let gzip = request.gzip {
-            self.writeBody(gzip.compress(body, allocator: self.loop.allocator), framing: request.framing)
+            guard let compressed = gzip.compress(body, allocator: self.loop.allocator) else {
+                self.compressionFailed()
+                return
+            }
+            self.writeBody(compressed, framing: request.framing)
         } else {
             self.writeBody(body, framing: request.framing)
         }
+    }
+
+    /// zlib failed mid-response: the client cannot be given a whole body, so the connection is cut.
+    private func compressionFailed() {
+        self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
+        self.exchange?.cancel()
+        self.exchangeAborted()
     }
 
     /// Writes a part of the response body in the response's framing.
@@ -499,7 +507,11 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         guard let request = self.request else { return }
         self.exchange = nil
         if let gzip = request.gzip {
-            self.writeBody(gzip.finish(allocator: self.loop.allocator), framing: request.framing)
+            guard let tail = gzip.finish(allocator: self.loop.allocator) else {
+                self.compressionFailed()
+                return
+            }
+            self.writeBody(tail, framing: request.framing)
         }
         var terminator: ByteBuffer?
         if request.framing == .chunked {

@@ -56,5 +56,6 @@ enum HTTP2Pipeline {
             }
         }
         try sync.addHandler(manager)
+        ConnectionSetupTimeout.remove(from: sync)
     }
 }

@@ -277,16 +277,13 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         self.record?.status = head.status.code
         self.record?.upstreamTime = .now() - record.start
         self.record?.backend = backend.label
-        if self.route?.compress == true,
-            CompressionPolicy.shouldCompress(
-                head,
-                compress: true,
-                acceptEncoding: self.acceptEncoding,
-                bodyless: self.bodyless
-            )
-        {
-            self.gzip = GzipEncoder()
-        }
+        self.gzip = CompressionPolicy.encoder(
+            for: head,
+            route: self.route,
+            acceptEncoding: self.acceptEncoding,
+            bodyless: self.bodyless,
+            budget: self.loop.gzipBudget
+        )
         let block = HTTP2HeadConverter.response(
             head,
             requestID: record.requestID,
@@ -300,10 +297,22 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
         guard !self.bodyless else { return }
         if let gzip = self.gzip {
-            self.writeBody(gzip.compress(body, allocator: self.loop.allocator))
+            guard let compressed = gzip.compress(body, allocator: self.loop.allocator) else {
+                self.compressionFailed()
+                return
+            }
+            self.writeBody(compressed)
         } else {
             self.writeBody(body)
         }
+    }
+
+    /// zlib failed mid-response: the stream is reset, the client must not take a cut body as whole.
+    private func compressionFailed() {
+        self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
+        self.gzip = nil
+        self.exchange?.cancel()
+        self.exchangeAborted()
     }
 
     private func writeBody(_ body: ByteBuffer) {
@@ -316,7 +325,11 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         guard let context = self.context else { return }
         if let gzip = self.gzip {
             self.gzip = nil
-            self.writeBody(gzip.finish(allocator: self.loop.allocator))
+            guard let tail = gzip.finish(allocator: self.loop.allocator) else {
+                self.compressionFailed()
+                return
+            }
+            self.writeBody(tail)
         }
         if !self.bodyless {
             if let trailers, !trailers.isEmpty {

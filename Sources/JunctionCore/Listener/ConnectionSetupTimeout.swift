@@ -1,12 +1,10 @@
 import NIOCore
-import NIOHTTP2
 
 /// Closes a client connection that has not got as far as HTTP within `client_header_timeout`: a
 /// PROXY protocol header, a TLS handshake whose ALPN picks the protocol, or the h2c preface that
-/// never arrives. Once HTTP is set up the HTTP handlers own the timeouts (header, idle), so at the
-/// deadline this handler only looks whether that happened and steps aside; it costs nothing per
-/// request. Plain and TLS HTTP/1.1 listeners without the PROXY protocol do not need it: their
-/// `HTTP1ServerHandler` is there from the first byte.
+/// never arrives. Setting up HTTP/1.1 or HTTP/2 removes it (`remove(from:)`); from then on the HTTP
+/// handlers own the timeouts. Plain and TLS HTTP/1.1 listeners without the PROXY protocol do not
+/// get one: their `HTTP1ServerHandler` is there from the first byte.
 final class ConnectionSetupTimeout: ChannelInboundHandler, RemovableChannelHandler, DeadlineTracked {
     typealias InboundIn = NIOAny
 
@@ -34,15 +32,12 @@ final class ConnectionSetupTimeout: ChannelInboundHandler, RemovableChannelHandl
 
     func deadlinePassed(now: NIODeadline) {
         self.sweeper.unregister(self)
-        guard let context = self.context else { return }
-        let pipeline = context.pipeline.syncOperations
-        let isHTTP =
-            (try? pipeline.context(handlerType: HTTP1ServerHandler.self)) != nil
-            || (try? pipeline.context(handlerType: NIOHTTP2Handler.self)) != nil
-        if isHTTP {
-            pipeline.removeHandler(context: context, promise: nil)
-        } else {
-            context.close(promise: nil)
-        }
+        self.context?.close(promise: nil)
+    }
+
+    /// HTTP is set up on this pipeline: the timeout, if there is one, is no longer needed.
+    static func remove(from pipeline: ChannelPipeline.SynchronousOperations) {
+        guard let context = try? pipeline.context(handlerType: ConnectionSetupTimeout.self) else { return }
+        pipeline.removeHandler(context: context, promise: nil)
     }
 }

@@ -216,5 +216,6 @@ enum HTTP1Pipeline {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(decoder)
         try sync.addHandler(HTTP1ServerHandler(loop: loop, listener: listener, codecs: HTTP1Codecs(decoder: decoder)))
+        ConnectionSetupTimeout.remove(from: sync)
     }
 }

@@ -10,7 +10,17 @@ final class ListenerManager: Service {
     private let group: EventLoopGroup
     private let contexts: LoopContexts
     private let logger: Logger
+    /// Where the manager is in its life: reloads apply only while serving.
+    enum State {
+        case starting
+        case serving
+        case stopping
+    }
+
+    private let state = Mutex(State.starting)
     private let listeners = Mutex<[Listener]>([])
+    /// Drains of listeners a reload removed, awaited on shutdown.
+    private let drains = Mutex<[Task<Void, Never>]>([])
     private let initial: [(ListenerSettings, Int)]
     private let shutdownGrace: Mutex<TimeAmount>
     /// Called once every listener of the first config is bound.
@@ -48,12 +58,19 @@ final class ListenerManager: Service {
             try await listener.start()
             self.listeners.withLock { $0.append(listener) }
         }
+        self.state.withLock { $0 = .serving }
         self.onListening?()
         try? await gracefulShutdown()
+        // From here on a reload changes nothing, so the list below is final.
+        self.state.withLock { $0 = .stopping }
         let grace = self.shutdownGrace.withLock { $0 }
+        let earlier = self.drains.withLock { $0 }
         await withTaskGroup(of: Void.self) { drains in
             for listener in self.all {
                 drains.addTask { await listener.drain(grace: grace) }
+            }
+            for drain in earlier {
+                drains.addTask { await drain.value }
             }
         }
     }
@@ -68,6 +85,11 @@ final class ListenerManager: Service {
     /// A reload: binds listeners at new addresses (throwing, with nothing changed, if one cannot be
     /// bound), updates those whose address stays, and drains those no longer configured.
     func apply(_ settings: [ListenerSettings], maxConnections: Int, shutdownGrace: TimeAmount) async throws {
+        switch self.state.withLock({ $0 }) {
+        case .starting: throw ListenerError(description: "the listeners are still starting")
+        case .stopping: throw ListenerError(description: "shutting down")
+        case .serving: break
+        }
         let current = self.all
         var started: [Listener] = []
         for next in settings where !current.contains(where: { Self.isSame($0, next) }) {
@@ -96,10 +118,18 @@ final class ListenerManager: Service {
                 removed.append(listener)
             }
         }
-        self.listeners.withLock { $0 = kept + started }
-        self.shutdownGrace.withLock { $0 = shutdownGrace }
-        for listener in removed {
-            Task { await listener.drain(grace: shutdownGrace) }
+        // Published under the state lock: once shutdown has begun, its list of listeners is final.
+        let published = self.state.withLock { state -> Bool in
+            guard state == .serving else { return false }
+            self.listeners.withLock { $0 = kept + started }
+            return true
         }
+        guard published else {
+            for listener in started { await listener.drain(grace: .zero) }
+            throw ListenerError(description: "shutting down")
+        }
+        self.shutdownGrace.withLock { $0 = shutdownGrace }
+        let newDrains = removed.map { listener in Task { await listener.drain(grace: shutdownGrace) } }
+        self.drains.withLock { $0.append(contentsOf: newDrains) }
     }
 }

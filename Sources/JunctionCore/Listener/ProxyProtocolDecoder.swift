@@ -67,14 +67,20 @@ final class ProxyProtocolDecoder: ByteToMessageDecoder {
     }
 
     /// Parses a header at the start of `bytes`.
+    /// Copies at most a v1 line or the v2 fixed part until the whole header is there, so a header
+    /// dribbled in byte by byte costs no more than one sent at once.
     static func parse<Bytes: Collection>(_ bytes: Bytes) throws -> Parse where Bytes.Element == UInt8 {
-        let bytes = Array(bytes.prefix(16 + 65535))
-        if bytes.isEmpty { return .incomplete }
-        if bytes[0] == UInt8(ascii: "P") {
-            return try self.parseV1(bytes)
+        guard let first = bytes.first else { return .incomplete }
+        if first == UInt8(ascii: "P") {
+            return try self.parseV1(Array(bytes.prefix(Self.v1MaximumLength)))
         }
-        if bytes[0] == Self.v2Signature[0] {
-            return try self.parseV2(bytes)
+        if first == Self.v2Signature[0] {
+            let fixed = Array(bytes.prefix(16))
+            guard fixed.count == 16 else { return try self.parseV2(fixed) }
+            let total = 16 + (Int(fixed[14]) << 8 | Int(fixed[15]))
+            // Until the address block is complete, check what is there (signature, version).
+            guard bytes.count >= total else { return try self.parseV2(fixed) }
+            return try self.parseV2(Array(bytes.prefix(total)))
         }
         throw Problem.notProxyProtocol
     }

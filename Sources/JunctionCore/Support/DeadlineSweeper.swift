@@ -60,7 +60,8 @@ final class DeadlineSweeper {
         self.task = self.eventLoop.assumeIsolated().scheduleTask(in: Self.resolution) { [unowned self] in
             self.task = nil
             self.sweep()
-            if !self.tracked.isEmpty { self.schedule() }
+            // A callback that registered something has already scheduled the next sweep.
+            if !self.tracked.isEmpty && self.task == nil { self.schedule() }
         }
     }
 

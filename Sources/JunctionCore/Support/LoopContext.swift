@@ -23,6 +23,8 @@ final class LoopContext: @unchecked Sendable {
     let sweeper: DeadlineSweeper
     /// Allocator for the buffers Junction itself writes (heads, chunk framing).
     let allocator = ByteBufferAllocator()
+    /// Caps the gzip streams alive on this loop.
+    let gzipBudget = GzipBudget()
     /// The configuration generation new requests on this loop use.
     var runtime: RuntimeConfig
     private var requestIDs = RequestID()
