@@ -11,12 +11,11 @@ enum DemoAnswers {
         case "/api/info":
             // What Junction forwarded: the client's Host and the X-Forwarded-* it added.
             let fields = ["host", "x-forwarded-for", "x-forwarded-proto", "x-real-ip", "x-request-id"].map { name in
-                "\"\(name)\":\"\(DemoDDPSession.jsonEscaped(head.headers.first(name: name) ?? ""))\""
+                "\"\(name)\":\((head.headers.first(name: name) ?? "").jsonLiteral)"
             }
-            let target = DemoDDPSession.jsonEscaped(head.uri)
             return .init(
                 contentType: "application/json",
-                "{\"backend\":\"monolith\",\"target\":\"\(target)\"," + fields.joined(separator: ",") + "}"
+                "{\"backend\":\"monolith\",\"target\":\(head.uri.jsonLiteral)," + fields.joined(separator: ",") + "}"
             )
         case "/health", "/livez", "/readyz":
             return .init("ok")

@@ -67,24 +67,24 @@ final class DemoDDPSession: ChannelInboundHandler {
     }
 
     private func handle(_ message: [String: Any], context: ChannelHandlerContext) {
-        let id = (message["id"] as? String).map(Self.jsonEscaped)
+        let id = (message["id"] as? String)?.jsonLiteral
         switch message["msg"] as? String {
         case "connect":
             let session = "\(self.backend)-\(UInt32.random(in: 0...UInt32.max))"
             self.send(#"{"msg":"connected","session":"\#(session)"}"#, context: context)
         case "ping":
-            self.send(id.map { #"{"msg":"pong","id":"\#($0)"}"# } ?? #"{"msg":"pong"}"#, context: context)
+            self.send(id.map { #"{"msg":"pong","id":\#($0)}"# } ?? #"{"msg":"pong"}"#, context: context)
         case "sub":
             guard let id else { return }
-            self.send(#"{"msg":"ready","subs":["\#(id)"]}"#, context: context)
+            self.send(#"{"msg":"ready","subs":[\#(id)]}"#, context: context)
         case "method":
             guard let id else { return }
-            let method = Self.jsonEscaped(message["method"] as? String ?? "")
+            let method = (message["method"] as? String ?? "").jsonLiteral
             self.send(
-                #"{"msg":"result","id":"\#(id)","result":{"backend":"\#(self.backend)","method":"\#(method)"}}"#,
+                #"{"msg":"result","id":\#(id),"result":{"backend":\#(self.backend.jsonLiteral),"method":\#(method)}}"#,
                 context: context
             )
-            self.send(#"{"msg":"updated","methods":["\#(id)"]}"#, context: context)
+            self.send(#"{"msg":"updated","methods":[\#(id)]}"#, context: context)
         default:
             break
         }
@@ -92,29 +92,11 @@ final class DemoDDPSession: ChannelInboundHandler {
 
     private func send(_ json: String, context: ChannelHandlerContext) {
         // SockJS wraps each message in a JSON array of strings: a["<escaped json>"].
-        self.sendText(self.sockJS ? "a[\"\(Self.jsonEscaped(json))\"]" : json, context: context)
+        self.sendText(self.sockJS ? "a[\(json.jsonLiteral)]" : json, context: context)
     }
 
     private func sendText(_ text: String, context: ChannelHandlerContext) {
         let frame = WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text))
         context.write(self.wrapOutboundOut(frame), promise: nil)
-    }
-
-    /// `text` as the inside of a JSON string.
-    static func jsonEscaped(_ text: String) -> String {
-        var escaped = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\t": escaped += "\\t"
-            case _ where scalar.value < 0x20:
-                escaped += String(format: "\\u%04x", scalar.value)
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped
     }
 }

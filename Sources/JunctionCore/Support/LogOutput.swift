@@ -82,10 +82,10 @@ public struct JunctionLogHandler: LogHandler {
             line = "\(time) \(event.level) \(event.message)\(fields.isEmpty ? "" : " " + fields)"
         case .json:
             var parts = [
-                "\"time\":\(Self.json(time))", "\"level\":\(Self.json("\(event.level)"))",
-                "\"message\":\(Self.json("\(event.message)"))",
+                "\"time\":\(time.jsonLiteral)", "\"level\":\("\(event.level)".jsonLiteral)",
+                "\"message\":\("\(event.message)".jsonLiteral)",
             ]
-            parts += keys.map { "\(Self.json($0)):\(Self.json("\(merged[$0]!)"))" }
+            parts += keys.map { "\($0.jsonLiteral):\("\(merged[$0]!)".jsonLiteral)" }
             line = "{" + parts.joined(separator: ",") + "}"
         }
         StandardOutput.writeErrorLine(line)
@@ -93,27 +93,7 @@ public struct JunctionLogHandler: LogHandler {
 
     private static func textValue(_ value: Logger.Metadata.Value) -> String {
         let text = "\(value)"
-        return text.contains(where: { $0 == " " || $0 == "\"" }) ? json(text) : text
-    }
-
-    static func json(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format0x: scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        return text.contains(where: { $0 == " " || $0 == "\"" }) ? text.jsonLiteral : text
     }
 
     static func timestamp() -> String {
@@ -128,13 +108,6 @@ public struct JunctionLogHandler: LogHandler {
         }
         return "\(pad(time.tm_year + 1900, 4))-\(pad(time.tm_mon + 1))-\(pad(time.tm_mday))T"
             + "\(pad(time.tm_hour)):\(pad(time.tm_min)):\(pad(time.tm_sec)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
-    }
-}
-
-extension String {
-    fileprivate init(format0x value: UInt32) {
-        let hex = String(value, radix: 16)
-        self = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
     }
 }
 
