@@ -151,6 +151,11 @@ struct CommandLineTests {
         let elapsed = Date().timeIntervalSince(stopped)
         #expect(status == 0)
         #expect(elapsed >= 1.8 && elapsed < 6, "exited \(elapsed) s after SIGTERM")
+        #expect(
+            junction.stderr.contains("shutdown grace over, closing what is still open")
+                && junction.stderr.contains("connections=1"),
+            "the log says what was still open: \(junction.stderr)"
+        )
     }
 
     @Test("A port already in use: exit 1 with one clear line")

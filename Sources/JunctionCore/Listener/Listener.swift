@@ -97,16 +97,29 @@ final class Listener: Sendable {
         )
         let drained = channel.eventLoop.makePromise(of: Void.self)
         quiesce.initiateShutdown(promise: drained)
-        // Connections close themselves once idle or at the end of the grace; this is a backstop.
+        // Each connection closes itself once idle, or when the grace is over (its own deadline, set
+        // a moment after this one): say then what is still open.
+        let counter = self.counter
+        let logger = self.logger
+        let graceOver = channel.eventLoop.scheduleTask(in: grace) {
+            let left = counter.value
+            guard left > 0 else { return }
+            logger.warning(
+                "shutdown grace over, closing what is still open",
+                metadata: ["listener": "\(name)", "connections": "\(left)"]
+            )
+        }
+        // A backstop: a connection that does not close is not waited for.
         let backstop = channel.eventLoop.scheduleTask(in: grace + .seconds(2)) {
             drained.succeed()
         }
         try? await drained.futureResult.get()
+        graceOver.cancel()
         backstop.cancel()
         let left = self.counter.value
         if left > 0 {
-            self.logger.warning(
-                "shutdown grace over, connections still open were closed",
+            self.logger.error(
+                "connections still open after the shutdown grace were left behind",
                 metadata: ["listener": "\(name)", "connections": "\(left)"]
             )
         }
