@@ -575,20 +575,13 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         request.record.isTunnel = true
         context.writeAndFlush(self.wrapOutboundOut(clientHead), promise: nil)
 
-        let loop = self.loop
-        let record = request.record
         let tunnel = Tunnel(
-            loop: loop,
+            loop: self.loop,
             backend: backend,
-            pool: request.route?.pool,
-            idleTimeout: request.route?.pool.timeouts.tunnelIdle ?? .hours(1),
-            shutdownGrace: self.runtime.limits.shutdownGrace
-        ) { summary in
-            var record = record
-            record.bytesIn += summary.bytesFromClient
-            record.bytesOut = summary.bytesFromUpstream
-            loop.requestFinished(record)
-        }
+            route: request.route,
+            shutdownGrace: self.runtime.limits.shutdownGrace,
+            record: request.record
+        )
         self.request = nil
         TunnelSplicer.splice(
             tunnel: tunnel,

@@ -399,19 +399,13 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
             ),
             promise: nil
         )
-        let loop = self.loop
         let tunnel = Tunnel(
-            loop: loop,
+            loop: self.loop,
             backend: backend,
-            pool: self.route?.pool,
-            idleTimeout: self.route?.pool.timeouts.tunnelIdle ?? .hours(1),
-            shutdownGrace: self.runtime.limits.shutdownGrace
-        ) { summary in
-            var record = record
-            record.bytesIn += summary.bytesFromClient
-            record.bytesOut = summary.bytesFromUpstream
-            loop.requestFinished(record)
-        }
+            route: self.route,
+            shutdownGrace: self.runtime.limits.shutdownGrace,
+            record: record
+        )
         TunnelSplicer.splice(
             tunnel: tunnel,
             stream: (channel: context.channel, handler: self),

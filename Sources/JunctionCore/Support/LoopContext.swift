@@ -113,19 +113,6 @@ extension LoopContext {
 
     /// Logs a backend's health transition once, where it happened.
     func logHealth(_ backend: Backend, _ transition: HealthStateMachine.Transition?, reason: String) {
-        switch transition {
-        case .becameUnhealthy:
-            self.logger.warning(
-                "backend down",
-                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)", "reason": "\(reason)"]
-            )
-        case .becameHealthy:
-            self.logger.info(
-                "backend up",
-                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)", "reason": "\(reason)"]
-            )
-        case nil:
-            break
-        }
+        self.logger.healthTransition(transition, of: backend, reason: reason)
     }
 }

@@ -49,6 +49,29 @@ final class Tunnel: DeadlineTracked {
         loop.sweeper.register(self)
     }
 
+    /// A tunnel for a request on `route`: `record` (the upgrade's access-log line) is written when
+    /// the tunnel closes, with the bytes that crossed it.
+    convenience init(
+        loop: LoopContext,
+        backend: Backend,
+        route: Route?,
+        shutdownGrace: TimeAmount,
+        record: AccessRecord
+    ) {
+        self.init(
+            loop: loop,
+            backend: backend,
+            pool: route?.pool,
+            idleTimeout: route?.pool.timeouts.tunnelIdle ?? .hours(1),
+            shutdownGrace: shutdownGrace
+        ) { summary in
+            var record = record
+            record.bytesIn += summary.bytesFromClient
+            record.bytesOut = summary.bytesFromUpstream
+            loop.requestFinished(record)
+        }
+    }
+
     /// Makes `client` and `upstream` each other's partner.
     func pair(client: TunnelGlueHandler, upstream: TunnelGlueHandler) {
         client.partner = upstream

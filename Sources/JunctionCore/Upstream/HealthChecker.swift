@@ -68,20 +68,7 @@ final class HealthChecker: Service {
     }
 
     private func record(_ result: Backend.CheckResult, for backend: Backend) {
-        switch backend.recordCheck(result) {
-        case .becameUnhealthy:
-            self.logger.warning(
-                "backend down",
-                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)", "check": "\(result.detail)"]
-            )
-        case .becameHealthy:
-            self.logger.info(
-                "backend up",
-                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)", "check": "\(result.detail)"]
-            )
-        case nil:
-            break
-        }
+        self.logger.healthTransition(backend.recordCheck(result), of: backend, reason: "check: \(result.detail)")
     }
 }
 
@@ -198,5 +185,19 @@ private final class ProbeHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         self.promise.fail(error)
         context.close(promise: nil)
+    }
+}
+
+extension Logger {
+    /// Logs a backend's health transition, once, where it happened (active check or live traffic).
+    func healthTransition(_ transition: HealthStateMachine.Transition?, of backend: Backend, reason: String) {
+        let metadata: Logger.Metadata = [
+            "pool": "\(backend.poolName)", "backend": "\(backend.label)", "reason": "\(reason)",
+        ]
+        switch transition {
+        case .becameUnhealthy: self.warning("backend down", metadata: metadata)
+        case .becameHealthy: self.info("backend up", metadata: metadata)
+        case nil: break
+        }
     }
 }
