@@ -143,41 +143,4 @@ struct HTTP2ConversionTests {
     func redirects(host: String, port: Int, target: String, expected: String) {
         #expect(HTTPSRedirect.location(host: host.isEmpty ? nil : host, port: port, target: target) == expected)
     }
-
-    @Test("The h2c sniffer installs HTTP/2 for the preface and HTTP/1.1 for anything else, keeping the bytes")
-    func sniffer() throws {
-        for (input, expectsHTTP2) in [
-            ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true), ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", false),
-        ] {
-            let channel = EmbeddedChannel()
-            let runtime = RuntimeConfig(config: JunctionConfig(), pools: [:])
-            let loop = LoopContext(eventLoop: channel.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
-            try ProtocolSelector.addPrefaceSniffer(
-                to: channel,
-                loop: loop,
-                listener: ListenerIdentity(name: "t", scheme: "http", authority: "x")
-            )
-            try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-            // Byte by byte for the first few: no decision until a byte differs or the preface is whole.
-            var buffer = ByteBuffer(string: input)
-            try channel.writeInbound(buffer.readSlice(length: 3)!)
-            // The sniffer leaves the pipeline on the next loop tick (ByteToMessageHandler's removal).
-            channel.embeddedEventLoop.run()
-            let decidedEarly = (try? channel.pipeline.syncOperations.handler(type: HTTP1ServerHandler.self)) != nil
-            #expect(
-                decidedEarly == !expectsHTTP2,
-                "\"GET\" differs from the preface at its first byte; \"PRI\" needs more"
-            )
-            try channel.writeInbound(buffer)
-            channel.embeddedEventLoop.run()
-            let hasHTTP1 = (try? channel.pipeline.syncOperations.handler(type: HTTP1ServerHandler.self)) != nil
-            #expect(hasHTTP1 == !expectsHTTP2, "\(input.prefix(5))")
-            if !expectsHTTP2 {
-                // The request went through: no route, so a 404 came back.
-                let answer = try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) } ?? ""
-                #expect(answer.hasPrefix("HTTP/1.1 404"), "\(answer)")
-            }
-            _ = try? channel.finish()
-        }
-    }
 }

@@ -10,7 +10,7 @@ import Testing
 struct HandlerTests {
     /// A front on an embedded channel with one route (host `app.test`) to a pool whose only backend
     /// is backing off, so requests are answered without any network.
-    static func makeFront() throws -> (EmbeddedChannel, Backend) {
+    static func makeFront(proxyProtocol: Bool = false, http2: Bool = false) throws -> (EmbeddedChannel, Backend) {
         let channel = EmbeddedChannel()
         let backend = Backend(
             address: try SocketAddress(ipAddress: "127.0.0.1", port: 9),
@@ -36,11 +36,13 @@ struct HandlerTests {
         )
         let runtime = RuntimeConfig(config: config, pools: ["app": pool])
         let loop = LoopContext(eventLoop: channel.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
-        try HTTP1Pipeline.configure(
-            channel: channel,
-            loop: loop,
-            listener: ListenerIdentity(name: "test", scheme: "http", authority: "127.0.0.1:80")
-        )
+        // A plain listener: without the PROXY protocol or HTTP/2, the connection's owner sets up
+        // the HTTP/1.1 front at once; with either, it reads the first bytes itself.
+        var listener = ListenerConfig(name: "test", address: HostPort(host: "127.0.0.1", port: 80))
+        listener.proxyProtocol = proxyProtocol
+        listener.http2 = http2
+        let settings = ListenerSettings(config: listener, tls: nil)
+        try channel.pipeline.syncOperations.addHandler(ClientConnection(loop: loop, settings: settings))
         try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (channel, backend)
     }
@@ -63,6 +65,28 @@ struct HandlerTests {
         #expect(answer.contains("404 Not Found: no route matches this request (request "))
         #expect(!answer.lowercased().contains("connection: close"))
         #expect(channel.isActive)
+    }
+
+    @Test(
+        "The bytes behind a PROXY header or the h2c sniff reach HTTP/1.1 in the same read, however they are cut",
+        arguments: [(true, false), (false, true), (true, true)]
+    )
+    func handOver(proxyProtocol: Bool, http2: Bool) throws {
+        let request = "GET /x HTTP/1.1\r\nHost: other.test\r\n\r\n"
+        let input = Array(((proxyProtocol ? "PROXY TCP4 203.0.113.9 10.0.0.1 1 2\r\n" : "") + request).utf8)
+        for cut in [input.count, 40, 1] {
+            let (channel, _) = try Self.makeFront(proxyProtocol: proxyProtocol, http2: http2)
+            var offset = 0
+            while offset < input.count {
+                let size = min(cut, input.count - offset)
+                try channel.writeInbound(ByteBuffer(bytes: input[offset..<(offset + size)]))
+                offset += size
+            }
+            // No loop tick in between: the answer came out of the reads themselves.
+            let answer = try Self.written(channel)
+            #expect(answer.hasPrefix("HTTP/1.1 404 Not Found\r\n"), "cut \(cut): \(answer)")
+            _ = try? channel.finish()
+        }
     }
 
     @Test("Pipelined requests are answered in order, each with its own status")
@@ -154,8 +178,7 @@ struct HandlerTests {
             loop: loop,
             backend: backend,
             pool: pool,
-            idleTimeout: .hours(1),
-            shutdownGrace: .seconds(1)
+            idleTimeout: .hours(1)
         ) {
             summary = $0
         }

@@ -9,13 +9,11 @@ import NIOHTTP1
 /// body bytes, while a pipelined request waits its turn, and while a connection is being dialled.
 /// There is no `HTTPServerPipelineHandler`: flipping read interest on every request costs two
 /// `epoll_ctl` calls (../shared/research/nio-performance.md).
-final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked {
+final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = Never
     typealias OutboundOut = ByteBuffer
 
-    /// How long an error answer waits for the client to stop sending before the connection closes.
-    static let lingerTime = TimeAmount.seconds(2)
     /// The interim answer to `Expect: 100-continue`.
     static let continueResponse = ByteBuffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -35,7 +33,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
 
     private let loop: LoopContext
     private let listener: ListenerIdentity
-    private var machine = HTTP1ConnectionStateMachine()
+    /// The connection's owner: its state machine decides keep-alive, pipelining and every deadline.
+    private var connection: ClientConnection?
     private var context: ChannelHandlerContext?
     private var clientAddress = "-"
     private var request: Request?
@@ -46,17 +45,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     /// Names the pipeline handlers, so a tunnel can take them out.
     private let codecs: HTTP1Codecs
 
-    /// The header, idle or linger deadline of the current phase.
-    private var timerDeadline: NIODeadline = .distantFuture
-    /// Set by a graceful shutdown: the connection is closed at this time whatever it is doing.
-    private var closeBy: NIODeadline = .distantFuture
-    var sweeperSlot = -1
-    var deadline: NIODeadline { min(self.timerDeadline, self.closeBy) }
-
-    init(loop: LoopContext, listener: ListenerIdentity, codecs: HTTP1Codecs) {
+    init(loop: LoopContext, listener: ListenerIdentity, codecs: HTTP1Codecs, connection: ClientConnection) {
         self.loop = loop
         self.listener = listener
         self.codecs = codecs
+        self.connection = connection
     }
 
     private var runtime: RuntimeConfig { self.loop.runtime }
@@ -66,18 +59,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if let ip = self.listener.clientAddress ?? context.channel.remoteAddress?.ipAddress { self.clientAddress = ip }
-        self.timerDeadline = .now() + self.runtime.limits.clientHeaderTimeout
-        self.loop.sweeper.register(self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.loop.sweeper.unregister(self)
         self.context = nil
+        self.connection = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.machine.closed()
-        self.loop.sweeper.unregister(self)
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.cancel()
@@ -97,9 +86,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if self.machine.bytesArrived() {
-            self.timerDeadline = .now() + self.runtime.limits.clientHeaderTimeout
-        }
+        self.connection?.http1BytesArrived()
         self.exchange?.flushRequest()
         context.fireChannelReadComplete()
     }
@@ -120,17 +107,17 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        guard self.machine.phase != .lingering, self.machine.phase != .closed else { return }
+        guard let state = self.connection?.http1State, !Self.isLingering(state) else { return }
         let failure: ProxyFailure
         if let parserError = error as? HTTPParserError {
             failure = parserError == .headerOverflow ? .headersTooLarge : .badRequest(Self.describe(parserError))
         } else {
-            context.close(promise: nil)
+            self.close()
             return
         }
         // The decoder cannot go on after a parse error: answer if nothing was answered yet, then close.
         if let request = self.request, request.responseStarted {
-            context.close(promise: nil)
+            self.close()
             return
         }
         self.exchange?.cancel()
@@ -141,17 +128,26 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         self.respond(failure, forceClose: true)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            if self.machine.quiesce() {
-                context.close(promise: nil)
-            } else {
-                // Busy: the response gets `Connection: close`; past the grace the connection is cut.
-                self.closeBy = .now() + self.runtime.limits.shutdownGrace
-            }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+    /// The header deadline passed before a request head was complete: 408, then close.
+    func headerTimedOut() {
+        self.beginRecord(method: .GET, target: "-", version: .http1_1, facts: RequestFacts())
+        self.respond(.headerTimeout, forceClose: true)
+    }
+
+    private func close() {
+        self.connection?.http1Closed()
+        self.context?.close(promise: nil)
+    }
+
+    private static func isLingering(_ state: ClientConnectionStateMachine.HTTP1State) -> Bool {
+        if case .lingering = state { return true }
+        return false
+    }
+
+    /// Whether a request is in flight (a new head has to wait behind it).
+    private var requestInFlight: Bool {
+        if case .active = self.connection?.http1State { return true }
+        return false
     }
 
     // MARK: requests
@@ -163,7 +159,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
             self.queued.append(part)
             return
         }
-        if case .head = part, self.machine.phase == .active {
+        if case .head = part, self.requestInFlight {
             self.queued.append(part)
             return
         }
@@ -173,15 +169,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     private func process(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
-            if self.machine.requestHeadArrived() == .process {
+            if self.connection?.http1RequestHeadArrived() == .process {
                 self.startRequest(head)
             }
         case .body(let body):
             self.requestBody(body)
         case .end(let trailers):
-            if self.machine.phase == .lingering {
+            if self.connection?.http1LingerDone() == true {
                 // The rest of the refused request arrived: no need to linger any longer.
-                self.machine.closed()
                 self.context?.close(promise: nil)
                 return
             }
@@ -190,7 +185,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     }
 
     private func startRequest(_ head: HTTPRequestHead) {
-        self.timerDeadline = .distantFuture
         let runtime = self.runtime
         let facts: RequestFacts
         switch HeaderRewriter.inspect(head) {
@@ -205,7 +199,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         if facts.framing == .none {
             // No body: the decoder's `.end` follows at once, so the request is already complete as far
             // as keeping the connection is concerned (an early error answer need not linger).
-            self.machine.requestEnded()
+            self.connection?.http1RequestEnded()
         }
         if let port = self.listener.redirectHTTPSPort {
             self.respondRedirect(to: HTTPSRedirect.location(host: facts.host, port: port, target: head.uri))
@@ -241,7 +235,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         self.request = request
         if limit > 0 && request.record.bytesIn > limit {
             if request.responseStarted {
-                self.context?.close(promise: nil)
+                self.close()
             } else {
                 self.exchange?.cancel()
                 self.exchange = nil
@@ -254,7 +248,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
 
     private func requestEnd(_ trailers: HTTPHeaders?) {
         guard self.request != nil else { return }
-        self.machine.requestEnded()
+        self.connection?.http1RequestEnded()
         self.exchange?.sendEnd(trailers)
     }
 
@@ -279,7 +273,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     /// Answers the current request with `failure`'s status and one line of text.
     private func respond(_ failure: ProxyFailure, forceClose: Bool) {
         guard var request = self.request, !request.responseStarted, let context = self.context else { return }
-        let keepAlive = self.machine.responseStarting(requestWantsClose: forceClose || request.facts.wantsClose)
+        let keepAlive =
+            self.connection?.http1ResponseStarting(requestWantsClose: forceClose || request.facts.wantsClose) ?? false
         let body = failure.body(requestID: request.record.requestID)
         let head = failure.responseHead(
             version: request.version,
@@ -302,7 +297,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     /// Answers with a 308 to the same target on HTTPS (`redirect_https`).
     private func respondRedirect(to location: String) {
         guard var request = self.request, let context = self.context else { return }
-        let keepAlive = self.machine.responseStarting(requestWantsClose: request.facts.wantsClose)
+        let keepAlive = self.connection?.http1ResponseStarting(requestWantsClose: request.facts.wantsClose) ?? false
         let head = HTTPSRedirect.responseHead(
             location: location,
             version: request.version,
@@ -332,18 +327,15 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         if let terminator {
             context.write(self.wrapOutboundOut(terminator), promise: nil)
         }
-        switch self.machine.responseEnded() {
+        switch self.connection?.http1ResponseEnded() ?? .close {
         case .keepAlive:
             context.flush()
-            self.timerDeadline = .now() + self.runtime.limits.clientIdleTimeout
             self.drainQueue()
         case .close:
-            self.machine.closed()
             context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         case .linger:
-            self.timerDeadline = .now() + Self.lingerTime
             self.queued.removeAll()
             context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
                 context.close(mode: .output, promise: nil)
@@ -355,7 +347,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
     /// Replays parts of pipelined requests that arrived while the previous one was in flight.
     private func drainQueue() {
         while let part = self.queued.first {
-            if case .head = part, self.machine.phase == .active { break }
+            if case .head = part, self.requestInFlight { break }
             self.queued.removeFirst()
             self.process(part)
         }
@@ -394,27 +386,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, D
         default: return "the request could not be parsed"
         }
     }
-
-    // MARK: DeadlineTracked
-
-    func deadlinePassed(now: NIODeadline) {
-        if self.closeBy <= now {
-            self.machine.closed()
-            self.context?.close(promise: nil)
-            return
-        }
-        guard self.timerDeadline <= now else { return }
-        self.timerDeadline = .distantFuture
-        switch self.machine.timerFired() {
-        case .requestTimeout:
-            self.beginRecord(method: .GET, target: "-", version: .http1_1, facts: RequestFacts())
-            self.respond(.headerTimeout, forceClose: true)
-        case .close:
-            self.context?.close(promise: nil)
-        case .none:
-            break
-        }
-    }
 }
 
 // MARK: - ProxyExchangeDelegate
@@ -428,9 +399,10 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             request.method == .HEAD || head.status == .noContent || head.status == .notModified
             || head.status.code < 200
         // A refused upgrade leaves the request decoder in upgrade mode: the connection cannot continue.
-        let keepAlive = self.machine.responseStarting(
-            requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
-        )
+        let keepAlive =
+            self.connection?.http1ResponseStarting(
+                requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
+            ) ?? false
         request.gzip = CompressionPolicy.encoder(
             for: head,
             route: request.route,
@@ -450,7 +422,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         )
         if closeDelimited {
             // An HTTP/1.0 client and no Content-Length: the end of the body is the end of the connection.
-            self.machine.mustClose()
+            self.connection?.http1ResponseMustClose()
         }
         request.responseStarted = true
         request.framing = framing
@@ -543,8 +515,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             self.log(request.record)
             self.request = nil
         }
-        self.machine.closed()
-        self.context?.close(promise: nil)
+        self.close()
     }
 
     func exchangeUpstreamBecameWritable() {
@@ -558,8 +529,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             return
         }
         self.exchange = nil
-        self.machine.upgraded()
-        self.loop.sweeper.unregister(self)
+        self.connection?.http1Upgraded()
         let (clientHead, _, _) = HeaderRewriter.clientResponseBytes(
             head,
             requestID: request.record.requestID,
@@ -579,7 +549,6 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
             loop: self.loop,
             backend: backend,
             route: request.route,
-            shutdownGrace: self.runtime.limits.shutdownGrace,
             record: request.record
         )
         self.request = nil

@@ -403,7 +403,6 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
             loop: self.loop,
             backend: backend,
             route: self.route,
-            shutdownGrace: self.runtime.limits.shutdownGrace,
             record: record
         )
         TunnelSplicer.splice(

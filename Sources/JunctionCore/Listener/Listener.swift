@@ -144,34 +144,9 @@ final class Listener: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let current = self.current
+                    // One owner from accept to close; it sets up each phase behind itself.
                     let loop = contexts.context(for: channel.eventLoop)
-                    if current.config.proxyProtocol || current.config.http2 {
-                        // Bytes may arrive (or not) before an HTTP handler with its own timers exists.
-                        try channel.pipeline.syncOperations.addHandler(
-                            ConnectionSetupTimeout(
-                                sweeper: loop.sweeper,
-                                timeout: loop.runtime.limits.clientHeaderTimeout
-                            )
-                        )
-                    }
-                    if current.config.proxyProtocol {
-                        // The client's address comes first; the rest of the pipeline goes in behind it.
-                        try channel.pipeline.syncOperations.addHandler(
-                            ByteToMessageHandler(
-                                ProxyProtocolDecoder { clientAddress in
-                                    try Self.configure(
-                                        channel: channel,
-                                        loop: loop,
-                                        settings: current,
-                                        clientAddress: clientAddress
-                                    )
-                                }
-                            )
-                        )
-                    } else {
-                        try Self.configure(channel: channel, loop: loop, settings: current, clientAddress: nil)
-                    }
+                    try channel.pipeline.syncOperations.addHandler(ClientConnection(loop: loop, settings: self.current))
                 }
             }
         do {
@@ -180,55 +155,9 @@ final class Listener: Sendable {
             throw ListenerError(description: "cannot bind listener \(self.name) to \(address): \(error)")
         }
     }
-
-    /// TLS (by SNI), then HTTP/1.1 or HTTP/2 (ALPN, or the h2c preface on plain listeners).
-    static func configure(
-        channel: Channel,
-        loop: LoopContext,
-        settings: ListenerSettings,
-        clientAddress: String?
-    )
-        throws
-    {
-        var identity = settings.identity
-        identity.clientAddress = clientAddress
-        switch (settings.tls, settings.config.http2) {
-        case (let contexts?, true):
-            try contexts.addHandlers(to: channel)
-            try ProtocolSelector.addALPN(to: channel, loop: loop, listener: identity)
-        case (let contexts?, false):
-            try contexts.addHandlers(to: channel)
-            try HTTP1Pipeline.configure(channel: channel, loop: loop, listener: identity)
-        case (nil, true):
-            try ProtocolSelector.addPrefaceSniffer(to: channel, loop: loop, listener: identity)
-        case (nil, false):
-            try HTTP1Pipeline.configure(channel: channel, loop: loop, listener: identity)
-        }
-    }
 }
 
 /// A listener that could not start, as one line.
 struct ListenerError: Error, CustomStringConvertible {
     var description: String
-}
-
-/// Sets up the HTTP/1.1 handlers of a client connection.
-enum HTTP1Pipeline {
-    static func configure(channel: Channel, loop: LoopContext, listener: ListenerIdentity) throws {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = loop.runtime.limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = loop.runtime.limits.maxHeaderBytes
-        let decoder = ByteToMessageHandler(
-            HTTPRequestDecoder(
-                leftOverBytesStrategy: .forwardBytes,
-                informationalResponseStrategy: .drop,
-                limitConfiguration: decoderLimits
-            )
-        )
-        // Responses are serialized by Junction (HTTP1HeadWriter): no response encoder.
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(decoder)
-        try sync.addHandler(HTTP1ServerHandler(loop: loop, listener: listener, codecs: HTTP1Codecs(decoder: decoder)))
-        ConnectionSetupTimeout.remove(from: sync)
-    }
 }

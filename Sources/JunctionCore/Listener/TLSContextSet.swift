@@ -1,23 +1,29 @@
 import NIOCore
 import NIOSSL
-import NIOTLS
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// The TLS contexts of one listener: one per certificate, chosen by the client's SNI name against
-/// each certificate's DNS names (SAN, else CN; wildcards allowed); the first is the default.
+/// The TLS setup of one listener: its certificates, chosen by the client's SNI name against each
+/// certificate's DNS names (SAN, else CN; wildcards allowed), the first being the default, and the
+/// one context that serves them (BoringSSL's certificate callback swaps in the chosen certificate
+/// during the handshake, so no handler has to buffer the ClientHello to read its name).
 struct TLSContextSet: Sendable {
-    /// One certificate's context and the names it serves.
+    /// One certificate: its chain, its key and the names it serves.
     struct Entry: Sendable {
-        let context: NIOSSLContext
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
         /// Lowercased names; `*.example.com` entries match one label.
         let names: [String]
     }
 
+    /// How long a close waits for the client's close_notify: the closing phase's deadline.
+    static let shutdownTimeout = TimeAmount.seconds(1)
+
     let entries: [Entry]
+    /// The context every connection of the listener starts with.
+    let context: NIOSSLContext
 
     /// The ALPN protocols a listener offers: `h2` first when HTTP/2 is on.
     static func alpn(http2: Bool) -> [String] {
@@ -37,8 +43,51 @@ struct TLSContextSet: Sendable {
                 diagnostics.append(diagnostic)
             }
         }
-        let ok = entries.count == config.certificates.count && !entries.isEmpty
-        return (ok ? TLSContextSet(entries: entries) : nil, diagnostics)
+        guard entries.count == config.certificates.count, let first = entries.first else { return (nil, diagnostics) }
+        var tls = self.configuration(chain: first.chain, key: first.key, minVersion: config.minVersion, alpn: alpn)
+        if entries.count > 1 {
+            let set = entries
+            tls.sslContextCallback = { values, promise in
+                let index = Self.entryIndex(in: set, forServerName: values.serverHostname)
+                guard index > 0 else {
+                    promise.succeed(.noChanges)
+                    return
+                }
+                let chosen = set[index]
+                var override = NIOSSLContextConfigurationOverride()
+                override.certificateChain = chosen.chain.map { .certificate($0) }
+                override.privateKey = .privateKey(chosen.key)
+                promise.succeed(override)
+            }
+        }
+        do {
+            return (TLSContextSet(entries: entries, context: try NIOSSLContext(configuration: tls)), diagnostics)
+        } catch {
+            let problem = ConfigDiagnostic(
+                severity: .error,
+                location: config.certificates[0].location,
+                path: config.certificates[0].configPath,
+                message: "cannot set up TLS: \(error)"
+            )
+            return (nil, diagnostics + [problem])
+        }
+    }
+
+    /// A server configuration for one certificate, with the listener's version floor and ALPN.
+    private static func configuration(
+        chain: [NIOSSLCertificate],
+        key: NIOSSLPrivateKey,
+        minVersion: TLSConfig.MinimumVersion,
+        alpn: [String]
+    ) -> TLSConfiguration {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(key)
+        )
+        tls.minimumTLSVersion = minVersion == .tls13 ? .tlsv13 : .tlsv12
+        tls.applicationProtocols = alpn
+        tls.shutdownTimeout = Self.shutdownTimeout
+        return tls
     }
 
     private static func loadEntry(
@@ -75,15 +124,10 @@ struct TLSContextSet: Sendable {
         } catch {
             return .failure(problem("key", "\(certificate.keyPath) holds no PEM private key (\(error))"))
         }
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: chain.map { .certificate($0) },
-            privateKey: .privateKey(key)
-        )
-        tls.minimumTLSVersion = minVersion == .tls13 ? .tlsv13 : .tlsv12
-        tls.applicationProtocols = alpn
-        let context: NIOSSLContext
+        // A context of its own checks that the key matches the certificate.
+        let tls = self.configuration(chain: chain, key: key, minVersion: minVersion, alpn: alpn)
         do {
-            context = try NIOSSLContext(configuration: tls)
+            _ = try NIOSSLContext(configuration: tls)
         } catch NIOSSLError.failedToLoadPrivateKey {
             return .failure(
                 problem("key", "\(certificate.keyPath) does not match the certificate in \(certificate.certPath)")
@@ -99,7 +143,7 @@ struct TLSContextSet: Sendable {
             warnings.append(problem("cert", "the certificate in \(certificate.certPath) is not valid yet", .warning))
         }
         let names = self.dnsNames(of: leaf)
-        return .success((Entry(context: context, names: names), warnings))
+        return .success((Entry(chain: chain, key: key, names: names), warnings))
     }
 
     private static func unreadable(_ path: String) -> String? {
@@ -122,13 +166,11 @@ struct TLSContextSet: Sendable {
         return names
     }
 
-    /// The context for a ClientHello's server name (nil: no SNI).
-    func context(forServerName serverName: String?) -> NIOSSLContext {
-        guard let serverName = serverName?.lowercased() else { return self.entries[0].context }
-        for entry in self.entries where entry.names.contains(where: { Self.name($0, matches: serverName) }) {
-            return entry.context
-        }
-        return self.entries[0].context
+    /// Which certificate serves a ClientHello's server name (nil: no SNI): the first whose names
+    /// match, else the first.
+    static func entryIndex(in entries: [Entry], forServerName serverName: String?) -> Int {
+        guard let serverName = serverName?.lowercased() else { return 0 }
+        return entries.firstIndex { $0.names.contains { Self.name($0, matches: serverName) } } ?? 0
     }
 
     /// RFC 6125: `*.example.com` matches exactly one label in front of `example.com`.
@@ -142,55 +184,8 @@ struct TLSContextSet: Sendable {
         return pattern == host
     }
 
-    /// Adds the TLS handlers to a new connection: the context directly when there is one
-    /// certificate, else an SNI sniffer that picks the context from the ClientHello.
-    func addHandlers(to channel: Channel) throws {
-        let sync = channel.pipeline.syncOperations
-        if self.entries.count == 1 {
-            try sync.addHandler(NIOSSLServerHandler(context: self.entries[0].context), position: .first)
-            return
-        }
-        let contexts = self
-        let sniffer = ByteToMessageHandler(
-            SNIHandler { result in
-                let serverName: String? =
-                    switch result {
-                    case .hostname(let name): name
-                    case .fallback: nil
-                    }
-                let handler = NIOSSLServerHandler(context: contexts.context(forServerName: serverName))
-                do {
-                    // Right after the sniffer, which then hands it the ClientHello bytes it buffered.
-                    let sync = channel.pipeline.syncOperations
-                    let snifferContext = try sync.context(name: Self.snifferName)
-                    try sync.addHandler(handler, position: .after(snifferContext.handler))
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-        )
-        try sync.addHandler(sniffer, name: Self.snifferName, position: .first)
-    }
-
-    private static let snifferName = "junction.sni"
-}
-
-/// A listener's TLS contexts, replaceable while it runs: a certificate reload swaps them, new
-/// connections get the new certificates and open connections keep the ones they started with.
-final class TLSContextBox: Sendable {
-    private let storage: Mutex<TLSContextSet>
-
-    init(_ contexts: TLSContextSet) {
-        self.storage = Mutex(contexts)
-    }
-
-    /// The contexts new connections use.
-    var current: TLSContextSet {
-        self.storage.withLock { $0 }
-    }
-
-    func replace(with contexts: TLSContextSet) {
-        self.storage.withLock { $0 = contexts }
+    /// The TLS handler for a new connection.
+    func makeHandler() -> NIOSSLServerHandler {
+        NIOSSLServerHandler(context: self.context)
     }
 }

@@ -57,13 +57,6 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.tunnel?.sideClosed()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            self.tunnel?.shutdownRequested()
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         self.partner?.partnerCloseFull()
         context.close(promise: nil)

@@ -1,7 +1,8 @@
 import NIOCore
 
 /// A WebSocket tunnel after the backend's 101: the two glued sides, the backend it counts against
-/// (for least_conn) until both sides close, its idle timeout and its shutdown grace.
+/// (for least_conn) until both sides close, and its idle timeout. (A graceful shutdown's grace is
+/// the client connection's: `ClientConnection` closes the client side when it is over.)
 final class Tunnel: DeadlineTracked {
     /// What the tunnel reports when it ends (for the access log).
     struct Summary {
@@ -15,19 +16,17 @@ final class Tunnel: DeadlineTracked {
     /// The pool whose open tunnels this one counts in.
     private let pool: Pool?
     private let idleTimeout: TimeAmount
-    private let shutdownGrace: TimeAmount
     private let onClose: (Summary) -> Void
 
     private var clientSide: (any TunnelEndpoint)?
     private var upstreamSide: (any TunnelEndpoint)?
     private var lastActivity: NIODeadline
-    private var closeBy: NIODeadline = .distantFuture
     private var openSides = 2
     private var bytesFromClient: Int64 = 0
     private var bytesFromUpstream: Int64 = 0
 
     var sweeperSlot = -1
-    var deadline: NIODeadline { min(self.lastActivity + self.idleTimeout, self.closeBy) }
+    var deadline: NIODeadline { self.lastActivity + self.idleTimeout }
 
     /// The backend's active count is owned by the tunnel from now on; `pair` connects its two sides.
     init(
@@ -35,7 +34,6 @@ final class Tunnel: DeadlineTracked {
         backend: Backend,
         pool: Pool?,
         idleTimeout: TimeAmount,
-        shutdownGrace: TimeAmount,
         onClose: @escaping (Summary) -> Void
     ) {
         self.loop = loop
@@ -43,7 +41,6 @@ final class Tunnel: DeadlineTracked {
         self.pool = pool
         pool?.tunnelCount.add(1, ordering: .relaxed)
         self.idleTimeout = idleTimeout
-        self.shutdownGrace = shutdownGrace
         self.onClose = onClose
         self.lastActivity = .now()
         loop.sweeper.register(self)
@@ -55,15 +52,13 @@ final class Tunnel: DeadlineTracked {
         loop: LoopContext,
         backend: Backend,
         route: Route?,
-        shutdownGrace: TimeAmount,
         record: AccessRecord
     ) {
         self.init(
             loop: loop,
             backend: backend,
             pool: route?.pool,
-            idleTimeout: route?.pool.timeouts.tunnelIdle ?? .hours(1),
-            shutdownGrace: shutdownGrace
+            idleTimeout: route?.pool.timeouts.tunnelIdle ?? .hours(1)
         ) { summary in
             var record = record
             record.bytesIn += summary.bytesFromClient
@@ -101,13 +96,6 @@ final class Tunnel: DeadlineTracked {
         self.lastActivity = .now()
     }
 
-    /// Junction is shutting down: the tunnel gets `shutdown_grace`, then is closed.
-    func shutdownRequested() {
-        if self.closeBy == .distantFuture {
-            self.closeBy = .now() + self.shutdownGrace
-        }
-    }
-
     func sideClosed() {
         self.openSides -= 1
         guard self.openSides == 0 else { return }
@@ -127,7 +115,7 @@ final class Tunnel: DeadlineTracked {
     }
 
     func deadlinePassed(now: NIODeadline) {
-        // Idle for tunnel_idle, or the shutdown grace is over.
+        // Idle for tunnel_idle.
         self.clientSide?.closeChannel()
         self.upstreamSide?.closeChannel()
     }

@@ -59,8 +59,6 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             self.partner?.partnerWriteEOF()
-        } else if event is ChannelShouldQuiesceEvent {
-            self.tunnel?.shutdownRequested()
         } else {
             context.fireUserInboundEventTriggered(event)
         }

@@ -133,3 +133,41 @@ elif mode == "goaway":
     except OSError as error:
         result = ("error", type(error).__name__)
     print(json.dumps({"result": result}), flush=True)
+elif mode in ("headers-on-closed", "headers-after-reset", "bad-ping"):
+    # h2spec 5.1/12, 5.1/9 and 5.4.1/1: connection errors. Junction must answer GOAWAY and close
+    # the TCP connection within `seconds`.
+    seconds = float(sys.argv[3])
+    first = outcome(request())
+    if mode == "headers-on-closed":
+        stream = 1  # closed: both sides ended it
+    elif mode == "headers-after-reset":
+        stream = request(end=False)
+        conn.reset_stream(stream)
+        sock.sendall(conn.data_to_send())
+    if mode == "bad-ping":
+        frame = bytes([0, 0, 6, 0x6, 0, 0, 0, 0, 0]) + b"abcdef"
+    else:
+        block = conn.encoder.encode([(":method", "GET"), (":scheme", "http"), (":path", "/echo"),
+                                     (":authority", f"127.0.0.1:{port}")])
+        frame = len(block).to_bytes(3, "big") + bytes([0x1, 0x5]) + stream.to_bytes(4, "big") + block
+    sock.sendall(frame)
+    sock.settimeout(seconds)
+    goaway, closed, raw = None, False, b""
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                closed = True
+                break
+            raw += data
+    except ConnectionResetError:
+        closed = True
+    except socket.timeout:
+        pass
+    offset = 0
+    while offset + 9 <= len(raw):
+        length = int.from_bytes(raw[offset:offset + 3], "big")
+        if raw[offset + 3] == 0x7 and offset + 17 <= len(raw):
+            goaway = int.from_bytes(raw[offset + 13:offset + 17], "big")
+        offset += 9 + length
+    print(json.dumps({"first": first, "goaway": goaway, "closed": closed}))

@@ -7,7 +7,8 @@ import Synchronization
 /// A real HTTP/1.1 backend on 127.0.0.1 for the proxy to talk to, with endpoints that let tests
 /// see what arrived and make the proxy stream:
 ///
-/// - `GET /echo` (and any unknown path): JSON with the backend's name, method, target and headers.
+/// - `GET /echo` (and any unknown path): JSON with the backend's name, method, target, headers and
+///   the body's length and first 64 KiB.
 /// - `POST|PUT /sink`: reads the body, answers `{"bytes": N}`.
 /// - `GET /source?bytes=N`: streams N bytes as fast as the proxy takes them (with backpressure).
 /// - `GET /slow?ms=N`: answers after N milliseconds.
@@ -88,6 +89,8 @@ private final class BackendHandler: ChannelInboundHandler {
     private let stats: HTTPTestBackend.Stats
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
+    /// The first 64 KiB of the request body, which `/echo` sends back.
+    private var bodyPrefix = ByteBuffer()
     private var sourceRemaining = 0
     private static let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
 
@@ -116,9 +119,13 @@ private final class BackendHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.bodyBytes = 0
+            self.bodyPrefix.clear()
             self.stats.requests.add(1, ordering: .relaxed)
-        case .body(let body):
+        case .body(var body):
             self.bodyBytes += body.readableBytes
+            if let kept = body.readSlice(length: min(body.readableBytes, 65536 - self.bodyPrefix.readableBytes)) {
+                self.bodyPrefix.writeImmutableBuffer(kept)
+            }
         case .end:
             guard let head = self.head else { return }
             self.respond(to: head, context: context)
@@ -215,7 +222,7 @@ private final class BackendHandler: ChannelInboundHandler {
             self.sendJSON(
                 [
                     "backend": self.name, "method": head.method.rawValue, "target": head.uri, "headers": headers,
-                    "body_bytes": self.bodyBytes,
+                    "body_bytes": self.bodyBytes, "body": String(buffer: self.bodyPrefix),
                 ],
                 context: context
             )

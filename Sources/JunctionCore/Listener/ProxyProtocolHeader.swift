@@ -5,13 +5,10 @@ import NIOCore
 #endif
 
 /// The PROXY protocol header (v1 text or v2 binary, haproxy.org/download/2.9/doc/proxy-protocol.txt)
-/// that an L4 balancer in front of Junction sends first on every connection. Once the header is
-/// read, `onHeader` installs the rest of the pipeline with the announced client address (nil for
-/// `UNKNOWN`/`LOCAL`: the socket's peer is used) and the decoder steps aside, handing over the bytes
-/// that followed the header. A connection that does not start with a valid header is closed.
-final class ProxyProtocolDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-
+/// that an L4 balancer in front of Junction sends first on every connection: a parser without I/O.
+/// `ClientConnection` holds the bytes until the header is whole, then hands what follows it to the
+/// next phase; a connection that does not start with a valid header is closed.
+enum ProxyProtocolHeader {
     /// Why a header was refused.
     enum Problem: Error, Equatable {
         case notProxyProtocol
@@ -22,49 +19,14 @@ final class ProxyProtocolDecoder: ByteToMessageDecoder {
     enum Parse: Equatable {
         /// More bytes are needed.
         case incomplete
-        /// A whole header of `length` bytes announcing `client` (nil: keep the socket's peer).
+        /// A whole header of `length` bytes announcing `client` (nil for `UNKNOWN`/`LOCAL`: keep
+        /// the socket's peer).
         case header(length: Int, client: String?)
     }
 
     /// v1 headers are at most 107 bytes; v2 headers at most 16 + 65535.
     static let v1MaximumLength = 107
     static let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
-
-    private let onHeader: (String?) throws -> Void
-    private var done = false
-
-    init(onHeader: @escaping (String?) throws -> Void) {
-        self.onHeader = onHeader
-    }
-
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard !self.done else { return .needMoreData }
-        switch Result(catching: { try Self.parse(buffer.readableBytesView) }) {
-        case .success(.incomplete):
-            return .needMoreData
-        case .success(.header(let length, let client)):
-            self.done = true
-            buffer.moveReaderIndex(forwardBy: length)
-            try self.onHeader(client)
-            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
-            return .needMoreData
-        case .failure:
-            self.done = true
-            context.close(promise: nil)
-            return .needMoreData
-        }
-    }
-
-    /// On removal: the bytes behind the header go to the pipeline installed behind.
-    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        if self.done, buffer.readableBytes > 0 {
-            context.fireChannelRead(self.wrapInboundOut(buffer))
-            buffer.clear()
-        } else if seenEOF {
-            context.close(promise: nil)
-        }
-        return .needMoreData
-    }
 
     /// Parses a header at the start of `bytes`.
     /// Copies at most a v1 line or the v2 fixed part until the whole header is there, so a header
