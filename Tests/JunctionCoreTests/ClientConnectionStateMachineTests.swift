@@ -138,15 +138,15 @@ struct ClientConnectionStateMachineTests {
     @Test("A partial preface waits; bytes after the decision pass straight through")
     func snifferWaits() {
         var machine = Self.machine(http2: true)
-        let result1 = machine.bytesReceived(ByteBuffer(bytes: HTTP2Preface.bytes.prefix(10)))
-        #expect(result1 == .wait)
+        let read = machine.bytesReceived(ByteBuffer(bytes: HTTP2Preface.bytes.prefix(10)))
+        #expect(read == .wait)
         #expect(!machine.passesBytesThrough)
-        let result2 = machine.bytesReceived(ByteBuffer(bytes: HTTP2Preface.bytes.dropFirst(10)))
-        #expect(result2 == .install(.http2))
-        let result3 = machine.phaseInstalled()
-        #expect(result3 == .forward(ByteBuffer(bytes: HTTP2Preface.bytes)))
-        let result4 = machine.bytesReceived(ByteBuffer(string: "more"))
-        #expect(result4 == .forward(ByteBuffer(string: "more")))
+        let read2 = machine.bytesReceived(ByteBuffer(bytes: HTTP2Preface.bytes.dropFirst(10)))
+        #expect(read2 == .install(.http2))
+        let installed = machine.phaseInstalled()
+        #expect(installed == .forward(ByteBuffer(bytes: HTTP2Preface.bytes)))
+        let read3 = machine.bytesReceived(ByteBuffer(string: "more"))
+        #expect(read3 == .forward(ByteBuffer(string: "more")))
     }
 
     @Test(
@@ -169,14 +169,14 @@ struct ClientConnectionStateMachineTests {
     func setupDeadlines(proxy: Bool, tls: Bool, http2: Bool) {
         var machine = Self.machine(proxy: proxy, tls: tls, http2: http2)
         if machine.initialPhase != nil { _ = machine.phaseInstalled() }
-        let result5 = machine.deadlinePassed(now: Self.at(9.9))
-        #expect(result5 == .none)
-        let result6 = machine.deadlinePassed(now: Self.at(10))
-        #expect(result6 == .close)
+        let due = machine.deadlinePassed(now: Self.at(9.9))
+        #expect(due == .none)
+        let due2 = machine.deadlinePassed(now: Self.at(10))
+        #expect(due2 == .close)
         #expect(machine.state == .closed)
         #expect(machine.deadline == .distantFuture, "nothing more to time")
-        let result7 = machine.deadlinePassed(now: Self.at(11))
-        #expect(result7 == .none)
+        let due3 = machine.deadlinePassed(now: Self.at(11))
+        #expect(due3 == .none)
     }
 
     @Test("TLS: ALPN picks HTTP/2 only where the listener offers it; the header deadline goes on from accept")
@@ -186,15 +186,15 @@ struct ClientConnectionStateMachineTests {
         ] as [(Bool, String?, Machine.Phase)] {
             var machine = Self.machine(tls: true, http2: http2)
             _ = machine.phaseInstalled()
-            let result8 = machine.tlsHandshakeCompleted(alpn: alpn)
-            #expect(result8 == expected)
-            let result9 = machine.phaseInstalled()
-            #expect(result9 == .wait)
+            let phase = machine.tlsHandshakeCompleted(alpn: alpn)
+            #expect(phase == expected)
+            let installed = machine.phaseInstalled()
+            #expect(installed == .wait)
             #expect(machine.deadline == Self.at(10))
             let expectedAction: Machine.DeadlineAction =
                 expected == .http1 ? .requestTimeout : .http2(.sendGoAway(lastStreamID: 0, thenClose: true))
-            let result10 = machine.deadlinePassed(now: Self.at(10))
-            #expect(result10 == expectedAction)
+            let due = machine.deadlinePassed(now: Self.at(10))
+            #expect(due == expectedAction)
         }
     }
 
@@ -208,99 +208,99 @@ struct ClientConnectionStateMachineTests {
     @Test("HTTP/1.1: 408 at the first request's header deadline; keep-alive idle; a later head's own deadline")
     func http1Deadlines() {
         var machine = Self.http1()
-        let result11 = machine.http1RequestHeadArrived()
-        #expect(result11 == .process)
+        let head = machine.http1RequestHeadArrived()
+        #expect(head == .process)
         #expect(machine.deadline == .distantFuture, "the exchange times the request")
         machine.http1RequestEnded()
-        let result12 = machine.http1ResponseStarting(requestWantsClose: false)
-        #expect(result12)
-        let result13 = machine.http1ResponseEnded(now: Self.at(20))
-        #expect(result13 == .keepAlive)
+        let keepsAlive = machine.http1ResponseStarting(requestWantsClose: false)
+        #expect(keepsAlive)
+        let ended = machine.http1ResponseEnded(now: Self.at(20))
+        #expect(ended == .keepAlive)
         #expect(machine.deadline == Self.at(95), "client_idle_timeout between requests")
         machine.http1BytesArrived(now: Self.at(30))
         #expect(machine.deadline == Self.at(40), "part of a head: client_header_timeout from its first byte")
         machine.http1BytesArrived(now: Self.at(35))
         #expect(machine.deadline == Self.at(40), "more of the same head does not move it")
-        let result14 = machine.deadlinePassed(now: Self.at(40))
-        #expect(result14 == .requestTimeout)
+        let due = machine.deadlinePassed(now: Self.at(40))
+        #expect(due == .requestTimeout)
 
         var idle = Self.http1()
         _ = idle.http1RequestHeadArrived()
         idle.http1RequestEnded()
         _ = idle.http1ResponseStarting(requestWantsClose: false)
         _ = idle.http1ResponseEnded(now: Self.at(1))
-        let result15 = idle.deadlinePassed(now: Self.at(76))
-        #expect(result15 == .close, "idle: closed without an answer")
+        let due2 = idle.deadlinePassed(now: Self.at(76))
+        #expect(due2 == .close, "idle: closed without an answer")
     }
 
     @Test("HTTP/1.1: keep-alive, pipelining, close when asked, when quiescing or when the body was not read")
     func http1Responses() {
         var machine = Self.http1()
-        let result16 = machine.http1RequestHeadArrived()
-        #expect(result16 == .process)
-        let result17 = machine.http1RequestHeadArrived()
-        #expect(result17 == .queue, "a pipelined request waits")
+        let head = machine.http1RequestHeadArrived()
+        #expect(head == .process)
+        let head2 = machine.http1RequestHeadArrived()
+        #expect(head2 == .queue, "a pipelined request waits")
         machine.http1RequestEnded()
-        let result18 = machine.http1ResponseStarting(requestWantsClose: false)
-        #expect(result18)
-        let result19 = machine.http1ResponseEnded(now: Self.at(1))
-        #expect(result19 == .keepAlive)
+        let keepsAlive = machine.http1ResponseStarting(requestWantsClose: false)
+        #expect(keepsAlive)
+        let ended = machine.http1ResponseEnded(now: Self.at(1))
+        #expect(ended == .keepAlive)
 
         var asked = Self.http1()
         _ = asked.http1RequestHeadArrived()
         asked.http1RequestEnded()
-        let result20 = asked.http1ResponseStarting(requestWantsClose: true)
-        #expect(!result20)
-        let result21 = asked.http1ResponseEnded(now: Self.at(1))
-        #expect(result21 == .close)
+        let keepsAlive2 = asked.http1ResponseStarting(requestWantsClose: true)
+        #expect(!keepsAlive2)
+        let ended2 = asked.http1ResponseEnded(now: Self.at(1))
+        #expect(ended2 == .close)
 
         var early = Self.http1()
         _ = early.http1RequestHeadArrived()
-        let result22 = early.http1ResponseStarting(requestWantsClose: false)
-        #expect(!result22, "answered before the body ended")
-        let result23 = early.http1ResponseEnded(now: Self.at(1))
-        #expect(result23 == .linger)
+        let keepsAlive3 = early.http1ResponseStarting(requestWantsClose: false)
+        #expect(!keepsAlive3, "answered before the body ended")
+        let ended3 = early.http1ResponseEnded(now: Self.at(1))
+        #expect(ended3 == .linger)
         #expect(early.deadline == Self.at(3), "lingers for 2 s")
-        let result24 = early.http1RequestHeadArrived()
-        #expect(result24 == .drop)
-        let result25 = early.http1LingerDone()
-        #expect(result25)
+        let head3 = early.http1RequestHeadArrived()
+        #expect(head3 == .drop)
+        let lingerDone = early.http1LingerDone()
+        #expect(lingerDone)
         #expect(early.state == .closed)
 
         var lingerTimeout = Self.http1()
         _ = lingerTimeout.http1RequestHeadArrived()
         _ = lingerTimeout.http1ResponseStarting(requestWantsClose: false)
         _ = lingerTimeout.http1ResponseEnded(now: Self.at(1))
-        let result26 = lingerTimeout.deadlinePassed(now: Self.at(3))
-        #expect(result26 == .close)
+        let due = lingerTimeout.deadlinePassed(now: Self.at(3))
+        #expect(due == .close)
 
         var oneZero = Self.http1()
         _ = oneZero.http1RequestHeadArrived()
         oneZero.http1RequestEnded()
-        let result27 = oneZero.http1ResponseStarting(requestWantsClose: false)
-        #expect(result27)
+        let keepsAlive4 = oneZero.http1ResponseStarting(requestWantsClose: false)
+        #expect(keepsAlive4)
         oneZero.http1ResponseMustClose()
-        let result28 = oneZero.http1ResponseEnded(now: Self.at(1))
-        #expect(result28 == .close)
+        let ended4 = oneZero.http1ResponseEnded(now: Self.at(1))
+        #expect(ended4 == .close)
 
         var draining = Self.http1()
         _ = draining.http1RequestHeadArrived()
-        let result29 = draining.quiesce(now: Self.at(5))
-        #expect(result29 == .finish, "busy: finish first")
+        let quiesced = draining.quiesce(now: Self.at(5))
+        #expect(quiesced == .finish, "busy: finish first")
         draining.http1RequestEnded()
-        let result30 = draining.http1ResponseStarting(requestWantsClose: false)
-        #expect(!result30)
-        let result31 = draining.http1ResponseEnded(now: Self.at(6))
-        #expect(result31 == .close)
+        let keepsAlive5 = draining.http1ResponseStarting(requestWantsClose: false)
+        #expect(!keepsAlive5)
+        let ended5 = draining.http1ResponseEnded(now: Self.at(6))
+        #expect(ended5 == .close)
 
         var startedBefore = Self.http1()
         _ = startedBefore.http1RequestHeadArrived()
         startedBefore.http1RequestEnded()
-        let result32 = startedBefore.http1ResponseStarting(requestWantsClose: false)
-        #expect(result32, "head out with keep-alive")
+        let keepsAlive6 = startedBefore.http1ResponseStarting(requestWantsClose: false)
+        #expect(keepsAlive6, "head out with keep-alive")
         _ = startedBefore.quiesce(now: Self.at(5))
-        let result33 = startedBefore.http1ResponseEnded(now: Self.at(6))
-        #expect(result33 == .close, "but the shutdown ends it")
+        let ended6 = startedBefore.http1ResponseEnded(now: Self.at(6))
+        #expect(ended6 == .close, "but the shutdown ends it")
     }
 
     @Test("A tunnel has no deadline of its own here; a shutdown gives it the grace")
@@ -310,15 +310,15 @@ struct ClientConnectionStateMachineTests {
         machine.http1Upgraded()
         #expect(machine.state == .tunnel)
         #expect(machine.deadline == .distantFuture)
-        let result34 = machine.http1RequestHeadArrived()
-        #expect(result34 == .drop)
-        let result35 = machine.quiesce(now: Self.at(100))
-        #expect(result35 == .finish)
+        let head = machine.http1RequestHeadArrived()
+        #expect(head == .drop)
+        let quiesced = machine.quiesce(now: Self.at(100))
+        #expect(quiesced == .finish)
         #expect(machine.deadline == Self.at(130))
-        let result36 = machine.deadlinePassed(now: Self.at(129))
-        #expect(result36 == .none)
-        let result37 = machine.deadlinePassed(now: Self.at(130))
-        #expect(result37 == .close)
+        let due = machine.deadlinePassed(now: Self.at(129))
+        #expect(due == .none)
+        let due2 = machine.deadlinePassed(now: Self.at(130))
+        #expect(due2 == .close)
     }
 
     /// An h2c connection past setup.
@@ -333,8 +333,8 @@ struct ClientConnectionStateMachineTests {
     func http2NoStream() {
         var machine = Self.http2()
         #expect(machine.deadline == Self.at(10))
-        let result38 = machine.deadlinePassed(now: Self.at(10))
-        #expect(result38 == .http2(.sendGoAway(lastStreamID: 0, thenClose: true)))
+        let due = machine.deadlinePassed(now: Self.at(10))
+        #expect(due == .http2(.sendGoAway(lastStreamID: 0, thenClose: true)))
         #expect(machine.state == .closed)
     }
 
@@ -344,22 +344,22 @@ struct ClientConnectionStateMachineTests {
         machine.http2StreamOpened(1)
         machine.http2StreamOpened(3)
         #expect(machine.deadline == .distantFuture, "streams open: no idle deadline")
-        let result39 = machine.http2StreamClosed(now: Self.at(2))
-        #expect(result39 == .none)
+        let afterClose = machine.http2StreamClosed(now: Self.at(2))
+        #expect(afterClose == .none)
         #expect(machine.deadline == .distantFuture, "one still open")
-        let result40 = machine.http2StreamClosed(now: Self.at(3))
-        #expect(result40 == .none)
+        let afterClose2 = machine.http2StreamClosed(now: Self.at(3))
+        #expect(afterClose2 == .none)
         #expect(machine.deadline == Self.at(78), "no open stream: client_idle_timeout")
         machine.http2StreamOpened(5)
         #expect(machine.deadline == .distantFuture)
         _ = machine.http2StreamClosed(now: Self.at(10))
-        let result41 = machine.deadlinePassed(now: Self.at(85))
-        #expect(result41 == .http2(.sendGoAwayAndPing))
+        let due = machine.deadlinePassed(now: Self.at(85))
+        #expect(due == .http2(.sendGoAwayAndPing))
         #expect(machine.deadline == Self.at(115), "shutdown_grace from the GOAWAY")
-        let result42 = machine.http2PingAcked(1234)
-        #expect(result42 == .none, "someone else's PING")
-        let result43 = machine.http2PingAcked(Machine.goAwayPingData)
-        #expect(result43 == .sendGoAway(lastStreamID: 5, thenClose: true))
+        let afterAck = machine.http2PingAcked(1234)
+        #expect(afterAck == .none, "someone else's PING")
+        let afterAck2 = machine.http2PingAcked(Machine.goAwayPingData)
+        #expect(afterAck2 == .sendGoAway(lastStreamID: 5, thenClose: true))
         #expect(machine.state == .closed)
     }
 
@@ -368,12 +368,12 @@ struct ClientConnectionStateMachineTests {
         var machine = Self.http2()
         machine.http2StreamOpened(1)
         _ = machine.http2StreamClosed(now: Self.at(0))
-        let result44 = machine.deadlinePassed(now: Self.at(75))
-        #expect(result44 == .http2(.sendGoAwayAndPing))
-        let result45 = machine.deadlinePassed(now: Self.at(104))
-        #expect(result45 == .none)
-        let result46 = machine.deadlinePassed(now: Self.at(105))
-        #expect(result46 == .close)
+        let due = machine.deadlinePassed(now: Self.at(75))
+        #expect(due == .http2(.sendGoAwayAndPing))
+        let due2 = machine.deadlinePassed(now: Self.at(104))
+        #expect(due2 == .none)
+        let due3 = machine.deadlinePassed(now: Self.at(105))
+        #expect(due3 == .close)
     }
 
     @Test("HTTP/2 shutdown: streams in flight finish after the final GOAWAY; the last one closes the connection")
@@ -381,17 +381,17 @@ struct ClientConnectionStateMachineTests {
         var machine = Self.http2()
         machine.http2StreamOpened(1)
         machine.http2StreamOpened(3)
-        let result47 = machine.quiesce(now: Self.at(5))
-        #expect(result47 == .http2(.sendGoAwayAndPing))
+        let quiesced = machine.quiesce(now: Self.at(5))
+        #expect(quiesced == .http2(.sendGoAwayAndPing))
         machine.http2StreamOpened(5)  // sent before the client saw the GOAWAY: served
-        let result48 = machine.http2PingAcked(Machine.goAwayPingData)
-        #expect(result48 == .sendGoAway(lastStreamID: 5, thenClose: false))
-        let result49 = machine.http2StreamClosed(now: Self.at(6))
-        #expect(result49 == .none)
-        let result50 = machine.http2StreamClosed(now: Self.at(7))
-        #expect(result50 == .none)
-        let result51 = machine.http2StreamClosed(now: Self.at(8))
-        #expect(result51 == .close)
+        let afterAck = machine.http2PingAcked(Machine.goAwayPingData)
+        #expect(afterAck == .sendGoAway(lastStreamID: 5, thenClose: false))
+        let afterClose = machine.http2StreamClosed(now: Self.at(6))
+        #expect(afterClose == .none)
+        let afterClose2 = machine.http2StreamClosed(now: Self.at(7))
+        #expect(afterClose2 == .none)
+        let afterClose3 = machine.http2StreamClosed(now: Self.at(8))
+        #expect(afterClose3 == .close)
         #expect(machine.state == .closed)
 
         var idle = Self.http2()
@@ -406,28 +406,28 @@ struct ClientConnectionStateMachineTests {
         stuck.http2StreamOpened(1)
         _ = stuck.quiesce(now: Self.at(5))
         _ = stuck.http2PingAcked(Machine.goAwayPingData)
-        let result52 = stuck.deadlinePassed(now: Self.at(35))
-        #expect(result52 == .close, "a stream still open when the grace ends")
+        let due = stuck.deadlinePassed(now: Self.at(35))
+        #expect(due == .close, "a stream still open when the grace ends")
     }
 
     @Test("HTTP/2: a connection error closes; the client's GOAWAY closes with its last stream")
     func http2Errors() {
         var failed = Self.http2()
         failed.http2StreamOpened(1)
-        let result53 = failed.http2ConnectionErrorSent()
-        #expect(result53 == .close)
+        let afterError = failed.http2ConnectionErrorSent()
+        #expect(afterError == .close)
         #expect(failed.state == .closed)
 
         var leaving = Self.http2()
         leaving.http2StreamOpened(1)
-        let result54 = leaving.http2GoAwayReceived()
-        #expect(result54 == .none)
-        let result55 = leaving.http2StreamClosed(now: Self.at(1))
-        #expect(result55 == .close)
+        let afterGoAway = leaving.http2GoAwayReceived()
+        #expect(afterGoAway == .none)
+        let afterClose = leaving.http2StreamClosed(now: Self.at(1))
+        #expect(afterClose == .close)
 
         var idleLeaving = Self.http2()
-        let result56 = idleLeaving.http2GoAwayReceived()
-        #expect(result56 == .close)
+        let afterGoAway2 = idleLeaving.http2GoAwayReceived()
+        #expect(afterGoAway2 == .close)
     }
 
     @Test(
@@ -437,8 +437,8 @@ struct ClientConnectionStateMachineTests {
     func quiesceIdle(proxy: Bool, tls: Bool, http2: Bool) {
         var machine = Self.machine(proxy: proxy, tls: tls, http2: http2)
         if machine.initialPhase != nil { _ = machine.phaseInstalled() }
-        let result57 = machine.quiesce(now: Self.at(1))
-        #expect(result57 == .close)
+        let quiesced = machine.quiesce(now: Self.at(1))
+        #expect(quiesced == .close)
         #expect(machine.state == .closed)
         #expect(machine.quiescing)
     }
@@ -448,22 +448,114 @@ struct ClientConnectionStateMachineTests {
         var machine = Self.http2()
         machine.closed()
         machine.http2StreamOpened(1)
-        let result58 = machine.http2StreamClosed(now: Self.at(1))
-        #expect(result58 == .none)
-        let result59 = machine.http2PingAcked(Machine.goAwayPingData)
-        #expect(result59 == .none)
-        let result60 = machine.http2GoAwayReceived()
-        #expect(result60 == .none)
-        let result61 = machine.http2ConnectionErrorSent()
-        #expect(result61 == .none)
-        let result62 = machine.http1RequestHeadArrived()
-        #expect(result62 == .drop)
-        let result63 = machine.bytesReceived(ByteBuffer(string: "x"))
-        #expect(result63 == .wait)
-        let result64 = machine.quiesce(now: Self.at(2))
-        #expect(result64 == .finish)
-        let result65 = machine.deadlinePassed(now: Self.at(1000))
-        #expect(result65 == .none)
+        let afterClose = machine.http2StreamClosed(now: Self.at(1))
+        #expect(afterClose == .none)
+        let afterAck = machine.http2PingAcked(Machine.goAwayPingData)
+        #expect(afterAck == .none)
+        let afterGoAway = machine.http2GoAwayReceived()
+        #expect(afterGoAway == .none)
+        let afterError = machine.http2ConnectionErrorSent()
+        #expect(afterError == .none)
+        let head = machine.http1RequestHeadArrived()
+        #expect(head == .drop)
+        let read = machine.bytesReceived(ByteBuffer(string: "x"))
+        #expect(read == .wait)
+        let quiesced = machine.quiesce(now: Self.at(2))
+        #expect(quiesced == .finish)
+        let due = machine.deadlinePassed(now: Self.at(1000))
+        #expect(due == .none)
         #expect(machine.state == .closed)
+    }
+
+    /// A machine in each state a connection can be in, built by driving it there.
+    static func inState(_ name: String) -> Machine {
+        var machine: Machine
+        switch name {
+        case "proxyHeader":
+            machine = Self.machine(proxy: true)
+            _ = machine.bytesReceived(ByteBuffer(string: "PROXY TCP4"))
+        case "sniffing":
+            machine = Self.machine(http2: true)
+            _ = machine.bytesReceived(ByteBuffer(string: "PRI *"))
+        case "tlsHandshake":
+            machine = Self.machine(tls: true)
+            _ = machine.phaseInstalled()
+        case "http1.awaitingFirstRequest":
+            machine = Self.http1()
+        case "http1.active", "http1.idle", "http1.receivingHead", "http1.lingering", "tunnel":
+            machine = Self.http1()
+            _ = machine.http1RequestHeadArrived()
+            if name == "tunnel" {
+                machine.http1Upgraded()
+            } else if name != "http1.active" {
+                if name != "http1.lingering" { machine.http1RequestEnded() }
+                _ = machine.http1ResponseStarting(requestWantsClose: false)
+                _ = machine.http1ResponseEnded(now: Self.at(1))
+                if name == "http1.receivingHead" { machine.http1BytesArrived(now: Self.at(2)) }
+            }
+        case "http2.awaitingFirstStream":
+            machine = Self.http2()
+        case "http2.serving", "http2.servingIdle", "http2.goingAwayPing", "http2.goingAwayFinal":
+            machine = Self.http2()
+            machine.http2StreamOpened(1)
+            if name == "http2.servingIdle" { _ = machine.http2StreamClosed(now: Self.at(1)) }
+            if name.hasPrefix("http2.goingAway") { _ = machine.quiesce(now: Self.at(1)) }
+            if name == "http2.goingAwayFinal" { _ = machine.http2PingAcked(Machine.goAwayPingData) }
+        default:
+            machine = Self.machine()
+            machine.closed()
+        }
+        return machine
+    }
+
+    @Test(
+        "Every state: its deadline, what the deadline does, what a graceful shutdown does",
+        arguments: [
+            ("proxyHeader", Self.at(10), Machine.DeadlineAction.close, Machine.QuiesceAction.close),
+            ("sniffing", Self.at(10), .close, .close),
+            ("tlsHandshake", Self.at(10), .close, .close),
+            ("http1.awaitingFirstRequest", Self.at(10), .requestTimeout, .close),
+            ("http1.active", .distantFuture, .none, .finish),
+            ("http1.idle", Self.at(76), .close, .close),
+            ("http1.receivingHead", Self.at(12), .requestTimeout, .finish),
+            ("http1.lingering", Self.at(3), .close, .finish),
+            ("tunnel", .distantFuture, .none, .finish),
+            (
+                "http2.awaitingFirstStream", Self.at(10), .http2(.sendGoAway(lastStreamID: 0, thenClose: true)),
+                .http2(.sendGoAway(lastStreamID: 0, thenClose: true))
+            ),
+            ("http2.serving", .distantFuture, .none, .http2(.sendGoAwayAndPing)),
+            (
+                "http2.servingIdle", Self.at(76), .http2(.sendGoAwayAndPing),
+                .http2(.sendGoAway(lastStreamID: 1, thenClose: true))
+            ),
+            ("http2.goingAwayPing", Self.at(31), .close, .http2(.none)),
+            ("http2.goingAwayFinal", Self.at(31), .close, .http2(.none)),
+            ("closed", .distantFuture, .none, .finish),
+        ] as [(String, NIODeadline, Machine.DeadlineAction, Machine.QuiesceAction)]
+    )
+    func everyState(
+        name: String,
+        deadline: NIODeadline,
+        onDeadline: Machine.DeadlineAction,
+        onQuiesce: Machine.QuiesceAction
+    ) {
+        var timed = Self.inState(name)
+        #expect(timed.deadline == deadline, "\(name)")
+        if deadline != .distantFuture {
+            let early = timed.deadlinePassed(now: deadline - .milliseconds(1))
+            #expect(early == .none, "\(name): nothing before the deadline")
+        }
+        let due = timed.deadlinePassed(now: deadline == .distantFuture ? Self.at(100_000) : deadline)
+        #expect(due == onDeadline, "\(name)")
+        #expect(timed.deadline > (deadline == .distantFuture ? Self.at(0) : deadline), "\(name): the deadline moved on")
+
+        var quiescing = Self.inState(name)
+        let quiesced = quiescing.quiesce(now: Self.at(50))
+        #expect(quiesced == onQuiesce, "\(name)")
+        #expect(quiescing.quiescing)
+        if quiescing.state != .closed {
+            #expect(quiescing.deadline <= Self.at(80), "\(name): closed within the grace at the latest")
+        }
     }
 }

@@ -195,7 +195,7 @@ struct ClientConnectionStateMachine {
 
     /// When something must happen next.
     var deadline: NIODeadline {
-        min(self.phaseDeadline, self.closeBy)
+        self.state == .closed ? .distantFuture : min(self.phaseDeadline, self.closeBy)
     }
 
     private var phaseDeadline: NIODeadline {
@@ -401,11 +401,14 @@ struct ClientConnectionStateMachine {
 
     /// The backend accepted a WebSocket upgrade: HTTP is over on this connection.
     mutating func http1Upgraded() {
-        guard case .http1(.active) = self.state else {
+        switch self.state {
+        case .http1(.active):
+            self.state = .tunnel
+        case .closed:
+            break  // closed (a shutdown's grace) while the backend was answering
+        default:
             assertionFailure("upgrade in \(self.state)")
-            return
         }
-        self.state = .tunnel
     }
 
     // MARK: HTTP/2
