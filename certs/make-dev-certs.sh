@@ -13,7 +13,7 @@ cd "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
     -subj "/CN=Junction development CA" -keyout "$tmp/ca-key.pem" -out dev-ca.pem 2>/dev/null
 
 cat > "$tmp/server.ext" <<'EXT'
@@ -25,7 +25,7 @@ EXT
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -subj "/CN=localhost" -keyout dev-key.pem -out "$tmp/server.csr" 2>/dev/null
 openssl x509 -req -in "$tmp/server.csr" -CA dev-ca.pem -CAkey "$tmp/ca-key.pem" -CAcreateserial \
-    -CAserial "$tmp/ca.srl" -days 397 -extfile "$tmp/server.ext" -out "$tmp/leaf.pem" 2>/dev/null
+    -CAserial "$tmp/ca.srl" -days 365 -extfile "$tmp/server.ext" -out "$tmp/leaf.pem" 2>/dev/null
 cat "$tmp/leaf.pem" dev-ca.pem > dev.pem
 chmod 600 dev-key.pem
 echo "wrote $dir/dev.pem, $dir/dev-key.pem and $dir/dev-ca.pem (the CA's key was discarded)"

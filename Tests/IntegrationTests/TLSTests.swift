@@ -181,4 +181,94 @@ struct TLSTests {
             )
         )
     }
+
+    /// Every TLS 1.2 suite openssl knows, each offered alone: the ones the listener accepts.
+    static func acceptedSuites(port: Int, serverName: String) throws -> Set<String> {
+        let all = try ProcessRunner.run(["openssl", "ciphers", "-tls1_2", "ALL:COMPLEMENTOFALL"]).stdout
+        var accepted = Set<String>()
+        for suite in all.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":") {
+            let output = try Self.sClient(port: port, ["-tls1_2", "-cipher", String(suite), "-servername", serverName])
+            if output.contains("Cipher is \(suite)") { accepted.insert(String(suite)) }
+        }
+        return accepted
+    }
+
+    @Test(
+        "TLS 1.2 suites: Mozilla's intermediate profile by default (ECDSA and RSA certificates), `ciphers` narrows it"
+    )
+    func cipherSuites() throws {
+        let backend = try HTTPTestBackend(name: "web")
+        defer { backend.stop() }
+        let certificates = try TestCertificates()
+        let ecdsa = try certificates.issue(commonName: "ec.test", dnsNames: ["ec.test"])
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // An RSA certificate too: the profile's ECDHE-RSA suites need one.
+        let rsa = try ProcessRunner.run([
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=rsa.test",
+            "-addext", "subjectAltName=DNS:rsa.test", "-keyout", directory.appendingPathComponent("rsa-key.pem").path,
+            "-out", directory.appendingPathComponent("rsa.pem").path,
+        ])
+        #expect(rsa.status == 0, "\(rsa.stderr)")
+        let files = [
+            "ec.pem": ecdsa.certificatePEM, "ec-key.pem": ecdsa.keyPEM,
+            "rsa.pem": try String(contentsOf: directory.appendingPathComponent("rsa.pem"), encoding: .utf8),
+            "rsa-key.pem": try String(contentsOf: directory.appendingPathComponent("rsa-key.pem"), encoding: .utf8),
+        ]
+        func config(ciphers: String?) -> String {
+            """
+            listeners:
+              - name: https
+                address: 127.0.0.1:0
+                tls:
+                  certificates:
+                    - cert: ec.pem
+                      key: ec-key.pem
+                    - cert: rsa.pem
+                      key: rsa-key.pem
+            \(ciphers.map { "      ciphers: \($0)" } ?? "")
+            routes:
+              - name: all
+                pool: web
+            pools:
+              web:
+                backends:
+                  - address: \(backend.address)
+            """
+        }
+        let junction = try JunctionProcess(yaml: config(ciphers: nil), files: files)
+        let port = junction.port("https")
+        #expect(
+            try Self.acceptedSuites(port: port, serverName: "ec.test")
+                == ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"]
+        )
+        #expect(
+            try Self.acceptedSuites(port: port, serverName: "rsa.test")
+                == ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"],
+            "no static RSA, no CBC"
+        )
+        // TLS 1.3 is there with its fixed suites.
+        #expect(try Self.sClient(port: port, ["-tls1_3", "-servername", "ec.test"]).contains("TLSv1.3"))
+
+        let narrowed = try JunctionProcess(yaml: config(ciphers: "ECDHE+CHACHA20"), files: files)
+        #expect(
+            try Self.acceptedSuites(port: narrowed.port("https"), serverName: "ec.test")
+                == ["ECDHE-ECDSA-CHACHA20-POLY1305"]
+        )
+
+        // A list BoringSSL selects nothing from is an error at its key.
+        let path = directory.appendingPathComponent("junction.yaml").path
+        for (name, contents) in files {
+            try contents.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        try config(ciphers: "NO-SUCH-SUITE").write(toFile: path, atomically: true, encoding: .utf8)
+        let check = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", path])
+        #expect(check.status == 1)
+        #expect(
+            check.stderr.contains(
+                "\(path):10:16: listeners[0].tls.ciphers: unknown cipher suite or alias \"NO-SUCH-SUITE\""
+            ),
+            "\(check.stderr)"
+        )
+    }
 }

@@ -238,7 +238,9 @@ private final class ConfigFileDecoder {
     }
 
     private func tls(_ node: ConfigNode) -> TLSConfig? {
-        guard let entries = self.reader.mapping(node, allowed: ["certificates", "min_version"]) else { return nil }
+        guard let entries = self.reader.mapping(node, allowed: ["certificates", "min_version", "ciphers"]) else {
+            return nil
+        }
         var tls = TLSConfig()
         var sawCertificates = false
         for (key, value) in entries {
@@ -281,6 +283,16 @@ private final class ConfigFileDecoder {
                     continue
                 }
                 tls.minVersion = version
+            case "ciphers":
+                guard let ciphers = self.reader.string(value) else { continue }
+                // BoringSSL must never see a list it selects nothing from (swift-nio-ssl traps on it).
+                if case .failure(let problem) = TLSCipherList.selection(ciphers) {
+                    self.reader.error(value, "\(problem)")
+                    continue
+                }
+                tls.ciphers = ciphers
+                tls.ciphersLocation = value.location
+                tls.ciphersPath = value.path
             default: break
             }
         }

@@ -105,6 +105,12 @@ public struct TLSConfig: Sendable, Equatable {
     public var certificates: [Certificate] = []
     /// The lowest protocol version accepted; never below 1.2.
     public var minVersion: MinimumVersion = .tls12
+    /// TLS 1.2 cipher suites in OpenSSL syntax (nil: `TLSContextSet.intermediateCiphers`, Mozilla's
+    /// "intermediate" profile); TLS 1.3's suites are fixed.
+    public var ciphers: String? = nil
+    /// Where `ciphers` is in the file, and its key path, for error messages.
+    public var ciphersLocation: ConfigLocation? = nil
+    public var ciphersPath: String = ""
 
     public init() {}
 }

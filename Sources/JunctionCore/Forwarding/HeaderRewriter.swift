@@ -15,8 +15,11 @@ public enum BodyFraming: Sendable, Equatable {
 public struct RequestFacts: Sendable, Equatable {
     /// Body framing after the smuggling checks.
     public var framing: BodyFraming = .none
-    /// The Host header value (nil when absent).
+    /// The effective Host: the Host header, or an absolute-form target's authority (nil when absent).
     public var host: String? = nil
+    /// An absolute-form target in origin-form: what goes upstream instead of the target as sent;
+    /// its authority is `host` and replaces the client's Host header (nil: the target goes as it is).
+    public var originForm: String? = nil
     /// True for `Upgrade: websocket` (with `Connection: upgrade`).
     public var isWebSocketUpgrade = false
     /// True when the client asked to close after this request (or is HTTP/1.0 without keep-alive).
@@ -44,7 +47,9 @@ public enum RequestHeadProblem: Error, Equatable, CustomStringConvertible {
     case unsupportedTransferEncoding
     case missingHost
     case multipleHosts
+    case invalidHost
     case unsupportedExpectation
+    case target(RequestTarget.Problem)
 
     public var description: String {
         switch self {
@@ -54,7 +59,9 @@ public enum RequestHeadProblem: Error, Equatable, CustomStringConvertible {
         case .unsupportedTransferEncoding: return "Transfer-Encoding other than chunked"
         case .missingHost: return "HTTP/1.1 request without Host"
         case .multipleHosts: return "more than one Host header"
+        case .invalidHost: return "Host is not host[:port]"
         case .unsupportedExpectation: return "unsupported Expect"
+        case .target(let problem): return problem.description
         }
     }
 }
@@ -94,6 +101,7 @@ public enum HeaderRewriter {
                 }
             case .host:
                 hostCount += 1
+                guard Authority.isValid(value) else { return .failure(.invalidHost) }
                 facts.host = value
             case .connection:
                 for token in value.split(separator: ",") {
@@ -133,6 +141,16 @@ public enum HeaderRewriter {
         if sawTransferEncoding && !chunkedLast { return .failure(.unsupportedTransferEncoding) }
         if hostCount > 1 { return .failure(.multipleHosts) }
         if hostCount == 0 && head.version.isAtLeastHTTP11 { return .failure(.missingHost) }
+        switch RequestTarget.parse(head.uri, method: head.method.rawValue) {
+        case .success(.absolute(let authority, let originForm)):
+            // RFC 9112 3.2.2: the target's authority replaces Host.
+            facts.host = authority
+            facts.originForm = originForm
+        case .success(.origin), .success(.asterisk):
+            break
+        case .failure(let problem):
+            return .failure(.target(problem))
+        }
         facts.framing =
             sawTransferEncoding ? .chunked : contentLength.map { $0 > 0 ? .contentLength($0) : .none } ?? .none
         facts.isWebSocketUpgrade = upgradeWebSocket && connectionUpgrade && head.method == .GET
@@ -155,7 +173,7 @@ public enum HeaderRewriter {
             allocator: allocator,
             capacity: 256 + head.uri.utf8.count + head.headers.count * 48
         )
-        writer.requestLine(method: head.method, target: head.uri)
+        writer.requestLine(method: head.method, target: facts.originForm ?? head.uri)
         self.rewriteRequestHeaders(
             head.headers,
             facts: facts,
@@ -184,6 +202,8 @@ public enum HeaderRewriter {
             case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade, .expect,
                 .xForwardedProto, .xForwardedHost, .xRealIP, .xRequestID, .contentLength:
                 continue
+            case .host where facts.originForm != nil:
+                continue  // replaced by the target's authority below
             case .xForwardedFor:
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 continue
@@ -194,7 +214,11 @@ public enum HeaderRewriter {
                 sink.append(name: name, value: value)
             }
         }
-        if facts.host == nil { sink.append(name: "Host", value: defaultHost) }
+        if let host = facts.host, facts.originForm != nil {
+            sink.append(name: "Host", value: host)
+        } else if facts.host == nil {
+            sink.append(name: "Host", value: defaultHost)
+        }
         switch facts.framing {
         case .none: break
         case .contentLength(let length): sink.append(name: "Content-Length", value: String(length))

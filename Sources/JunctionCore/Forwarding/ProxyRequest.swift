@@ -32,7 +32,9 @@ struct ProxyRequest {
         {
             return .failure(.bodyTooLarge)
         }
-        guard let route = runtime.routes.route(hostHeader: self.facts.host, target: self.head.uri) else {
+        // An absolute-form target is routed (and forwarded) in origin-form, by its authority.
+        let target = self.facts.originForm ?? self.head.uri
+        guard let route = runtime.routes.route(hostHeader: self.facts.host, target: target) else {
             return .failure(.noRoute)
         }
         let affinity =
@@ -40,7 +42,7 @@ struct ProxyRequest {
             ? AffinityChoice.none
             : AffinityChoice.make(
                 policy: route.pool.affinity,
-                path: PathNormalizer.routingPath(of: self.head.uri),
+                path: PathNormalizer.routingPath(of: target),
                 headers: self.head.headers,
                 poolName: route.pool.name
             )

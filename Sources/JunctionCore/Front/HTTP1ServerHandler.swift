@@ -202,7 +202,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.connection?.http1RequestEnded()
         }
         if let port = self.listener.redirectHTTPSPort {
-            self.respondRedirect(to: HTTPSRedirect.location(host: facts.host, port: port, target: head.uri))
+            let target = facts.originForm ?? head.uri
+            self.respondRedirect(to: HTTPSRedirect.location(host: facts.host, port: port, target: target))
             return
         }
         let request = ProxyRequest(head: head, facts: facts, requestID: self.request!.record.requestID)

@@ -24,11 +24,24 @@ enum HTTP2HeadConverter {
         case unsupportedConnect(String)
         /// A pseudo-header is missing.
         case missingPseudoHeader(String)
+        /// `:authority` (or Host) is not `uri-host[:port]`.
+        case invalidAuthority
+        /// Host names another authority than `:authority`.
+        case conflictingHost
+        /// `:path` does not start with "/" (and is not `*` for OPTIONS): a malformed request,
+        /// answered with RST_STREAM PROTOCOL_ERROR (RFC 9113 8.1.1, 8.3.1).
+        case invalidPath
+
+        /// Whether the stream is reset instead of answered.
+        var isStreamError: Bool { self == .invalidPath }
 
         var failure: ProxyFailure {
             switch self {
             case .unsupportedConnect(let what): return .badRequest("\(what) is not supported")
             case .missingPseudoHeader(let name): return .badRequest("missing \(name)")
+            case .invalidAuthority: return .badRequest(":authority is not host[:port]")
+            case .conflictingHost: return .badRequest("Host differs from :authority")
+            case .invalidPath: return .badRequest(":path does not start with /")
             }
         }
     }
@@ -45,6 +58,7 @@ enum HTTP2HeadConverter {
         var facts = RequestFacts()
         var cookies: [String] = []
         var contentLength: Int64?
+        var hostField: String?
         for (name, value, _) in block {
             guard name.utf8.first == UInt8(ascii: ":") else {
                 switch name {
@@ -53,7 +67,8 @@ enum HTTP2HeadConverter {
                     cookies.append(value)
                     continue
                 case "host":
-                    authority = authority ?? value
+                    guard hostField == nil else { return .failure(.conflictingHost) }
+                    hostField = value
                     continue
                 case "content-length":
                     contentLength = Int64(value)
@@ -81,7 +96,13 @@ enum HTTP2HeadConverter {
         }
         guard let method else { return .failure(.missingPseudoHeader(":method")) }
         if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
+        if let hostField {
+            // RFC 9113 8.3.1: a Host naming another entity than :authority is malformed.
+            if let authority, !authority.equalsCaseInsensitive(hostField) { return .failure(.conflictingHost) }
+            authority = hostField
+        }
         if let authority {
+            guard !authority.isEmpty, Authority.isValid(authority) else { return .failure(.invalidAuthority) }
             headers.replaceOrAdd(name: "host", value: authority)
             facts.host = authority
         }
@@ -105,6 +126,9 @@ enum HTTP2HeadConverter {
             httpMethod = HTTPMethod(rawValue: method)
         }
         guard let path else { return .failure(.missingPseudoHeader(":path")) }
+        guard path.utf8.first == UInt8(ascii: "/") || (path == "*" && httpMethod == .OPTIONS) else {
+            return .failure(.invalidPath)
+        }
         if endStream || webSocketKey != nil {
             facts.framing = .none
         } else if let contentLength {

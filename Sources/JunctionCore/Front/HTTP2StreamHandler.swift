@@ -119,6 +119,11 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch converted {
         case .success(let value):
             request = value
+        case .failure(let problem) where problem.isStreamError:
+            // Malformed: reset, not answered (RFC 9113 8.1.1).
+            self.context?.writeAndFlush(self.wrapOutboundOut(.rstStream(.protocolError)), promise: nil)
+            self.context?.close(promise: nil)
+            return
         case .failure(let problem):
             self.beginRecord(method: .GET, target: block.first(name: ":path") ?? "-", facts: RequestFacts())
             self.respond(problem.failure)

@@ -21,6 +21,14 @@ struct TLSContextSet: Sendable {
     /// How long a close waits for the client's close_notify: the closing phase's deadline.
     static let shutdownTimeout = TimeAmount.seconds(1)
 
+    /// TLS 1.2 suites of Mozilla's "intermediate" profile (ssl-config.mozilla.org, version 5.7):
+    /// ECDHE key exchange with AES-GCM or ChaCha20-Poly1305 only; no static RSA, no CBC. BoringSSL
+    /// has no finite-field DHE, so the profile's DHE suites are left out.
+    public static let intermediateCiphers = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
+
     let entries: [Entry]
     /// The context every connection of the listener starts with.
     let context: NIOSSLContext
@@ -35,7 +43,7 @@ struct TLSContextSet: Sendable {
         var entries: [Entry] = []
         var diagnostics: [ConfigDiagnostic] = []
         for certificate in config.certificates {
-            switch self.loadEntry(certificate, minVersion: config.minVersion, alpn: alpn) {
+            switch self.loadEntry(certificate, tls: config, alpn: alpn) {
             case .success(let (entry, warnings)):
                 entries.append(entry)
                 diagnostics += warnings
@@ -44,7 +52,7 @@ struct TLSContextSet: Sendable {
             }
         }
         guard entries.count == config.certificates.count, let first = entries.first else { return (nil, diagnostics) }
-        var tls = self.configuration(chain: first.chain, key: first.key, minVersion: config.minVersion, alpn: alpn)
+        var tls = self.configuration(chain: first.chain, key: first.key, tls: config, alpn: alpn)
         if entries.count > 1 {
             let set = entries
             tls.sslContextCallback = { values, promise in
@@ -65,26 +73,27 @@ struct TLSContextSet: Sendable {
         } catch {
             let problem = ConfigDiagnostic(
                 severity: .error,
-                location: config.certificates[0].location,
-                path: config.certificates[0].configPath,
+                location: config.ciphersLocation ?? config.certificates[0].location,
+                path: config.ciphers == nil ? config.certificates[0].configPath : config.ciphersPath,
                 message: "cannot set up TLS: \(error)"
             )
             return (nil, diagnostics + [problem])
         }
     }
 
-    /// A server configuration for one certificate, with the listener's version floor and ALPN.
+    /// A server configuration for one certificate, with the listener's version floor, suites and ALPN.
     private static func configuration(
         chain: [NIOSSLCertificate],
         key: NIOSSLPrivateKey,
-        minVersion: TLSConfig.MinimumVersion,
+        tls config: TLSConfig,
         alpn: [String]
     ) -> TLSConfiguration {
         var tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) },
             privateKey: .privateKey(key)
         )
-        tls.minimumTLSVersion = minVersion == .tls13 ? .tlsv13 : .tlsv12
+        tls.minimumTLSVersion = config.minVersion == .tls13 ? .tlsv13 : .tlsv12
+        tls.cipherSuites = config.ciphers ?? Self.intermediateCiphers
         tls.applicationProtocols = alpn
         tls.shutdownTimeout = Self.shutdownTimeout
         return tls
@@ -92,7 +101,7 @@ struct TLSContextSet: Sendable {
 
     private static func loadEntry(
         _ certificate: TLSConfig.Certificate,
-        minVersion: TLSConfig.MinimumVersion,
+        tls config: TLSConfig,
         alpn: [String]
     ) -> Result<(Entry, [ConfigDiagnostic]), ConfigDiagnostic> {
         func problem(
@@ -124,8 +133,11 @@ struct TLSContextSet: Sendable {
         } catch {
             return .failure(problem("key", "\(certificate.keyPath) holds no PEM private key (\(error))"))
         }
-        // A context of its own checks that the key matches the certificate.
-        let tls = self.configuration(chain: chain, key: key, minVersion: minVersion, alpn: alpn)
+        // A context of its own checks that the key matches the certificate (with the default
+        // suites: a bad `ciphers` is reported at its own key).
+        var plain = config
+        plain.ciphers = nil
+        let tls = self.configuration(chain: chain, key: key, tls: plain, alpn: alpn)
         do {
             _ = try NIOSSLContext(configuration: tls)
         } catch NIOSSLError.failedToLoadPrivateKey {

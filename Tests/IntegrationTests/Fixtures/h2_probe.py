@@ -6,6 +6,10 @@
   h2_probe.py PORT rapid-reset COUNT   COUNT streams opened and reset at once (CVE-2023-44487)
   h2_probe.py PORT trailers PATH       a GET of PATH: its status, body and trailer fields
   h2_probe.py PORT goaway SECONDS      a request, then up to SECONDS waiting for the server's GOAWAY
+  h2_probe.py PORT headers JSON        a request whose header block is JSON's [[name, value], ...]
+                                       (pseudo-headers included, unchecked): its status or reset
+  h2_probe.py PORT headers-on-closed|headers-after-reset|bad-ping SECONDS
+                                       h2spec 5.1/12, 5.1/9, 5.4.1/1: GOAWAY code, and closed?
 
 Prints one JSON line of what happened.
 """
@@ -171,3 +175,9 @@ elif mode in ("headers-on-closed", "headers-after-reset", "bad-ping"):
             goaway = int.from_bytes(raw[offset + 13:offset + 17], "big")
         offset += 9 + length
     print(json.dumps({"first": first, "goaway": goaway, "closed": closed}))
+elif mode == "headers":
+    fields = [tuple(pair) for pair in json.loads(sys.argv[3])]
+    stream_id = conn.get_next_available_stream_id()
+    conn.send_headers(stream_id, fields, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    print(json.dumps({"result": outcome(stream_id)}))

@@ -37,6 +37,11 @@ final class HTTPTestBackend: Sendable {
         let healthStatus = Atomic<Int>(200)
         /// Requests to anything but `/health`.
         let proxiedRequests = Atomic<Int>(0)
+        /// The bytes received on every connection, as they came (the first 1 MiB).
+        let received = Mutex<[UInt8]>([])
+
+        /// What arrived so far, as text.
+        var receivedText: String { String(decoding: self.received.withLock { $0 }, as: UTF8.self) }
     }
 
     /// Listens on `host` (127.0.0.1, or another loopback address) and `port` (0: any free one).
@@ -53,6 +58,7 @@ final class HTTPTestBackend: Sendable {
                 stats.openConnections.add(1, ordering: .relaxed)
                 channel.closeFuture.whenComplete { _ in stats.openConnections.subtract(1, ordering: .relaxed) }
                 return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RawTap(stats: stats))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name, stats: stats))
                 }
@@ -275,5 +281,25 @@ private final class BackendHandler: ChannelInboundHandler {
         )
         context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+/// Keeps the bytes a backend connection receives, before any parsing, for tests that check what
+/// the proxy sent byte for byte.
+private final class RawTap: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    private let stats: HTTPTestBackend.Stats
+
+    init(stats: HTTPTestBackend.Stats) {
+        self.stats = stats
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = self.unwrapInboundIn(data)
+        self.stats.received.withLock { received in
+            received += bytes.readableBytesView.prefix(max(0, (1 << 20) - received.count))
+        }
+        context.fireChannelRead(data)
     }
 }
