@@ -147,12 +147,18 @@ public final class Junction: Sendable {
         } catch {
             failure = error
         }
+        var writers: [LineWriter] = []
         for context in contexts.all {
-            try? await context.eventLoop.submit {
+            let writer = try? await context.eventLoop.submit {
                 context.connections.closeAll()
                 context.accessLog?.flush()
+                return context.accessLog?.sink.writer
             }.get()
+            if let writer = writer ?? nil, !writers.contains(where: { $0 === writer }) { writers.append(writer) }
         }
+        // The last lines of an access-log file go out before the exit (stdout and stderr are
+        // flushed by the command line).
+        for writer in writers { writer.flush() }
         try? await group.shutdownGracefully()
         if let failure { throw failure }
         self.logger.info("junction stopped")

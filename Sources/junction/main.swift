@@ -38,6 +38,9 @@ struct Run: AsyncParsableCommand {
         let logging = prepared.config.logging
         LoggingSetup.bootstrap(level: logging.level, format: logging.format)
         let logger = Logger(label: "junction")
+        // What is still queued for stdout and stderr goes out before the exit (bounded: a stuck
+        // reader does not hold it up).
+        defer { LineWriter.flushStandardStreams() }
         do {
             try await Junction(prepared: prepared, logger: logger).run()
         } catch {
@@ -93,6 +96,7 @@ struct Demo: AsyncParsableCommand {
     }
 
     func run() async throws {
+        defer { LineWriter.flushStandardStreams() }
         do {
             try await JunctionDemo.run(port: self.port, adminPort: self.adminPort)
         } catch {

@@ -135,4 +135,37 @@ struct AccessLogTests {
         #expect(!Self.lines(rotated).contains { $0.hasSuffix("id=after-reopen") })
         #expect(junction.stop() == 0)
     }
+
+    @Test(
+        "stdout into a pipe nobody reads: 10,000 requests are served, lines are dropped and counted, a warning follows"
+    )
+    func stuckStdout() throws {
+        let backend = try HTTPTestBackend(name: "web")
+        defer { backend.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [backend.address], ddp: ["127.0.0.1:9"])
+                + "admin:\n  address: 127.0.0.1:0\n",
+            waitForListeners: 2,
+            readsStdout: false
+        )
+        let load = try ProcessRunner.run(
+            ["h2load", "--h1", "-n", "10000", "-c", "10", "-t", "1", "http://\(junction.address("http"))/echo"],
+            timeout: 120
+        )
+        #expect(load.stdout.contains("10000 succeeded, 0 failed, 0 errored, 0 timeout"), "\(load.stdout.suffix(600))")
+        let metrics = try Curl.run(["http://\(junction.address("admin"))/metrics"])
+        let dropped = metrics.split(separator: "\n").first { $0.hasPrefix("junction_log_lines_dropped_total ") }
+        let count = dropped.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(count > 1000, "the access-log lines that did not fit were dropped and counted: \(dropped ?? "none")")
+        // The reader recovers: what was queued comes out, then the warning.
+        junction.startReadingStdout()
+        #expect(
+            junction.waitForStderr(timeout: 10) {
+                $0.contains("log lines were dropped: the reader could not keep up") && $0.contains("sink=stdout")
+            },
+            "\(junction.stderr.suffix(500))"
+        )
+        #expect(junction.waitForStdout { $0.components(separatedBy: "GET /echo HTTP/1.1").count > 1000 })
+        #expect(junction.stop() == 0)
+    }
 }

@@ -151,7 +151,8 @@ final class AdminService: Service {
             channel.localAddress.flatMap { address in
                 address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
             } ?? self.address.description
-        StandardOutput.writeLine("listening name=admin address=\(bound) tls=off h2=off")
+        LineWriter.standardOutput.writeLine("listening name=admin address=\(bound) tls=off h2=off")
+        self.logger.info("listener started", metadata: ["listener": "admin", "address": "\(bound)"])
         try? await gracefulShutdown()
         try? await channel.close()
     }

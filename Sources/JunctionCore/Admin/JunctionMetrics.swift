@@ -1,6 +1,7 @@
 import CoreMetrics
 import NIOCore
 import Prometheus
+import Synchronization
 
 /// Junction's Prometheus metrics: per-request counters and durations through swift-metrics (backed
 /// by swift-prometheus), and gauges of the live state read when `/metrics` is scraped.
@@ -11,10 +12,14 @@ import Prometheus
 /// - `junction_backend_healthy{pool,backend}` — 1 when the backend takes new requests.
 /// - `junction_tunnels_active{pool}` — open WebSocket tunnels.
 /// - `junction_connections_active{listener}` — open client connections.
+/// - `junction_log_lines_dropped_total` — log and access-log lines a slow reader made Junction drop.
 public final class JunctionMetrics: Sendable {
     /// What `/metrics` renders.
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
+    private let droppedLines: Prometheus.Counter
+    /// `LineWriter.droppedLines` as last added to the counter.
+    private let droppedLinesCounted = Atomic<Int>(0)
 
     /// Request duration buckets, in seconds: 1 ms to 60 s.
     static let durationBuckets: [Duration] = [
@@ -27,6 +32,10 @@ public final class JunctionMetrics: Sendable {
         var factory = PrometheusMetricsFactory(registry: self.registry)
         factory.defaultDurationHistogramBuckets = Self.durationBuckets
         self.factory = factory
+        self.droppedLines = self.registry.makeCounter(
+            name: "junction_log_lines_dropped_total",
+            help: "Log and access-log lines dropped because their reader could not keep up."
+        )
     }
 
     func requestCounter(route: String, pool: String, code: UInt) -> CoreMetrics.Counter {
@@ -62,6 +71,9 @@ public final class JunctionMetrics: Sendable {
         for listener in listeners {
             self.gauge(Self.connectionsActive, [("listener", listener.name)]).set(to: Double(listener.connections))
         }
+        let dropped = LineWriter.droppedLines.load(ordering: .relaxed)
+        let counted = self.droppedLinesCounted.exchange(dropped, ordering: .relaxed)
+        if dropped > counted { self.droppedLines.increment(by: Int64(dropped - counted)) }
         return self.registry.emitToBuffer()
     }
 

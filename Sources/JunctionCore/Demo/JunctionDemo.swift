@@ -45,7 +45,7 @@ public enum JunctionDemo {
             """
         do {
             try await Junction(prepared: prepared, logger: Logger(label: "junction")) {
-                StandardOutput.writeLine(banner)
+                LineWriter.standardOutput.writeLine(banner)
             }.run()
         } catch {
             await backends.stop()

@@ -52,14 +52,13 @@ struct AccessRecord {
     }
 }
 
-/// Where access-log lines go: a file descriptor shared by all event loops, written with `write(2)`.
+/// Where access-log lines go: stdout or a file, through a `LineWriter` shared by all event loops
+/// (so a reader that cannot keep up costs lines, counted, never a blocked loop).
 ///
-/// Each event loop formats into its own `AccessLogBuffer` and writes once per loop tick, so a busy
-/// loop makes one syscall for many lines and nothing waits in a buffer past the current tick.
+/// Each event loop formats into its own `AccessLogBuffer` and hands it over once per loop tick.
 public final class AccessLogSink: Sendable {
-    let fileDescriptor: CInt
+    let writer: LineWriter
     let format: LoggingConfig.Format
-    private let ownsDescriptor: Bool
 
     /// nil for `access_log: off`.
     public static func open(
@@ -72,46 +71,39 @@ public final class AccessLogSink: Sendable {
         case .off:
             return nil
         case .stdout:
-            return AccessLogSink(fileDescriptor: STDOUT_FILENO, format: format, ownsDescriptor: false)
+            return AccessLogSink(writer: LineWriter.standardOutput, format: format)
         case .file(let path):
             let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
                 throw FileProblem(message: "cannot open access log \(path): \(String(cString: strerror(errno)))")
             }
-            return AccessLogSink(fileDescriptor: fd, format: format, ownsDescriptor: true)
+            // The writer closes the file once its last line is out.
+            return AccessLogSink(
+                writer: LineWriter(fileDescriptor: fd, name: path, ownsDescriptor: true),
+                format: format
+            )
         }
     }
 
-    init(fileDescriptor: CInt, format: LoggingConfig.Format, ownsDescriptor: Bool) {
-        self.fileDescriptor = fileDescriptor
+    init(writer: LineWriter, format: LoggingConfig.Format) {
+        self.writer = writer
         self.format = format
-        self.ownsDescriptor = ownsDescriptor
     }
 
-    deinit {
-        if self.ownsDescriptor { close(self.fileDescriptor) }
-    }
-
-    /// Writes all of `bytes`, retrying on EINTR and short writes; errors drop the lines.
-    func write(_ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(self.fileDescriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += written
-        }
+    /// Queues `lines` whole lines.
+    func write(_ bytes: UnsafeRawBufferPointer, lines: Int) {
+        self.writer.write(bytes, lines: lines)
     }
 }
 
 /// One event loop's pending access-log lines; flushed at the end of the loop tick.
 final class AccessLogBuffer {
-    private let sink: AccessLogSink
+    let sink: AccessLogSink
     private let eventLoop: EventLoop
     private var buffer: ByteBuffer
     private var flushScheduled = false
+    /// Lines in `buffer`, counted for the dropped-lines metric.
+    private var lines = 0
     /// The formatted wall-clock second, reused for every line in that second.
     private var cachedSecond: Int = -1
     private var cachedTimestamp: String = ""
@@ -130,6 +122,7 @@ final class AccessLogBuffer {
         case .text: self.writeText(record, duration: duration)
         case .json: self.writeJSON(record, duration: duration)
         }
+        self.lines += 1
         if !self.flushScheduled {
             self.flushScheduled = true
             self.eventLoop.assumeIsolated().execute { self.flush() }
@@ -139,8 +132,9 @@ final class AccessLogBuffer {
     func flush() {
         self.flushScheduled = false
         guard self.buffer.readableBytes > 0 else { return }
-        self.buffer.withUnsafeReadableBytes { self.sink.write($0) }
+        self.buffer.withUnsafeReadableBytes { self.sink.write($0, lines: self.lines) }
         self.buffer.clear()
+        self.lines = 0
     }
 
     // The combined format, then Junction's fields as key=value:

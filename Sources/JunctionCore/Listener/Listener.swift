@@ -74,7 +74,7 @@ final class Listener: Sendable {
             channel.localAddress.flatMap { address in
                 address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
             } ?? settings.config.address.description
-        StandardOutput.writeLine(
+        LineWriter.standardOutput.writeLine(
             "listening name=\(settings.config.name) address=\(bound) tls=\(settings.tls == nil ? "off" : "on") "
                 + "h2=\(settings.config.http2 ? "on" : "off")"
         )

@@ -5,8 +5,9 @@ import Synchronization
     import Glibc
 #endif
 
-/// Unbuffered line output: each line is one `write(2)`, so nothing waits in a stdio buffer when
-/// stdout or stderr is a pipe (systemd, docker, a test harness).
+/// Blocking, unbuffered line output for the command line's own messages (`check`, `version`, errors
+/// before serving): each line is one `write(2)`. While serving, everything goes through
+/// `LineWriter`, which never blocks.
 public enum StandardOutput {
     /// Writes `line` and a newline to stdout.
     public static func writeLine(_ line: String) {
@@ -48,7 +49,8 @@ public final class LogSettings: Sendable {
     }
 }
 
-/// Junction's swift-log handler: one line per event on stderr, as text or JSON (`logging.format`).
+/// Junction's swift-log handler: one line per event on stderr (through `LineWriter`: a stuck reader
+/// costs lines, never a blocked thread), as text or JSON (`logging.format`).
 /// Level and format follow `LogSettings`, so a reload changes them for every logger.
 public struct JunctionLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
@@ -88,7 +90,7 @@ public struct JunctionLogHandler: LogHandler {
             parts += keys.map { "\($0.jsonLiteral):\("\(merged[$0]!)".jsonLiteral)" }
             line = "{" + parts.joined(separator: ",") + "}"
         }
-        StandardOutput.writeErrorLine(line)
+        LineWriter.standardError.writeLine(line)
     }
 
     private static func textValue(_ value: Logger.Metadata.Value) -> String {

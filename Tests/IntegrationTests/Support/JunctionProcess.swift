@@ -21,8 +21,18 @@ final class JunctionProcess: @unchecked Sendable {
     /// Bound addresses by listener name, from the `listening name=... address=...` lines.
     private(set) var addresses: [String: String] = [:]
 
+    /// Whether stdout is read (false: a pipe nobody reads, as a stuck log consumer leaves it;
+    /// the listeners' addresses then come from the `listener started` lines on stderr).
+    private let readsStdout: Bool
+    private var stdoutPipe: Pipe?
+
     /// Writes `yaml` to a file in a fresh directory (extra files alongside) and starts `junction run`.
-    convenience init(yaml: String, files: [String: String] = [:], waitForListeners: Int = 1) throws {
+    convenience init(
+        yaml: String,
+        files: [String: String] = [:],
+        waitForListeners: Int = 1,
+        readsStdout: Bool = true
+    ) throws {
         let directory = try TestPaths.makeTemporaryDirectory()
         for (name, contents) in files {
             try contents.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
@@ -33,7 +43,8 @@ final class JunctionProcess: @unchecked Sendable {
             arguments: ["run", "--config", configPath],
             directory: directory,
             configPath: configPath,
-            waitForListeners: waitForListeners
+            waitForListeners: waitForListeners,
+            readsStdout: readsStdout
         )
     }
 
@@ -43,9 +54,16 @@ final class JunctionProcess: @unchecked Sendable {
         try self.init(arguments: arguments, directory: directory, configPath: "", waitForListeners: waitForListeners)
     }
 
-    private init(arguments: [String], directory: URL, configPath: String, waitForListeners: Int) throws {
+    private init(
+        arguments: [String],
+        directory: URL,
+        configPath: String,
+        waitForListeners: Int,
+        readsStdout: Bool = true
+    ) throws {
         self.directory = directory
         self.configPath = configPath
+        self.readsStdout = readsStdout
         self.process.executableURL = URL(fileURLWithPath: TestPaths.junctionBinary)
         self.process.arguments = arguments
         let out = Pipe()
@@ -54,7 +72,11 @@ final class JunctionProcess: @unchecked Sendable {
         self.process.standardError = err
         self.process.standardInput = FileHandle.nullDevice
         try self.process.run()
-        self.follow(out.fileHandleForReading, isStdout: true)
+        if readsStdout {
+            self.follow(out.fileHandleForReading, isStdout: true)
+        } else {
+            self.stdoutPipe = out
+        }
         self.follow(err.fileHandleForReading, isStdout: false)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
@@ -136,6 +158,14 @@ final class JunctionProcess: @unchecked Sendable {
                     }
                 } else {
                     self.stderrText += text
+                    if !self.readsStdout {
+                        for line in self.stderrText.split(separator: "\n") where line.contains(" listener started ") {
+                            let fields = Self.fields(String(line))
+                            if let name = fields["listener"], let address = fields["address"] {
+                                self.addresses[name] = address
+                            }
+                        }
+                    }
                 }
                 self.lock.unlock()
             }
@@ -150,6 +180,13 @@ final class JunctionProcess: @unchecked Sendable {
             result[String(part[..<equals])] = String(part[part.index(after: equals)...])
         }
         return result
+    }
+
+    /// Starts reading a stdout that was left unread (the stuck consumer recovers).
+    func startReadingStdout() {
+        guard let pipe = self.stdoutPipe else { return }
+        self.stdoutPipe = nil
+        self.follow(pipe.fileHandleForReading, isStdout: true)
     }
 
     /// Sends `signal` (SIGTERM by default).
