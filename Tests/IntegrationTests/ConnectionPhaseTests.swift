@@ -116,10 +116,10 @@ struct ConnectionPhaseTests {
         let url = "http://127.0.0.1:\(setup.junction.port("h2c"))/echo"
         for index in 0..<12 {
             let body = #"{"msg":"method.call","id":\#(index)}"#
-            let started = Date()
-            let answer = try Curl.json(url, extra: ["-m", "2", "-H", "Content-Type: application/json", "-d", body])
+            // Held back, the body would reach the backend only when the client gives up: -m 5
+            // fails the request long before Junction's 60 s response timeout.
+            let answer = try Curl.json(url, extra: ["-m", "5", "-H", "Content-Type: application/json", "-d", body])
             #expect(answer["body"] as? String == body, "POST \(index): \(answer)")
-            #expect(Date().timeIntervalSince(started) < 1, "POST \(index) answered at once")
         }
     }
 

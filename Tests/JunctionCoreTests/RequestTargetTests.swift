@@ -135,6 +135,12 @@ struct RequestTargetTests {
             ([(":method", "GET"), (":path", "/x"), (":authority", "A:1"), ("host", "a:1")], nil),
             ([(":method", "GET"), (":path", "/x"), ("host", "a b")], .invalidAuthority),
             ([(":method", "GET"), (":path", "/x"), (":authority", "[::1]:8443")], nil),
+            // Found by FuzzHTTP2Head: a method or a field value HTTP/1.1 parsers refuse.
+            ([(":method", "pOST"), (":path", "/x"), (":authority", "a")], .invalidMethod),
+            ([(":method", "GE\u{c6}T"), (":path", "/x"), (":authority", "a")], .invalidMethod),
+            ([(":method", "PROPFIND"), (":path", "/x"), (":authority", "a")], nil),
+            ([(":method", "GET"), (":path", "/x"), (":authority", "a"), ("cookie", "b=\u{12}")], .invalidFieldValue),
+            ([(":method", "GET"), (":path", "/x"), (":authority", "a"), ("x-tab", "a\tb")], nil),
         ] as [([(String, String)], HTTP2HeadConverter.Problem?)]
     )
     func http2Heads(fields: [(String, String)], problem: HTTP2HeadConverter.Problem?) {

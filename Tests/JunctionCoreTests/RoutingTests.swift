@@ -158,4 +158,11 @@ struct RoutingTests {
         #expect(ConfigValueParser.statusSet("20x") == nil)
         #expect(ConfigValueParser.statusSet("700") == nil)
     }
+
+    @Test("Percent-decoding is one pass: what decoding makes is not decoded again (found by FuzzRouting)")
+    func singlePassDecoding() {
+        #expect(PathNormalizer.routingPath(of: "/%%34d") == "/%4d", "and \"%4d\" stays, not \"M\"")
+        #expect(PathNormalizer.routingPath(of: "/%%34d/%2e%2e/websocket") == "/websocket")
+        #expect(PathNormalizer.routingPath(of: "/%252e%252e/websocket") == "/%252e%252e/websocket")
+    }
 }

@@ -31,9 +31,16 @@ enum HTTP2HeadConverter {
         /// `:path` does not start with "/" (and is not `*` for OPTIONS): a malformed request,
         /// answered with RST_STREAM PROTOCOL_ERROR (RFC 9113 8.1.1, 8.3.1).
         case invalidPath
+        /// `:method` is not one the HTTP/1.1 parsers know (NIO's, llhttp's in Node.js): the request
+        /// could not go upstream as HTTP/1.1, as it could not come in as HTTP/1.1.
+        case invalidMethod
+
+        /// A field value with a control character other than HTAB: swift-nio-http2 refuses only
+        /// NUL, CR and LF, HTTP/1.1 parsers refuse them all (RFC 9110 5.5).
+        case invalidFieldValue
 
         /// Whether the stream is reset instead of answered.
-        var isStreamError: Bool { self == .invalidPath }
+        var isStreamError: Bool { self == .invalidPath || self == .invalidMethod || self == .invalidFieldValue }
 
         var failure: ProxyFailure {
             switch self {
@@ -42,6 +49,8 @@ enum HTTP2HeadConverter {
             case .invalidAuthority: return .badRequest(":authority is not host[:port]")
             case .conflictingHost: return .badRequest("Host differs from :authority")
             case .invalidPath: return .badRequest(":path does not start with /")
+            case .invalidMethod: return .badRequest(":method is not a known method")
+            case .invalidFieldValue: return .badRequest("a field value holds a control character")
             }
         }
     }
@@ -61,6 +70,9 @@ enum HTTP2HeadConverter {
         var hostField: String?
         for (name, value, _) in block {
             guard name.utf8.first == UInt8(ascii: ":") else {
+                guard !value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) else {
+                    return .failure(.invalidFieldValue)
+                }
                 switch name {
                 case "cookie":
                     // RFC 9113 8.2.3: an HTTP/1.1 hop gets one Cookie field, crumbs joined by "; ".
@@ -95,6 +107,7 @@ enum HTTP2HeadConverter {
             }
         }
         guard let method else { return .failure(.missingPseudoHeader(":method")) }
+        if case .RAW = HTTPMethod(rawValue: method) { return .failure(.invalidMethod) }
         if !cookies.isEmpty { headers.add(name: "cookie", value: cookies.joined(separator: "; ")) }
         if let hostField {
             // RFC 9113 8.3.1: a Host naming another entity than :authority is malformed.
