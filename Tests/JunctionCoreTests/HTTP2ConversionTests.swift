@@ -138,6 +138,7 @@ struct HTTP2ConversionTests {
             ("chat.example.com", 443, "/", "https://chat.example.com/"),
             ("[::1]:8080", 8443, "/x", "https://[::1]:8443/x"),
             ("", 8443, "/x", "https://localhost:8443/x"),
+            ("a.example", 8443, "/\u{61A}x", "https://a.example:8443/\u{61A}x"),
         ]
     )
     func redirects(host: String, port: Int, target: String, expected: String) {

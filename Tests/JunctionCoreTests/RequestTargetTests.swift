@@ -44,6 +44,8 @@ struct RequestTargetTests {
             ("HTTPS://chat.example.com:8443", "GET", .absolute(authority: "chat.example.com:8443", originForm: "/")),
             ("http://[::1]:80?q", "GET", .absolute(authority: "[::1]:80", originForm: "/?q")),
             ("http://evil.example/websocket", "GET", .absolute(authority: "evil.example", originForm: "/websocket")),
+            // Found by FuzzHost: "/" and a combining mark make one Character; the target is bytes.
+            ("http://a.example/\u{61A}x", "GET", .absolute(authority: "a.example", originForm: "/\u{61A}x")),
         ] as [(String, String, RequestTarget)]
     )
     func targetForms(target: String, method: String, expected: RequestTarget) {

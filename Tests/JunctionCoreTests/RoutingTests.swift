@@ -165,4 +165,11 @@ struct RoutingTests {
         #expect(PathNormalizer.routingPath(of: "/%%34d/%2e%2e/websocket") == "/websocket")
         #expect(PathNormalizer.routingPath(of: "/%252e%252e/websocket") == "/%252e%252e/websocket")
     }
+
+    @Test("Paths are bytes: a combining mark after / hides no dot segment and no prefix (found by FuzzRouting)")
+    func combiningMarks() {
+        #expect(PathNormalizer.routingPath(of: "/./\u{31E}/../websocket") == "/websocket")
+        #expect(Route.path("/websocket/\u{301}", hasSegmentPrefix: "/websocket"))
+        #expect(!Route.path("/websocket\u{301}", hasSegmentPrefix: "/websocket"), "another segment, bytewise")
+    }
 }

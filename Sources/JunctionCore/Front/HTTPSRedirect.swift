@@ -12,7 +12,8 @@ enum HTTPSRedirect {
             name = name[..<colon]
         }
         if name.isEmpty { name = "localhost" }
-        let path = target.hasPrefix("/") ? target : "/"
+        // Bytes, not Characters: "/" and a combining mark after it are one Character.
+        let path = target.utf8.first == UInt8(ascii: "/") ? target : "/"
         return port == 443 ? "https://\(name)\(path)" : "https://\(name):\(port)\(path)"
     }
 

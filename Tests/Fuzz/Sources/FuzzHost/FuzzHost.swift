@@ -15,7 +15,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     for method in ["GET", "OPTIONS", "CONNECT"] {
         if case .success(.absolute(let authority, let originForm)) = RequestTarget.parse(text, method: method) {
-            precondition(originForm.hasPrefix("/"), "origin-form \(originForm) of \(text)")
+            // Bytes, not Characters: "/" followed by a combining mark is one Character.
+            precondition(originForm.utf8.first == UInt8(ascii: "/"), "origin-form \(originForm) of \(text)")
             precondition(Authority.isValid(authority) && !authority.isEmpty, "authority \(authority) of \(text)")
         }
     }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the unit and integration tests under a sanitizer: the test bundle and the `junction` binary
+# the integration tests start are built the same way, in a build folder of their own.
+#
+#   Tests/sanitizers.sh [address|thread ...]     # default: address thread
+#
+# Prints how long each build and test run took; exits 1 if any run failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SANITIZERS=("$@")
+[ ${#SANITIZERS[@]} -gt 0 ] || SANITIZERS=(address thread)
+status=0
+for sanitizer in "${SANITIZERS[@]}"; do
+    case "$sanitizer" in
+        address | thread) ;;
+        *) echo "sanitizers.sh: unknown sanitizer $sanitizer (address or thread)" >&2; exit 2 ;;
+    esac
+    scratch=".build-$sanitizer"
+    started=$(date +%s)
+    swift build --build-tests --sanitize="$sanitizer" --scratch-path "$scratch" 2>&1 | grep -E "error|Compiling junction|Build" || true
+    built=$(date +%s)
+    # A report stops the process at once, so a finding fails the test that met it.
+    export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    if swift test --sanitize="$sanitizer" --scratch-path "$scratch" --skip-build >"$scratch/test.log" 2>&1; then
+        result=passed
+    else
+        result=FAILED
+        status=1
+    fi
+    finished=$(date +%s)
+    summary=$(grep -E "Test run with" "$scratch/test.log" | tail -1)
+    echo "$sanitizer: $result, build $((built - started)) s, tests $((finished - built)) s: ${summary:-no summary (see $scratch/test.log)}"
+    grep -E "ERROR: (AddressSanitizer|ThreadSanitizer)|WARNING: ThreadSanitizer" "$scratch/test.log" | sort | uniq -c | head -20 || true
+done
+exit $status
