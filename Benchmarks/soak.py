@@ -300,13 +300,15 @@ logging:
             rss = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
         fds = len(os.listdir(f"/proc/{pid}/fd"))
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{self.ports['admin']}/metrics", timeout=5).read().decode()
-        tunnels = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("junction_tunnels_active"))
-        backend_ports = {self.ports[name] for name in ["b1", "b2", "w1", "w2"]}
+        metric_tunnels = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                             if line.startswith("junction_tunnels_active"))
         ss = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
-        upstream = sum(1 for line in ss.splitlines()
-                       if f"pid={pid}," in line and int(line.split()[3].rsplit(":", 1)[1]) in backend_ports)
-        self.samples.append({"minute": self.minute(), "rss_kb": rss, "fds": fds, "tunnels": int(tunnels),
-                             "upstream": upstream})
+        peer_ports = [int(line.split()[3].rsplit(":", 1)[1]) for line in ss.splitlines() if f"pid={pid}," in line]
+        upstream = sum(1 for port in peer_ports if port in {self.ports[name] for name in ["b1", "b2", "w1", "w2"]})
+        # Tunnels counted by the proxy's own sockets to the WebSocket backends, and as the metric says.
+        tunnels = sum(1 for port in peer_ports if port in {self.ports["w1"], self.ports["w2"]})
+        self.samples.append({"minute": self.minute(), "rss_kb": rss, "fds": fds, "tunnels": tunnels,
+                             "metric_tunnels": int(metric_tunnels), "upstream": upstream})
 
     def run(self):
         b1 = self.start_backend("b1")
@@ -344,11 +346,11 @@ logging:
             f"Soak: {self.args.minutes} min, {self.args.websockets} WebSockets churning, SIGHUP every minute, "
             f"backend b2 killed every {self.args.kill_every} min (minutes {sorted(self.kill_minutes)}).",
             "",
-            "| minute | RSS MiB | open fds | upstream connections | tunnels |",
-            "|---:|---:|---:|---:|---:|",
+            "| minute | RSS MiB | open fds | upstream connections | tunnels (sockets) | junction_tunnels_active |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for s in self.samples:
-            lines.append(f"| {s['minute']} | {s['rss_kb'] / 1024:.1f} | {s['fds']} | {s['upstream']} | {s['tunnels']} |")
+            lines.append(f"| {s['minute']} | {s['rss_kb'] / 1024:.1f} | {s['fds']} | {s['upstream']} | {s['tunnels']} | {s['metric_tunnels']} |")
         lines += ["", "| load | ok | failed in a kill minute | failed otherwise |", "|---|---:|---:|---:|"]
         unexplained_total = 0
         for name, counter in self.counters.items():

@@ -51,7 +51,7 @@ struct StreamingTests {
         let after = junction.memory()
         let growthMiB = (after.peak - before.rss) / 1024
         #expect(
-            growthMiB < 48,
+            growthMiB < 48 || TestPaths.underSanitizer,
             "peak RSS grew by \(growthMiB) MiB moving 450 MB (before \(before.rss) KiB, peak \(after.peak) KiB)"
         )
         #expect(junction.stop() == 0)
@@ -81,7 +81,10 @@ struct StreamingTests {
         )
         #expect(writtenLater == writtenAfterPause, "the backend is stalled, not trickling")
         let during = junction.memory()
-        #expect((during.rss - before.rss) / 1024 < 16, "RSS grew \((during.rss - before.rss) / 1024) MiB while stalled")
+        #expect(
+            (during.rss - before.rss) / 1024 < 16 || TestPaths.underSanitizer,
+            "RSS grew \((during.rss - before.rss) / 1024) MiB while stalled"
+        )
 
         // Reading again resumes the transfer to the end.
         let rest = try client.drain(size - firstRead)

@@ -105,6 +105,15 @@ enum TestPaths {
         return repositoryRoot.appendingPathComponent(".build/debug/junction").path
     }
 
+    /// Sanitizer options for the `junction` processes the tests start, set by Tests/sanitizers.sh.
+    static var sanitizerOptionsForJunction: String? {
+        ProcessInfo.processInfo.environment["JUNCTION_SANITIZER_OPTIONS"]
+    }
+
+    /// Whether the tests run under a sanitizer: its shadow memory and quarantine make RSS
+    /// meaningless, so memory bounds are checked in the normal run only.
+    static var underSanitizer: Bool { sanitizerOptionsForJunction != nil }
+
     /// The repository root (for conf/ and certs/).
     static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
