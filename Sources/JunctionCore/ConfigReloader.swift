@@ -63,7 +63,7 @@ final class ConfigReloader: Service {
             metadata: ["config": "\(self.configPath)", "generation": "\(current.generation)"]
         )
         let prepared: Junction.Prepared
-        switch Junction.prepare(configPath: self.configPath, loopCount: self.loops.count, previous: current) {
+        switch Junction.prepare(configPath: self.configPath, previous: current) {
         case .success(let value):
             prepared = value
         case .failure(let error):
@@ -104,6 +104,7 @@ final class ConfigReloader: Service {
             return false
         }
         let next = prepared.runtime
+        let changes = next.registry.apply(next, loops: self.loops)
         self.runtime.replace(with: next)
         let newSink = sink
         for loop in self.loops {
@@ -121,6 +122,10 @@ final class ConfigReloader: Service {
                 "pools": "\(config.pools.count)", "routes": "\(config.routes.count)",
             ]
         )
+        for (pool, change) in changes.sorted(by: { $0.key < $1.key })
+        where change.membersChanged || !change.reweighted.isEmpty {
+            self.logger.info("backends changed by reload", metadata: change.logMetadata(pool: pool))
+        }
         return true
     }
 

@@ -11,7 +11,7 @@ public final class Junction: Sendable {
     public struct Prepared: Sendable {
         /// The validated file.
         public let config: JunctionConfig
-        /// Warnings to log (keys of features not built yet, expired certificates...).
+        /// Warnings to log (unreachable routes, unused pools, a short tunnel_idle...).
         public let warnings: [ConfigDiagnostic]
         /// The file it came from (re-read on SIGHUP).
         public let configPath: String
@@ -25,17 +25,14 @@ public final class Junction: Sendable {
     }
 
     /// Loads and checks the file at `path`: the YAML schema, the certificates and keys, and that
-    /// every backend host name resolves. Errors come back all at once. `previous` (a reload) lends its
-    /// backends to the new generation so their counts and health carry over.
+    /// every backend host name resolves. Errors come back all at once.
     public static func prepare(configPath path: String) -> Result<Prepared, ConfigError> {
-        self.prepare(configPath: path, loopCount: nil, previous: nil)
+        self.prepare(configPath: path, previous: nil)
     }
 
-    static func prepare(
-        configPath path: String,
-        loopCount: Int?,
-        previous: RuntimeConfig?
-    ) -> Result<Prepared, ConfigError> {
+    /// As above; a reload passes the running generation (`previous`), whose backend registry the new
+    /// one shares, so backends that stay keep their counts and health.
+    static func prepare(configPath path: String, previous: RuntimeConfig?) -> Result<Prepared, ConfigError> {
         let outcome = ConfigLoader.load(path: path)
         guard let config = outcome.config else {
             return .failure(ConfigError(diagnostics: outcome.diagnostics))
@@ -52,8 +49,8 @@ public final class Junction: Sendable {
         do {
             runtime = try RuntimeConfig.make(
                 config: config,
-                loopCount: loopCount ?? config.effectiveThreads,
-                previous: previous
+                registry: previous?.registry ?? BackendRegistry(loopCount: config.effectiveThreads),
+                generation: (previous?.generation ?? 0) + 1
             )
         } catch {
             diagnostics += error.diagnostics
@@ -93,6 +90,7 @@ public final class Junction: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.effectiveThreads)
         let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
         let metrics = JunctionMetrics()
+        self.prepared.runtime.registry.apply(self.prepared.runtime)
         let runtime = RuntimeBox(self.prepared.runtime)
         let contexts = LoopContexts(
             group: group,
@@ -121,7 +119,7 @@ public final class Junction: Sendable {
                 logger: self.logger
             )
         )
-        services.append(HealthChecker(runtime: runtime, group: group, logger: self.logger))
+        services.append(HealthChecker(registry: self.prepared.runtime.registry, group: group, logger: self.logger))
         services.append(BackendDiscovery(runtime: runtime, loops: contexts.all, logger: self.logger))
         if let admin = config.admin {
             let state = AdminState(runtime: runtime, listeners: listeners, metrics: metrics)

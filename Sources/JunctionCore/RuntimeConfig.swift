@@ -6,9 +6,12 @@ import Synchronization
     import Glibc
 #endif
 
-/// One generation of the running configuration: routes bound to live pools, and the limits.
+/// One generation of the running configuration: routes bound to pools, each pool's resolved member
+/// list, and the limits.
 ///
-/// Immutable; a request keeps the generation it started with.
+/// A plain value once built; a request keeps the generation it started with. The live state (each
+/// backend's counts and health) is in the `BackendRegistry`, which outlives generations: the
+/// members listed here become current when the registry `apply`s the generation.
 final class RuntimeConfig: Sendable {
     /// The validated file it was built from.
     let config: JunctionConfig
@@ -16,6 +19,10 @@ final class RuntimeConfig: Sendable {
     let routes: RouteTable
     /// Pools by name.
     let pools: [String: Pool]
+    /// Each pool's backends as resolved for this generation.
+    let members: [String: [Backends.Member]]
+    /// The registry the pools' members live in.
+    let registry: BackendRegistry
     /// Client-side limits.
     let limits: LimitsConfig
     /// 1 for the file read at start, one more for each reload that took.
@@ -23,9 +30,17 @@ final class RuntimeConfig: Sendable {
     /// When this generation was loaded (seconds since the epoch).
     let loadedAt: Double
 
-    init(config: JunctionConfig, pools: [String: Pool], generation: Int = 1) {
+    init(
+        config: JunctionConfig,
+        pools: [String: Pool],
+        members: [String: [Backends.Member]] = [:],
+        registry: BackendRegistry = BackendRegistry(),
+        generation: Int = 1
+    ) {
         self.config = config
         self.pools = pools
+        self.members = members
+        self.registry = registry
         self.limits = config.limits
         self.generation = generation
         var now = timespec()
@@ -38,24 +53,23 @@ final class RuntimeConfig: Sendable {
         )
     }
 
-    /// Builds pools from the config, resolving backend host names to all their addresses. Throws a
-    /// `ConfigError` naming every backend that does not resolve. Backends of `previous` (a reload)
-    /// with the same pool, address, weight and checking are kept, with their counts and health.
+    /// Builds the pools of `config` over `registry`, resolving backend host names to all their
+    /// addresses. Throws a `ConfigError` naming every backend that does not resolve. Nothing
+    /// changes in the registry until it `apply`s the result.
     static func make(
         config: JunctionConfig,
-        loopCount: Int = 1,
-        previous: RuntimeConfig? = nil
-    ) throws(ConfigError)
-        -> RuntimeConfig
-    {
+        registry: BackendRegistry,
+        generation: Int = 1,
+        resolver: any Resolver = SystemResolver()
+    ) throws(ConfigError) -> RuntimeConfig {
         var pools: [String: Pool] = [:]
+        var members: [String: [Backends.Member]] = [:]
         var problems: [ConfigDiagnostic] = []
         for poolConfig in config.pools {
-            var backends: [Backend] = []
+            var poolMembers: [Backends.Member] = []
             for (index, backendConfig) in poolConfig.backends.enumerated() {
-                let addresses: [SocketAddress]
                 do {
-                    addresses = try BackendResolver.resolve(backendConfig.address)
+                    poolMembers += try BackendResolver.members(of: backendConfig, resolver: resolver)
                 } catch {
                     problems.append(
                         ConfigDiagnostic(
@@ -65,31 +79,6 @@ final class RuntimeConfig: Sendable {
                             message: "\(error)"
                         )
                     )
-                    continue
-                }
-                for address in addresses {
-                    let label = BackendResolver.label(address, fallback: backendConfig.address)
-                    let previousPool = previous?.pools[poolConfig.name]
-                    if previousPool?.healthCheck == poolConfig.healthCheck,
-                        let kept = previousPool?.backends.first(where: {
-                            $0.label == label && $0.configuredAddress == backendConfig.address.description
-                                && $0.weight == backendConfig.weight
-                                && $0.isActivelyChecked == (poolConfig.healthCheck != nil)
-                        })
-                    {
-                        backends.append(kept)
-                        continue
-                    }
-                    backends.append(
-                        Backend(
-                            address: address,
-                            label: label,
-                            weight: backendConfig.weight,
-                            poolName: poolConfig.name,
-                            configuredAddress: backendConfig.address.description,
-                            healthCheck: poolConfig.healthCheck
-                        )
-                    )
                 }
             }
             let balancer: any Balancer =
@@ -97,19 +86,25 @@ final class RuntimeConfig: Sendable {
                 case .leastConn: LeastConnectionsBalancer()
                 case .roundRobin: RoundRobinBalancer()
                 }
+            members[poolConfig.name] = poolMembers
             pools[poolConfig.name] = Pool(
                 name: poolConfig.name,
-                backends: backends,
+                members: registry.backends(named: poolConfig.name),
                 balancer: balancer,
                 affinity: poolConfig.affinity,
                 timeouts: poolConfig.timeouts,
                 retries: poolConfig.retries,
-                healthCheck: poolConfig.healthCheck,
-                loopCount: loopCount
+                healthCheck: poolConfig.healthCheck
             )
         }
         if !problems.isEmpty { throw ConfigError(diagnostics: problems) }
-        return RuntimeConfig(config: config, pools: pools, generation: (previous?.generation ?? 0) + 1)
+        return RuntimeConfig(
+            config: config,
+            pools: pools,
+            members: members,
+            registry: registry,
+            generation: generation
+        )
     }
 }
 
@@ -126,64 +121,5 @@ final class RuntimeBox: Sendable {
 
     func replace(with runtime: RuntimeConfig) {
         self.storage.withLock { $0 = runtime }
-    }
-}
-
-/// Resolves backend addresses (`host:port`) to socket addresses.
-enum BackendResolver {
-    /// A failed resolution, as one line.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
-    /// Whether `host` is an IP literal (nothing to resolve, nothing to re-resolve).
-    static func isLiteral(_ host: String) -> Bool {
-        (try? SocketAddress(ipAddress: host, port: 0)) != nil
-    }
-
-    /// Every address of `hostPort` (an IP literal gives itself).
-    static func resolve(_ hostPort: HostPort) throws -> [SocketAddress] {
-        if let literal = try? SocketAddress(ipAddress: hostPort.host, port: hostPort.port) {
-            return [literal]
-        }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_family = AF_UNSPEC
-        var results: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(hostPort.host, String(hostPort.port), &hints, &results)
-        guard status == 0, let first = results else {
-            throw Failure(description: "cannot resolve \(hostPort.host): \(String(cString: gai_strerror(status)))")
-        }
-        defer { freeaddrinfo(results) }
-        var addresses: [SocketAddress] = []
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let info = cursor {
-            if let raw = info.pointee.ai_addr {
-                let address: SocketAddress? =
-                    switch Int32(info.pointee.ai_family) {
-                    case AF_INET:
-                        raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                            SocketAddress($0.pointee, host: hostPort.host)
-                        }
-                    case AF_INET6:
-                        raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                            SocketAddress($0.pointee, host: hostPort.host)
-                        }
-                    default: nil
-                    }
-                if let address, !addresses.contains(address) { addresses.append(address) }
-            }
-            cursor = info.pointee.ai_next
-        }
-        if addresses.isEmpty {
-            throw Failure(description: "\(hostPort.host) has no IPv4 or IPv6 address")
-        }
-        return addresses
-    }
-
-    /// `ip:port` of a resolved address.
-    static func label(_ address: SocketAddress, fallback: HostPort) -> String {
-        guard let ip = address.ipAddress, let port = address.port else { return fallback.description }
-        return HostPort(host: ip, port: port).description
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import JunctionCore
+import JunctionDemo
 import Logging
 
 /// `junction run | check | version`: the command line of the contract.

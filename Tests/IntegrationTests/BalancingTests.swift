@@ -17,7 +17,8 @@ struct BalancingTests {
                 monolith: [monolith.address],
                 ddp: [a.address, b.address],
                 limits: "  shutdown_grace: 2s"
-            )
+            ) + "admin:\n  address: 127.0.0.1:0\n",
+            waitForListeners: 2
         )
         let url = "ws://127.0.0.1:\(junction.port("http"))/websocket"
         let driver = try WebSocketDriver()
@@ -37,7 +38,15 @@ struct BalancingTests {
         // Close three tunnels on ddp-a: it now has 0 open against ddp-b's 3, so the next three
         // tunnels all go to ddp-a (round robin would have sent some to ddp-b).
         for id in onA { try driver.close(id) }
-        Thread.sleep(forTimeInterval: 0.3)  // let the proxy see the closes
+        // Until the proxy has seen the closes.
+        #expect(
+            JunctionProcess.wait(timeout: 5) {
+                let status = try? Curl.json("http://\(junction.address("admin"))/status")
+                let pool = (status?["pools"] as? [String: Any])?["ddp-streamer"] as? [String: Any]
+                let backends = pool?["backends"] as? [[String: Any]] ?? []
+                return backends.first { $0["address"] as? String == a.address }?["active"] as? Int == 0
+            }
+        )
         for index in 6..<9 {
             let answer = try driver.open("t\(index)", url: url)
             #expect(answer["backend"] as? String == "ddp-a", "tunnel \(index) went to \(answer["backend"] ?? "?")")

@@ -120,11 +120,10 @@ struct CommandLineTests {
         let port = junction.port("http")
         let inFlight = try RawClient(port: port)
         try inFlight.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
-        Thread.sleep(forTimeInterval: 0.3)
+        #expect(JunctionProcess.wait(timeout: 5) { monolith.stats.proxiedRequests.load(ordering: .relaxed) == 1 })
         junction.signal(SIGTERM)
-        Thread.sleep(forTimeInterval: 0.3)
         // New connections are refused once the listener is closed.
-        #expect(throws: (any Error).self) { try RawClient(port: port) }
+        #expect(JunctionProcess.wait(timeout: 5) { (try? RawClient(port: port)) == nil })
         let answer = try inFlight.receiveAll()
         #expect(answer.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
         #expect(answer.lowercased().contains("connection: close"))
@@ -145,7 +144,7 @@ struct CommandLineTests {
         #expect(opened["ok"] as? Bool == true)
         let stopped = Date()
         junction.signal(SIGTERM)
-        Thread.sleep(forTimeInterval: 1)
+        #expect(junction.waitForStderr { $0.contains("listener draining") })
         #expect(try driver.echo("w", size: 10)["ok"] as? Bool == true, "the tunnel still works during the grace")
         let status = junction.waitForExit(timeout: 15)
         let elapsed = Date().timeIntervalSince(stopped)

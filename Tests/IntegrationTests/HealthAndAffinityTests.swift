@@ -67,7 +67,14 @@ struct HealthAndAffinityTests {
         )
         let admin = "http://\(junction.address("admin"))"
         let url = "http://127.0.0.1:\(junction.port("http"))/echo"
-        Thread.sleep(forTimeInterval: 0.8)
+        // Both backends checked once before the change.
+        #expect(
+            JunctionProcess.wait(timeout: 5) {
+                [first.address, second.address].allSatisfy {
+                    (try? Self.backendStatus(junction, $0)?["last_check"] as? [String: Any]) != nil
+                }
+            }
+        )
         #expect(try Curl.status(admin + "/readyz") == 200)
 
         second.stats.healthStatus.store(503, ordering: .relaxed)
@@ -116,7 +123,7 @@ struct HealthAndAffinityTests {
         #expect(junction.waitForStderr { $0.contains("backend up") })
     }
 
-    @Test("kill -9 of one of two backends during 3000 GETs: not a single failed request")
+    @Test("kill -9 of one of two backends during 10,000 GETs: not a single failed request")
     func killDuringLoad() throws {
         let survivor = try LineProcess(["python3", TestPaths.fixture("http_backend.py"), "0", "survivor"])
         let victim = try LineProcess(["python3", TestPaths.fixture("http_backend.py"), "0", "victim"])
@@ -128,23 +135,33 @@ struct HealthAndAffinityTests {
         let load = Process()
         load.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         load.arguments = [
-            "h2load", "--h1", "-n", "3000", "-c", "8", "-t", "1", "http://127.0.0.1:\(junction.port("http"))/echo",
+            "h2load", "--h1", "-n", "10000", "-c", "8", "-t", "1", "http://127.0.0.1:\(junction.port("http"))/echo",
         ]
         let output = Pipe()
         load.standardOutput = output
         load.standardError = output
         try load.run()
-        Thread.sleep(forTimeInterval: 0.4)
+        // Kill once some of the load is through, and make sure the load was still running then.
+        let metrics = "http://\(junction.address("admin"))/metrics"
+        #expect(
+            JunctionProcess.wait(timeout: 20) {
+                let text = (try? Curl.run(["-s", metrics])) ?? ""
+                let served = text.split(separator: "\n").filter { $0.hasPrefix("junction_requests_total{") }
+                    .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+                return served >= 300
+            }
+        )
         kill(victim.process.processIdentifier, SIGKILL)
+        #expect(load.isRunning, "the backend died while the load was running")
         load.waitUntilExit()
         let report = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(
             report.contains(
-                "requests: 3000 total, 3000 started, 3000 done, 3000 succeeded, 0 failed, 0 errored, 0 timeout"
+                "requests: 10000 total, 10000 started, 10000 done, 10000 succeeded, 0 failed, 0 errored, 0 timeout"
             ),
             "\(report)"
         )
-        #expect(report.contains("status codes: 3000 2xx, 0 3xx, 0 4xx, 0 5xx"), "\(report)")
+        #expect(report.contains("status codes: 10000 2xx, 0 3xx, 0 4xx, 0 5xx"), "\(report)")
         survivor.terminate()
     }
 
@@ -171,7 +188,8 @@ struct HealthAndAffinityTests {
         let heavyCount = Double(heavy.stats.proxiedRequests.load(ordering: .relaxed))
         let ratio = heavyCount / max(lightCount, 1)
         #expect(lightCount + heavyCount == 800)
-        #expect(ratio > 2.2 && ratio < 4, "heavy:light = \(heavyCount):\(lightCount) = \(ratio)")
+        // About 3; a slow build (a sanitizer) keeps fewer requests in flight, which evens the split.
+        #expect(ratio > 2 && ratio < 4, "heavy:light = \(heavyCount):\(lightCount) = \(ratio)")
     }
 
     @Test("SockJS affinity keeps an xhr-polling session on one sockjs-node backend; without it the session breaks")

@@ -37,7 +37,8 @@ struct ReloadAndDrainTests {
         load.standardOutput = output
         load.standardError = output
         try load.run()
-        Thread.sleep(forTimeInterval: 0.3)
+        // Reload once the load is flowing.
+        #expect(JunctionProcess.wait(timeout: 10) { first.stats.proxiedRequests.load(ordering: .relaxed) >= 100 })
         // The new file adds a backend to the monolith pool and a second listener.
         let reloaded =
             TestConfig.split(
@@ -69,6 +70,25 @@ struct ReloadAndDrainTests {
         let status = try Curl.json("http://\(junction.address("admin"))/status")
         #expect((status["config"] as? [String: Any])?["generation"] as? Int == 2, "/status shows the generation")
         #expect(((status["config"] as? [String: Any])?["loaded_at"] as? Double ?? 0) > 1_700_000_000)
+        // The tunnels opened under generation 1 still count under generation 2.
+        let pools = status["pools"] as? [String: Any]
+        #expect((pools?["ddp-streamer"] as? [String: Any])?["tunnels"] as? Int == 100, "\(status)")
+        let metrics = try Curl.run(["-s", "http://\(junction.address("admin"))/metrics"])
+        #expect(metrics.contains("junction_tunnels_active{pool=\"ddp-streamer\"} 100"), "\(metrics)")
+
+        // A reload that drops a backend drops its series too, and says what changed.
+        try (TestConfig.split(monolith: [added.address], ddp: [ddp.address]) + admin)
+            .write(toFile: junction.configPath, atomically: true, encoding: .utf8)
+        junction.signal(SIGHUP)
+        #expect(junction.waitForStderr { $0.contains("config reloaded generation=3") })
+        #expect(
+            junction.stderr.contains("backends changed by reload added= pool=monolith removed=\(first.address)"),
+            "\(junction.stderr)"
+        )
+        let after = try Curl.run(["-s", "http://\(junction.address("admin"))/metrics"])
+        #expect(!after.contains("backend=\"\(first.address)\""), "\(after)")
+        #expect(after.contains("backend=\"\(added.address)\""), "\(after)")
+        #expect(after.contains("junction_tunnels_active{pool=\"ddp-streamer\"} 100"), "\(after)")
     }
 
     @Test("A broken file on SIGHUP is refused with a logged error; the running config keeps serving")

@@ -162,7 +162,6 @@ struct HandlerTests {
             weight: 1,
             poolName: "p"
         )
-        backend.retain()  // what the exchange hands over with the tunnel
         let runtime = RuntimeConfig(config: JunctionConfig(), pools: [:])
         let loop = LoopContext(eventLoop: client.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
         var summary: Tunnel.Summary?
@@ -174,9 +173,10 @@ struct HandlerTests {
             retries: 0,
             healthCheck: nil
         )
+        // What the exchange hands over with the tunnel: the backend's active count.
         let tunnel = Tunnel(
             loop: loop,
-            backend: backend,
+            lease: BackendLease(backend),
             pool: pool,
             idleTimeout: .hours(1)
         ) {
@@ -211,11 +211,11 @@ struct HandlerTests {
         #expect(counter.reads == before + 1)
 
         #expect(backend.active == 1)
-        #expect(pool.tunnelCount.load(ordering: .relaxed) == 1)
+        #expect(pool.members.tunnelCount.load(ordering: .relaxed) == 1)
         _ = try? client.close().wait()
         _ = try? upstream.finish()
         #expect(backend.active == 0, "the tunnel stops counting once both sides closed")
-        #expect(pool.tunnelCount.load(ordering: .relaxed) == 0)
+        #expect(pool.members.tunnelCount.load(ordering: .relaxed) == 0)
         #expect(summary?.bytesFromClient == 14)
         #expect(summary?.bytesFromUpstream == 12)
     }

@@ -1,9 +1,14 @@
-import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// What the admin endpoints report on: the pools and the listeners' connection counts.
 struct AdminState: Sendable {
@@ -34,7 +39,7 @@ struct AdminState: Sendable {
             pools[pool.name] = StatusReport.PoolStatus(
                 balance: runtime.config.pool(named: pool.name)?.balance.rawValue ?? "least_conn",
                 affinity: pool.affinity.rawValue,
-                tunnels: pool.tunnelCount.load(ordering: .relaxed),
+                tunnels: pool.members.tunnelCount.load(ordering: .relaxed),
                 backends: pool.backends.map { backend in
                     StatusReport.BackendStatus(
                         address: backend.label,

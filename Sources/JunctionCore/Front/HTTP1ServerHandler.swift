@@ -523,9 +523,10 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         self.resumeReadingIfPossible()
     }
 
-    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, backend: Backend) {
+    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, lease: consuming BackendLease) {
+        let backend = lease.backend
         guard var request = self.request, let context = self.context, let upstreamChannel = upstream.channel else {
-            backend.release()
+            // The lease ends here: the client is gone.
             upstream.close()
             return
         }
@@ -548,7 +549,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
 
         let tunnel = Tunnel(
             loop: self.loop,
-            backend: backend,
+            lease: lease,
             route: request.route,
             record: request.record
         )

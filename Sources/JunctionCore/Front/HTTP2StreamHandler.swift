@@ -371,11 +371,12 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         self.resumeReading()
     }
 
-    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, backend: Backend) {
+    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, lease: consuming BackendLease) {
+        let backend = lease.backend
         guard let context = self.context, var record = self.record, let upstreamChannel = upstream.channel,
             let key = self.webSocketKey
         else {
-            backend.release()
+            // The lease ends here: the stream is gone.
             upstream.close()
             return
         }
@@ -386,7 +387,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
             channel.eventLoop.makeSucceededVoidFuture()
         }
         guard checker.shouldAllowUpgrade(upgradeResponse: head) else {
-            backend.release()
+            _ = consume lease
             upstream.close()
             self.record = record
             self.respond(.badGateway("the backend's Sec-WebSocket-Accept does not match the key Junction sent"))
@@ -406,7 +407,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         )
         let tunnel = Tunnel(
             loop: self.loop,
-            backend: backend,
+            lease: lease,
             route: self.route,
             record: record
         )

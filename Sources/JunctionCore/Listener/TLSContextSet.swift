@@ -1,5 +1,12 @@
 import NIOCore
 import NIOSSL
+import X509
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 #if canImport(Glibc)
     import Glibc
@@ -147,15 +154,20 @@ struct TLSContextSet: Sendable {
         } catch {
             return .failure(problem("cert", "cannot use \(certificate.certPath) with \(certificate.keyPath): \(error)"))
         }
+        let parsed: Certificate
+        do {
+            parsed = try Certificate(derEncoded: try leaf.toDERBytes())
+        } catch {
+            return .failure(problem("cert", "cannot read the certificate in \(certificate.certPath): \(error)"))
+        }
         var warnings: [ConfigDiagnostic] = []
-        let now = time(nil)
-        if leaf.notValidAfter < now {
+        let now = Date()
+        if parsed.notValidAfter < now {
             warnings.append(problem("cert", "the certificate in \(certificate.certPath) has expired", .warning))
-        } else if leaf.notValidBefore > now {
+        } else if parsed.notValidBefore > now {
             warnings.append(problem("cert", "the certificate in \(certificate.certPath) is not valid yet", .warning))
         }
-        let names = self.dnsNames(of: leaf)
-        return .success((Entry(chain: chain, key: key, names: names), warnings))
+        return .success((Entry(chain: chain, key: key, names: self.dnsNames(of: parsed)), warnings))
     }
 
     private static func unreadable(_ path: String) -> String? {
@@ -163,17 +175,18 @@ struct TLSContextSet: Sendable {
         return "cannot read \(path): \(String(cString: strerror(errno)))"
     }
 
-    /// SAN DNS names, else the subject's common name; lowercased.
-    static func dnsNames(of certificate: NIOSSLCertificate) -> [String] {
+    /// SAN DNS names, else the subject's common names; lowercased.
+    static func dnsNames(of certificate: Certificate) -> [String] {
         var names: [String] = []
-        for name in certificate._subjectAlternativeNames() where name.nameType == .dnsName {
-            names.append(String(decoding: name.contents, as: UTF8.self).lowercased())
+        if let alternatives = try? certificate.extensions.subjectAlternativeNames {
+            for case .dnsName(let name) in alternatives { names.append(name.lowercased()) }
         }
-        if names.isEmpty, let range = certificate.description.range(of: "common_name=") {
-            // NIOSSL keeps commonName internal; its description carries it.
-            let rest = certificate.description[range.upperBound...]
-            let name = rest.prefix { $0 != ";" && $0 != ">" }
-            if !name.isEmpty { names.append(name.lowercased()) }
+        if names.isEmpty {
+            for relativeName in certificate.subject {
+                for attribute in relativeName where attribute.type == .RDNAttributeType.commonName {
+                    if let name = String(attribute.value) { names.append(name.lowercased()) }
+                }
+            }
         }
         return names
     }

@@ -1,7 +1,7 @@
 extension String {
     /// This text as a JSON string literal, quotes included: for the few hand-written JSON lines
     /// (logs, the demo backends) where an encoder would be overkill.
-    var jsonLiteral: String {
+    package var jsonLiteral: String {
         var out = "\""
         for scalar in self.unicodeScalars {
             switch scalar {

@@ -35,7 +35,8 @@ final class LoopContext: @unchecked Sendable {
         runtime: RuntimeConfig,
         accessLogSink: AccessLogSink?,
         metrics: JunctionMetrics? = nil,
-        logger: Logger = Logger(label: "junction")
+        logger: Logger = Logger(label: "junction"),
+        connector: any UpstreamConnector = SocketConnector()
     ) {
         self.eventLoop = eventLoop
         self.metrics = metrics.map(LoopMetrics.init)
@@ -43,7 +44,7 @@ final class LoopContext: @unchecked Sendable {
         self.logger = logger
         self.runtime = runtime
         self.sweeper = DeadlineSweeper(eventLoop: eventLoop)
-        self.connections = UpstreamConnectionPool(eventLoop: eventLoop)
+        self.connections = UpstreamConnectionPool(eventLoop: eventLoop, connector: connector)
         self.connections.sweeper = self.sweeper
         self.accessLog = accessLogSink.map { AccessLogBuffer(sink: $0, eventLoop: eventLoop) }
     }

@@ -4,23 +4,27 @@ import NIOHTTP1
 /// Serves small, complete answers computed from the request head alone: the admin endpoints and
 /// the demo backends. Request bodies are ignored; HEAD gets the head only; `Connection: close` is
 /// honoured. Not for proxied traffic, which never goes through NIO's response encoder.
-final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+package final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     /// One answer.
-    struct Answer {
-        var status: HTTPResponseStatus = .ok
-        var contentType: String
-        var body: [UInt8]
+    package struct Answer {
+        package var status: HTTPResponseStatus = .ok
+        package var contentType: String
+        package var body: [UInt8]
 
-        init(status: HTTPResponseStatus = .ok, contentType: String, body: [UInt8]) {
+        package init(status: HTTPResponseStatus = .ok, contentType: String, body: [UInt8]) {
             self.status = status
             self.contentType = contentType
             self.body = body
         }
 
-        init(status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8", _ text: String) {
+        package init(
+            status: HTTPResponseStatus = .ok,
+            contentType: String = "text/plain; charset=utf-8",
+            _ text: String
+        ) {
             self.init(status: status, contentType: contentType, body: Array(text.utf8))
         }
     }
@@ -28,11 +32,11 @@ final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannelHandler 
     private let answer: (HTTPRequestHead) -> Answer
     private var head: HTTPRequestHead?
 
-    init(answer: @escaping (HTTPRequestHead) -> Answer) {
+    package init(answer: @escaping (HTTPRequestHead) -> Answer) {
         self.answer = answer
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
@@ -66,7 +70,7 @@ final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannelHandler 
 
 extension HTTPRequestHead {
     /// The path of the request target, without the query.
-    var pathWithoutQuery: String {
+    package var pathWithoutQuery: String {
         self.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)
             ?? self.uri
     }

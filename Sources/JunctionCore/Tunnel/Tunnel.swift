@@ -12,6 +12,8 @@ final class Tunnel: DeadlineTracked {
     }
 
     private let loop: LoopContext
+    /// The backend's active count, held while the tunnel is open.
+    private var lease: BackendLease?
     private let backend: Backend
     /// The pool whose open tunnels this one counts in.
     private let pool: Pool?
@@ -31,15 +33,16 @@ final class Tunnel: DeadlineTracked {
     /// The backend's active count is owned by the tunnel from now on; `pair` connects its two sides.
     init(
         loop: LoopContext,
-        backend: Backend,
+        lease: consuming BackendLease,
         pool: Pool?,
         idleTimeout: TimeAmount,
         onClose: @escaping (Summary) -> Void
     ) {
         self.loop = loop
-        self.backend = backend
+        self.backend = lease.backend
+        self.lease = consume lease
         self.pool = pool
-        pool?.tunnelCount.add(1, ordering: .relaxed)
+        pool?.members.tunnelCount.add(1, ordering: .relaxed)
         self.idleTimeout = idleTimeout
         self.onClose = onClose
         self.lastActivity = .now()
@@ -50,13 +53,13 @@ final class Tunnel: DeadlineTracked {
     /// the tunnel closes, with the bytes that crossed it.
     convenience init(
         loop: LoopContext,
-        backend: Backend,
+        lease: consuming BackendLease,
         route: Route?,
         record: AccessRecord
     ) {
         self.init(
             loop: loop,
-            backend: backend,
+            lease: lease,
             pool: route?.pool,
             idleTimeout: route?.pool.timeouts.tunnelIdle ?? .hours(1)
         ) { summary in
@@ -100,8 +103,8 @@ final class Tunnel: DeadlineTracked {
         self.openSides -= 1
         guard self.openSides == 0 else { return }
         self.loop.sweeper.unregister(self)
-        self.backend.release()
-        self.pool?.tunnelCount.subtract(1, ordering: .relaxed)
+        self.lease = nil
+        self.pool?.members.tunnelCount.subtract(1, ordering: .relaxed)
         self.onClose(
             Summary(
                 bytesFromClient: self.bytesFromClient,

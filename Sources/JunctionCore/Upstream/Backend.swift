@@ -6,10 +6,12 @@ import Synchronization
 #endif
 
 /// One upstream address of a pool, with the only state shared across event loops: its active
-/// count (in-flight requests plus open tunnels) and its health.
+/// count (in-flight requests plus open tunnels), its weight and its health.
 ///
-/// The data path reads and writes atomics only; the health state machine and the last check
-/// result sit behind a mutex that only checks and failures touch.
+/// Long-lived: the pool's `Backends` registry keeps the same object across reloads and DNS
+/// refreshes for as long as the address stays, so counts and health carry over. The data path
+/// reads and writes atomics only; the health state machine and the last check result sit behind a
+/// mutex that only checks and failures touch.
 public final class Backend: Sendable {
     /// The resolved socket address connections go to.
     public let address: SocketAddress
@@ -17,19 +19,19 @@ public final class Backend: Sendable {
     public let label: String
     /// The configured `host:port` (a name for DNS backends), sent as Host by health checks.
     public let configuredAddress: String
-    /// Relative weight, 1...100.
-    public let weight: Int
     /// The pool's name, for logs.
     public let poolName: String
     /// The opaque `junction_<pool>` cookie value that names this backend (cookie affinity): a hash
     /// of pool and address, the same on every Junction with the same config.
     public let affinityToken: String
-    /// Whether the pool runs active health checks (then passive failures wait for a check to pass,
-    /// else they wait out a back-off).
-    public let isActivelyChecked: Bool
 
     /// In-flight requests plus open tunnels.
     private let activeCount = Atomic<Int>(0)
+    /// Relative weight, 1...100 (the config's, changed in place by a reload).
+    private let weightValue: Atomic<Int>
+    /// Whether the pool runs active health checks (then passive failures wait for a check to pass,
+    /// else they wait out a back-off).
+    private let activelyChecked: Atomic<Bool>
     /// What the balancer reads: false while the backend is down.
     private let healthyFlag = Atomic<Bool>(true)
     /// Consecutive failed connects; drives the passive back-off of pools without health checks.
@@ -69,20 +71,41 @@ public final class Backend: Sendable {
     ) {
         self.address = address
         self.label = label
-        self.weight = weight
+        self.weightValue = Atomic(weight)
         self.poolName = poolName
         self.configuredAddress = configuredAddress ?? label
-        self.isActivelyChecked = healthCheck != nil
+        self.activelyChecked = Atomic(healthCheck != nil)
         self.affinityToken = AffinityToken.make(pool: poolName, backend: label)
-        self.health = Mutex(
-            HealthRecord(
-                machine: HealthStateMachine(
-                    healthyThreshold: healthCheck?.healthyThreshold ?? 1,
-                    unhealthyThreshold: healthCheck?.unhealthyThreshold ?? 1
-                ),
-                lastCheck: nil
+        self.health = Mutex(HealthRecord(machine: HealthStateMachine(check: healthCheck), lastCheck: nil))
+    }
+
+    /// Relative weight, 1...100.
+    public var weight: Int { self.weightValue.load(ordering: .relaxed) }
+
+    /// Whether the pool runs active health checks.
+    public var isActivelyChecked: Bool { self.activelyChecked.load(ordering: .relaxed) }
+
+    /// A reload changed the weight.
+    func setWeight(_ weight: Int) {
+        self.weightValue.store(weight, ordering: .relaxed)
+    }
+
+    /// A reload changed the pool's health check. The counts stay; so does the health while the
+    /// backend stays checked (with the new thresholds from now on). Adding or removing the check
+    /// starts the backend healthy with a clean record, as a new backend would.
+    func setHealthCheck(_ check: HealthCheckConfig?) {
+        let wasChecked = self.activelyChecked.exchange(check != nil, ordering: .relaxed)
+        self.consecutiveFailures.store(0, ordering: .relaxed)
+        self.downUntilNanos.store(0, ordering: .relaxed)
+        self.health.withLock { record in
+            let keepsHealth = wasChecked && check != nil
+            record.machine = HealthStateMachine(
+                check: check,
+                isHealthy: keepsHealth ? record.machine.isHealthy : true
             )
-        )
+            if !keepsHealth { record.lastCheck = nil }
+            self.healthyFlag.store(record.machine.isHealthy, ordering: .relaxed)
+        }
     }
 
     /// In-flight requests plus open tunnels.
@@ -94,7 +117,7 @@ public final class Backend: Sendable {
     /// The last active check, if any ran.
     public var lastCheck: CheckResult? { self.health.withLock { $0.lastCheck } }
 
-    /// Counts a request or tunnel against this backend until `release()`.
+    /// Counts a request or tunnel against this backend until `release()` (through `BackendLease`).
     func retain() {
         self.activeCount.add(1, ordering: .relaxed)
     }

@@ -12,11 +12,13 @@ final class BackendDiscovery: Service {
     private let runtime: RuntimeBox
     private let loops: [LoopContext]
     private let logger: Logger
+    private let resolver: any Resolver
 
-    init(runtime: RuntimeBox, loops: [LoopContext], logger: Logger) {
+    init(runtime: RuntimeBox, loops: [LoopContext], logger: Logger, resolver: any Resolver = SystemResolver()) {
         self.runtime = runtime
         self.loops = loops
         self.logger = logger
+        self.resolver = resolver
     }
 
     func run() async throws {
@@ -35,56 +37,33 @@ final class BackendDiscovery: Service {
         }
     }
 
-    /// Resolves every backend of `poolConfig` again and updates the pool if its addresses changed.
+    /// Resolves every backend of `poolConfig` again and hands the pool's new member list to the
+    /// registry, which changes only what differs.
     func refresh(_ poolConfig: PoolConfig, in runtime: RuntimeConfig) async {
         guard let pool = runtime.pools[poolConfig.name] else { return }
-        let current = pool.backends
-        var next: [Backend] = []
+        var members: [Backends.Member] = []
         for backendConfig in poolConfig.backends {
-            let hostPort = backendConfig.address
-            let addresses: [SocketAddress]
             do {
-                addresses = try await NIOThreadPool.singleton.runIfActive { try BackendResolver.resolve(hostPort) }
+                let resolver = self.resolver
+                members += try await NIOThreadPool.singleton.runIfActive {
+                    try BackendResolver.members(of: backendConfig, resolver: resolver)
+                }
             } catch {
                 // Keep what this name resolved to last time.
                 self.logger.warning(
                     "DNS resolution failed, keeping the last addresses",
-                    metadata: ["pool": "\(poolConfig.name)", "name": "\(hostPort)", "error": "\(error)"]
+                    metadata: ["pool": "\(poolConfig.name)", "name": "\(backendConfig.address)", "error": "\(error)"]
                 )
-                next += current.filter { $0.configuredAddress == hostPort.description }
-                continue
-            }
-            for address in addresses {
-                let label = BackendResolver.label(address, fallback: hostPort)
-                if let existing = current.first(where: {
-                    $0.label == label && $0.configuredAddress == hostPort.description
-                }) {
-                    next.append(existing)
-                } else {
-                    next.append(
-                        Backend(
-                            address: address,
-                            label: label,
-                            weight: backendConfig.weight,
-                            poolName: poolConfig.name,
-                            configuredAddress: hostPort.description,
-                            healthCheck: poolConfig.healthCheck
-                        )
-                    )
-                }
+                members += pool.members.members(configuredAs: backendConfig.address.description)
             }
         }
-        let before = Set(current.map(\.label))
-        let after = Set(next.map(\.label))
-        guard before != after else { return }
-        pool.replaceBackends(next, loops: self.loops)
-        self.logger.info(
-            "backends changed by DNS",
-            metadata: [
-                "pool": "\(poolConfig.name)",
-                "added": "\(after.subtracting(before).sorted().joined(separator: ","))",
-                "removed": "\(before.subtracting(after).sorted().joined(separator: ","))",
-            ]
+        let change = runtime.registry.update(
+            pool: poolConfig.name,
+            members: members,
+            generation: runtime.generation,
+            loops: self.loops
         )
+        guard let change, change.membersChanged else { return }
+        self.logger.info("backends changed by DNS", metadata: change.logMetadata(pool: poolConfig.name))
     }
 }

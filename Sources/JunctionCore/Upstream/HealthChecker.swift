@@ -13,48 +13,60 @@ import ServiceLifecycle
 /// on the event loops but off the data path; results feed each backend's flip-rule state machine
 /// and transitions are logged once.
 final class HealthChecker: Service {
-    private let runtime: RuntimeBox
+    private let registry: BackendRegistry
     private let group: EventLoopGroup
     private let logger: Logger
-    /// How often the checker looks for pools a reload added or removed.
-    static let poolRefresh = Duration.milliseconds(500)
 
-    init(runtime: RuntimeBox, group: EventLoopGroup, logger: Logger) {
-        self.runtime = runtime
+    init(registry: BackendRegistry, group: EventLoopGroup, logger: Logger) {
+        self.registry = registry
         self.group = group
         self.logger = logger
     }
 
-    func run() async throws {
-        // One task per checked pool of the current generation; a reload swaps them.
-        var running: [ObjectIdentifier: Task<Void, Never>] = [:]
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let pools = self.runtime.current.pools.values.filter { $0.healthCheck != nil }
-            let wanted = Set(pools.map(ObjectIdentifier.init))
-            for (id, task) in running where !wanted.contains(id) {
-                task.cancel()
-                running[id] = nil
-            }
-            for pool in pools where running[ObjectIdentifier(pool)] == nil {
-                running[ObjectIdentifier(pool)] = Task { await self.checkForever(pool) }
-            }
-            try? await Task.sleep(for: Self.poolRefresh)
-        }
-        for task in running.values { task.cancel() }
+    /// A pool's checking task and the check it runs.
+    private struct Checking {
+        let check: HealthCheckConfig
+        let task: Task<Void, Never>
     }
 
-    private func checkForever(_ pool: Pool) async {
-        guard let check = pool.healthCheck else { return }
+    func run() async throws {
+        // One task per checked pool; the registry says when pools or their checks change.
+        var running: [ObjectIdentifier: Checking] = [:]
+        self.reconcile(&running)
+        for await _ in self.registry.changes.cancelOnGracefulShutdown() {
+            self.reconcile(&running)
+        }
+        for checking in running.values { checking.task.cancel() }
+    }
+
+    /// Starts checking pools that have a check and no task (or a task for another check), stops
+    /// tasks of pools that are gone or no longer checked.
+    private func reconcile(_ running: inout [ObjectIdentifier: Checking]) {
+        var wanted: [ObjectIdentifier: (Backends, HealthCheckConfig)] = [:]
+        for pool in self.registry.pools.values {
+            if let check = pool.healthCheck { wanted[ObjectIdentifier(pool)] = (pool, check) }
+        }
+        for (id, checking) in running where wanted[id]?.1 != checking.check {
+            checking.task.cancel()
+            running[id] = nil
+        }
+        for (id, (pool, check)) in wanted where running[id] == nil {
+            running[id] = Checking(check: check, task: Task { await self.checkForever(pool, check: check) })
+        }
+    }
+
+    private func checkForever(_ pool: Backends, check: HealthCheckConfig) async {
         while !Task.isCancelled {
             let started = ContinuousClock.now
             await withTaskGroup(of: Void.self) { round in
-                for backend in pool.backends {
+                for backend in pool.all {
                     round.addTask {
                         // Up to a tenth of the interval, so a pool's backends are not probed in lockstep.
                         let jitter = Int64.random(in: 0...max(check.interval.nanoseconds / 10, 1))
                         try? await Task.sleep(nanoseconds: UInt64(jitter))
                         guard !Task.isCancelled else { return }
                         let result = await HealthProbe.run(backend: backend, check: check, eventLoop: self.group.next())
+                        guard !Task.isCancelled else { return }
                         self.record(result, for: backend)
                     }
                 }

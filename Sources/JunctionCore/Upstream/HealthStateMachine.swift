@@ -17,9 +17,19 @@ struct HealthStateMachine: Equatable {
     private(set) var consecutivePasses = 0
     private(set) var consecutiveFailures = 0
 
-    init(healthyThreshold: Int, unhealthyThreshold: Int) {
+    init(healthyThreshold: Int, unhealthyThreshold: Int, isHealthy: Bool = true) {
         self.healthyThreshold = max(1, healthyThreshold)
         self.unhealthyThreshold = max(1, unhealthyThreshold)
+        self.isHealthy = isHealthy
+    }
+
+    /// The machine for a pool's health check (thresholds of 1 when there is none).
+    init(check: HealthCheckConfig?, isHealthy: Bool = true) {
+        self.init(
+            healthyThreshold: check?.healthyThreshold ?? 1,
+            unhealthyThreshold: check?.unhealthyThreshold ?? 1,
+            isHealthy: isHealthy
+        )
     }
 
     /// An active check passed.

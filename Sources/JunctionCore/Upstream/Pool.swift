@@ -1,13 +1,13 @@
 import NIOCore
 import Synchronization
 
-/// A named set of backends with its balancer, affinity, timeouts and retry budget.
-///
-/// Membership can change while running (DNS discovery). The data path reads a per-event-loop copy
-/// of the member list, updated on each loop, so picking a backend takes no lock.
+/// A pool as one config generation sees it: its balancer, affinity, timeouts and retry budget,
+/// over the pool's long-lived members (`Backends`), which outlive the generation.
 public final class Pool: Sendable {
     /// The pool's name from the config.
     public let name: String
+    /// The members, shared with every generation that has a pool of this name.
+    public let members: Backends
     /// How a backend is picked.
     public let balancer: any Balancer
     /// Session affinity.
@@ -18,60 +18,52 @@ public final class Pool: Sendable {
     public let retries: Int
     /// The active health check, if any.
     public let healthCheck: HealthCheckConfig?
-    /// Open WebSocket tunnels to this pool's backends.
-    let tunnelCount = Atomic<Int>(0)
-
-    /// The members, for the control plane (health checks, discovery, status).
-    private let memberList: Mutex<[Backend]>
-    /// One copy of the members per event loop (`LoopContext.index`), each only read and written on
-    /// its own loop.
-    private let loopViews: [LoopView]
-
-    /// The backends as one event loop sees them.
-    final class LoopView: @unchecked Sendable {
-        var backends: [Backend]
-
-        init(backends: [Backend]) {
-            self.backends = backends
-        }
-    }
 
     public init(
+        name: String,
+        members: Backends,
+        balancer: any Balancer,
+        affinity: AffinityPolicy = .none,
+        timeouts: UpstreamTimeouts,
+        retries: Int,
+        healthCheck: HealthCheckConfig?
+    ) {
+        self.name = name
+        self.members = members
+        self.balancer = balancer
+        self.affinity = affinity
+        self.timeouts = timeouts
+        self.retries = retries
+        self.healthCheck = healthCheck
+    }
+
+    /// A pool over `backends` as they are (unit tests).
+    convenience init(
         name: String,
         backends: [Backend],
         balancer: any Balancer,
         affinity: AffinityPolicy = .none,
         timeouts: UpstreamTimeouts,
         retries: Int,
-        healthCheck: HealthCheckConfig?,
-        loopCount: Int = 1
+        healthCheck: HealthCheckConfig?
     ) {
-        self.name = name
-        self.balancer = balancer
-        self.affinity = affinity
-        self.timeouts = timeouts
-        self.retries = retries
-        self.healthCheck = healthCheck
-        self.memberList = Mutex(backends)
-        self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: backends) }
+        self.init(
+            name: name,
+            members: Backends(poolName: name, backends: backends),
+            balancer: balancer,
+            affinity: affinity,
+            timeouts: timeouts,
+            retries: retries,
+            healthCheck: healthCheck
+        )
     }
 
     /// The current members (control plane).
-    public var backends: [Backend] { self.memberList.withLock { $0 } }
+    public var backends: [Backend] { self.members.all }
 
     /// The members as seen from the event loop with `loopIndex` (data path; call on that loop).
     func backends(onLoop loopIndex: Int) -> [Backend] {
-        self.loopViews[loopIndex % self.loopViews.count].backends
-    }
-
-    /// Replaces the members (discovery). Each loop picks up the new list on its next turn; requests
-    /// and tunnels on removed backends finish on the objects they hold.
-    func replaceBackends(_ backends: [Backend], loops: [LoopContext]) {
-        self.memberList.withLock { $0 = backends }
-        for loop in loops {
-            let view = self.loopViews[loop.index % self.loopViews.count]
-            loop.eventLoop.execute { view.backends = backends }
-        }
+        self.members.onLoop(loopIndex)
     }
 
     /// Picks a backend for a request on `loopIndex`: the affinity's choice when it is available and

@@ -1,6 +1,5 @@
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// One event loop's keep-alive connections to every backend: idle ones are reused LIFO (the most
 /// recently used is the least likely to have been closed by the backend), new ones are dialled on
@@ -10,12 +9,14 @@ final class UpstreamConnectionPool {
     static let maxIdlePerBackend = 256
 
     private let eventLoop: EventLoop
+    private let connector: any UpstreamConnector
     private var idle: [ObjectIdentifier: [UpstreamConnection]] = [:]
     /// Set once the loop context exists; checks pooled connections' idle timeouts.
     var sweeper: DeadlineSweeper?
 
-    init(eventLoop: EventLoop) {
+    init(eventLoop: EventLoop, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
+        self.connector = connector
     }
 
     /// An idle, open connection to `backend`, removed from the pool; nil if none.
@@ -60,24 +61,20 @@ final class UpstreamConnectionPool {
         let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)
         let handler = UpstreamConnection(backend: backend, pool: self, decoder: decoder)
         let handlerBox = NIOLoopBound((handler, decoder), eventLoop: self.eventLoop)
-        return ClientBootstrap(group: self.eventLoop)
-            .connectTimeout(timeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                do {
-                    // Requests are serialized by Junction (HTTP1HeadWriter); only responses are parsed.
-                    let sync = channel.pipeline.syncOperations
-                    let (handler, decoder) = handlerBox.value
-                    try sync.addHandler(UpstreamWriter())
-                    try sync.addHandler(ByteToMessageHandler(decoder))
-                    try sync.addHandler(handler)
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
+        return self.connector.connect(to: backend.address, on: self.eventLoop, timeout: timeout) { channel in
+            do {
+                // Requests are serialized by Junction (HTTP1HeadWriter); only responses are parsed.
+                let sync = channel.pipeline.syncOperations
+                let (handler, decoder) = handlerBox.value
+                try sync.addHandler(UpstreamWriter())
+                try sync.addHandler(ByteToMessageHandler(decoder))
+                try sync.addHandler(handler)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
             }
-            .connect(to: backend.address)
-            .map { _ in handlerBox.value.0 }
+        }
+        .map { _ in handlerBox.value.0 }
     }
 
     /// Closes every idle connection (shutdown).

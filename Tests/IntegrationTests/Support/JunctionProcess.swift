@@ -66,6 +66,13 @@ final class JunctionProcess: @unchecked Sendable {
         self.readsStdout = readsStdout
         self.process.executableURL = URL(fileURLWithPath: TestPaths.junctionBinary)
         self.process.arguments = arguments
+        if let options = TestPaths.sanitizerOptionsForJunction {
+            // Tests/sanitizers.sh: the proxy's own leak and error reports go to files of their own.
+            var environment = ProcessInfo.processInfo.environment
+            environment["ASAN_OPTIONS"] = options
+            environment["TSAN_OPTIONS"] = options
+            self.process.environment = environment
+        }
         let out = Pipe()
         let err = Pipe()
         self.process.standardOutput = out
@@ -232,7 +239,8 @@ final class JunctionProcess: @unchecked Sendable {
         Self.wait(timeout: timeout) { predicate(self.stderr) }
     }
 
-    private static func wait(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+    /// Polls `condition` every 20 ms until it holds or `timeout` passes.
+    static func wait(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The client side of a `ProxyExchange`: an HTTP/1.1 connection today, an HTTP/2 stream later.
+/// The client side of a `ProxyExchange`: an HTTP/1.1 connection or an HTTP/2 stream.
 /// Every call happens on the exchange's event loop.
 protocol ProxyExchangeDelegate: AnyObject {
     /// Whether the client can take more response bytes now (false holds upstream reads back).
@@ -21,9 +21,9 @@ protocol ProxyExchangeDelegate: AnyObject {
     func exchangeAborted()
     /// The upstream can take more request bytes: resume reading the client.
     func exchangeUpstreamBecameWritable()
-    /// The backend accepted the WebSocket upgrade; the delegate builds the tunnel and owns the
-    /// backend's active count (it calls `backend.release()` when the tunnel closes).
-    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, backend: Backend)
+    /// The backend accepted the WebSocket upgrade; the delegate builds the tunnel, which takes the
+    /// lease (the backend's active count) until it closes.
+    func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, lease: consuming BackendLease)
 }
 
 /// One proxied request from backend selection to the end of its response, on one event loop.
@@ -55,7 +55,9 @@ final class ProxyExchange: DeadlineTracked {
     /// Body parts received before a connection was ready (bounded: the client is not read meanwhile).
     private var pending: [PendingPart] = []
     private var upstream: UpstreamConnection?
-    /// The backend currently counted as busy with this exchange.
+    /// The backend's active count while this exchange uses it.
+    private var lease: BackendLease?
+    /// The lease's backend (compared by identity without borrowing the lease).
     private var leased: Backend?
     /// Backends already tried (so retries go elsewhere).
     private var tried: [Backend] = []
@@ -206,7 +208,9 @@ final class ProxyExchange: DeadlineTracked {
             self.upstream = nil
             self.leased = nil
             upstream.exchange = nil
-            self.delegate.exchangeUpgraded(head, upstream: upstream, backend: backend)
+            let lease = self.lease.take()!
+            assert(lease.backend === backend)
+            self.delegate.exchangeUpgraded(head, upstream: upstream, lease: lease)
             return
         }
         let reusable = self.machine.responseEnded(upstreamKeepAlive: self.upstreamKeepAlive)
@@ -281,7 +285,7 @@ final class ProxyExchange: DeadlineTracked {
         }
         self.tried.append(backend)
         self.leased = backend
-        backend.retain()
+        self.lease = BackendLease(backend)
         if let connection = self.loop.connections.takeIdle(for: backend) {
             self.attach(connection)
             return
@@ -347,10 +351,8 @@ final class ProxyExchange: DeadlineTracked {
     }
 
     private func releaseLease() {
-        if let backend = self.leased {
-            self.leased = nil
-            backend.release()
-        }
+        self.leased = nil
+        self.lease = nil
     }
 
     private func armResponseTimeout() {

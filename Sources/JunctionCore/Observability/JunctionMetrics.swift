@@ -18,6 +18,8 @@ public final class JunctionMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     private let droppedLines: Prometheus.Counter
+    /// The gauge series the last render set.
+    private let gauges = Mutex<[GaugeKey: Prometheus.Gauge]>([:])
     /// `LineWriter.droppedLines` as last added to the counter.
     private let droppedLinesCounted = Atomic<Int>(0)
 
@@ -55,30 +57,47 @@ public final class JunctionMetrics: Sendable {
         )
     }
 
-    /// Sets the gauges from the live state, then renders the Prometheus text format.
+    /// Sets the gauges from the live state, then renders the Prometheus text format. Series of
+    /// backends, pools and listeners that are gone are removed, not left at their last value.
     func render(pools: [Pool], listeners: [(name: String, connections: Int)]) -> [UInt8] {
         let now = NIODeadline.now()
+        var current: [GaugeKey: Prometheus.Gauge] = [:]
+        func set(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)], to value: Double) {
+            let gauge = self.registry.makeGauge(descriptor: descriptor, labels: labels)
+            gauge.set(to: value)
+            current[GaugeKey(name: descriptor.metricName, labels: labels.map { $0.0 + "=" + $0.1 })] = gauge
+        }
         for pool in pools {
             for backend in pool.backends {
                 let labels = [("pool", pool.name), ("backend", backend.label)]
-                self.gauge(Self.activeConnections, labels).set(to: Double(backend.active))
-                self.gauge(Self.backendHealthy, labels).set(to: backend.isAvailable(at: now) ? 1 : 0)
+                set(Self.activeConnections, labels, to: Double(backend.active))
+                set(Self.backendHealthy, labels, to: backend.isAvailable(at: now) ? 1 : 0)
             }
-            self.gauge(Self.tunnelsActive, [("pool", pool.name)]).set(
-                to: Double(pool.tunnelCount.load(ordering: .relaxed))
+            set(
+                Self.tunnelsActive,
+                [("pool", pool.name)],
+                to: Double(pool.members.tunnelCount.load(ordering: .relaxed))
             )
         }
         for listener in listeners {
-            self.gauge(Self.connectionsActive, [("listener", listener.name)]).set(to: Double(listener.connections))
+            set(Self.connectionsActive, [("listener", listener.name)], to: Double(listener.connections))
         }
+        let gone = self.gauges.withLock { gauges in
+            let gone = gauges.filter { current[$0.key] == nil }.map(\.value)
+            gauges = current
+            return gone
+        }
+        for gauge in gone { self.registry.unregisterGauge(gauge) }
         let dropped = LineWriter.droppedLines.load(ordering: .relaxed)
         let counted = self.droppedLinesCounted.exchange(dropped, ordering: .relaxed)
         if dropped > counted { self.droppedLines.increment(by: Int64(dropped - counted)) }
         return self.registry.emitToBuffer()
     }
 
-    private func gauge(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)]) -> Prometheus.Gauge {
-        self.registry.makeGauge(descriptor: descriptor, labels: labels)
+    /// One gauge series: its name and labels.
+    private struct GaugeKey: Hashable {
+        var name: String
+        var labels: [String]
     }
 
     private static var activeConnections: MetricNameDescriptor {

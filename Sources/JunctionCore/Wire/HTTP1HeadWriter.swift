@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Where rewritten header fields go: straight into HTTP/1.1 bytes on the data path, or into
-/// `HTTPHeaders` where a structured head is needed (tests, HTTP/2 later).
+/// `HTTPHeaders` where a structured head is needed (the HTTP/2 front's response headers, tests).
 protocol HeaderFieldSink {
     mutating func append(name: String, value: String)
 }

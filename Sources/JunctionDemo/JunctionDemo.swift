@@ -1,4 +1,5 @@
 import Foundation
+import JunctionCore
 import Logging
 
 /// `junction demo`: the demo backends on loopback, Junction in front of them with the Rocket.Chat

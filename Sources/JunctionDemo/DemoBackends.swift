@@ -1,3 +1,4 @@
+import JunctionCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix

@@ -1,3 +1,4 @@
+import JunctionCore
 import NIOHTTP1
 
 /// What the demo backends answer to plain HTTP requests.

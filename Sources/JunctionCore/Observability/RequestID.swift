@@ -10,7 +10,8 @@ struct RequestID {
         self.state = system.next()
     }
 
-    /// 32 lowercase hex digits (128 random bits), like nginx's `$request_id`.
+    /// 32 lowercase hex digits, like nginx's `$request_id`: two outputs of a generator with 64 bits
+    /// of state, so unique and unguessable enough for tracing, not 128 bits of entropy.
     mutating func next() -> String {
         let high = self.nextWord()
         let low = self.nextWord()

@@ -1,0 +1,87 @@
+import Synchronization
+
+/// Every pool's members (`Backends`), for the life of the process: config generations come and go,
+/// the registry stays. A reload `apply`s the new generation's member lists, DNS discovery `update`s
+/// one pool; both go through `Backends.update`, and whoever watches (`changes`) hears of it.
+public final class BackendRegistry: Sendable {
+    private let state: Mutex<State>
+    /// Event loops the data path runs on, one member view each.
+    let loopCount: Int
+    private let changeContinuation: AsyncStream<Void>.Continuation
+    /// Yields after every change of members or health checks (the health checker's wake-up); a
+    /// burst of changes reads as one.
+    let changes: AsyncStream<Void>
+
+    private struct State {
+        var pools: [String: Backends] = [:]
+        /// The config generation last applied: DNS results resolved under an older one are stale.
+        var generation = 0
+    }
+
+    public init(loopCount: Int = 1) {
+        self.loopCount = max(loopCount, 1)
+        self.state = Mutex(State())
+        (self.changes, self.changeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// The pool named `name`, created empty the first time (a generation being built refers to it
+    /// before `apply` fills it).
+    func backends(named name: String) -> Backends {
+        self.state.withLock { state in
+            if let existing = state.pools[name] { return existing }
+            let created = Backends(poolName: name, loopCount: self.loopCount)
+            state.pools[name] = created
+            return created
+        }
+    }
+
+    /// Every pool, by name.
+    var pools: [String: Backends] { self.state.withLock { $0.pools } }
+
+    /// Makes `runtime`'s member lists current: every pool's `update`, and pools the generation no
+    /// longer has are dropped (their open requests and tunnels finish on the objects they hold).
+    /// Returns what changed, by pool.
+    @discardableResult
+    func apply(_ runtime: RuntimeConfig, loops: [LoopContext] = []) -> [String: Backends.Change] {
+        // Under the registry's lock, so a DNS update cannot slip between the generation check and
+        // the members it would overwrite.
+        let changes: [String: Backends.Change] = self.state.withLock { state in
+            state.generation = max(state.generation, runtime.generation)
+            var changes: [String: Backends.Change] = [:]
+            for (name, pool) in state.pools where runtime.pools[name] == nil {
+                state.pools[name] = nil
+                var change = Backends.Change()
+                change.removed = pool.all
+                changes[name] = change
+            }
+            for (name, pool) in runtime.pools {
+                state.pools[name] = pool.members
+                changes[name] = pool.members.update(
+                    runtime.members[name] ?? [],
+                    healthCheck: pool.healthCheck,
+                    loops: loops
+                )
+            }
+            return changes
+        }
+        self.changeContinuation.yield()
+        return changes
+    }
+
+    /// DNS discovery found `members` for the pool `name`, resolving names of config generation
+    /// `generation`. Ignored when a newer generation was applied since (its own resolution wins) or
+    /// the pool is gone.
+    func update(
+        pool name: String,
+        members: [Backends.Member],
+        generation: Int,
+        loops: [LoopContext]
+    ) -> Backends.Change? {
+        let change: Backends.Change? = self.state.withLock { state in
+            guard state.generation <= generation, let pool = state.pools[name] else { return nil }
+            return pool.update(members, healthCheck: pool.healthCheck, loops: loops)
+        }
+        if change?.membersChanged == true { self.changeContinuation.yield() }
+        return change
+    }
+}

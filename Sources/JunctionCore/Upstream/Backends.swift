@@ -1,0 +1,183 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// The members of one pool, for as long as the pool exists: each `Backend` object (its counts,
+/// health and weight) lives here from the moment its address appears until it goes, whatever
+/// reloads and DNS refreshes happen in between. `update(_:healthCheck:loops:)` is the only way
+/// members change; the reload and DNS discovery both call it.
+///
+/// The data path reads a per-event-loop copy of the member list, updated on each loop, so picking
+/// a backend takes no lock.
+public final class Backends: Sendable {
+    /// The pool's name.
+    public let poolName: String
+    /// Open WebSocket tunnels to this pool's backends (whatever generation opened them).
+    let tunnelCount = Atomic<Int>(0)
+
+    private let state: Mutex<State>
+    /// One copy of the members per event loop (`LoopContext.index`), each only read and written on
+    /// its own loop.
+    private let loopViews: [LoopView]
+
+    /// One backend as the config (or DNS) describes it.
+    public struct Member: Sendable, Equatable {
+        /// The resolved address connections go to.
+        public var address: SocketAddress
+        /// `ip:port` of `address`.
+        public var label: String
+        /// The configured `host:port` (a name for DNS backends).
+        public var configuredAddress: String
+        /// Relative weight, 1...100.
+        public var weight: Int
+
+        public init(address: SocketAddress, label: String, configuredAddress: String, weight: Int) {
+            self.address = address
+            self.label = label
+            self.configuredAddress = configuredAddress
+            self.weight = weight
+        }
+
+        /// What makes two members the same backend: the address and the name it was found by.
+        var key: String { self.configuredAddress + " " + self.label }
+    }
+
+    /// What an update did.
+    public struct Change: Sendable {
+        /// Backends that appeared.
+        public var added: [Backend] = []
+        /// Backends that went (their requests and tunnels finish on the objects they hold).
+        public var removed: [Backend] = []
+        /// Backends whose weight changed.
+        public var reweighted: [Backend] = []
+        /// Whether the pool's health check changed.
+        public var healthCheckChanged = false
+
+        /// Whether the member set changed.
+        public var membersChanged: Bool { !self.added.isEmpty || !self.removed.isEmpty }
+
+        /// `pool`, `added`, `removed` (and `reweighted` when any) for the log line.
+        func logMetadata(pool: String) -> [String: Logger.MetadataValue] {
+            var metadata: [String: Logger.MetadataValue] = [
+                "pool": "\(pool)",
+                "added": "\(self.added.map(\.label).sorted().joined(separator: ","))",
+                "removed": "\(self.removed.map(\.label).sorted().joined(separator: ","))",
+            ]
+            if !self.reweighted.isEmpty {
+                metadata["reweighted"] =
+                    "\(self.reweighted.map { "\($0.label)=\($0.weight)" }.sorted().joined(separator: ","))"
+            }
+            return metadata
+        }
+    }
+
+    private struct State {
+        var members: [Backend]
+        var healthCheck: HealthCheckConfig?
+    }
+
+    /// The backends as one event loop sees them.
+    final class LoopView: @unchecked Sendable {
+        var backends: [Backend]
+
+        init(backends: [Backend]) {
+            self.backends = backends
+        }
+    }
+
+    /// An empty pool; `update` fills it.
+    public init(poolName: String, loopCount: Int = 1) {
+        self.poolName = poolName
+        self.state = Mutex(State(members: [], healthCheck: nil))
+        self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: []) }
+    }
+
+    /// A pool holding `backends` as they are (unit tests that need the objects up front).
+    init(poolName: String, backends: [Backend], loopCount: Int = 1) {
+        self.poolName = poolName
+        self.state = Mutex(State(members: backends, healthCheck: nil))
+        self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: backends) }
+    }
+
+    /// The current members (control plane).
+    public var all: [Backend] { self.state.withLock { $0.members } }
+
+    /// The pool's active health check, if any.
+    public var healthCheck: HealthCheckConfig? { self.state.withLock { $0.healthCheck } }
+
+    /// The members as seen from the event loop with `loopIndex` (data path; call on that loop).
+    func onLoop(_ loopIndex: Int) -> [Backend] {
+        self.loopViews[loopIndex % self.loopViews.count].backends
+    }
+
+    /// Makes `members` the pool's backends, in that order: a backend already here keeps its object
+    /// (counts and health), taking the new weight; new ones are created; missing ones are dropped.
+    /// Each loop in `loops` picks up the new list on its next turn; with no loops (before any
+    /// runs) the views change at once.
+    @discardableResult
+    func update(
+        _ members: [Member],
+        healthCheck: HealthCheckConfig?,
+        loops: [LoopContext] = []
+    ) -> Change {
+        var change = Change()
+        let next: [Backend] = self.state.withLock { state in
+            change.healthCheckChanged = state.healthCheck != healthCheck
+            var existing: [String: Backend] = [:]
+            for backend in state.members {
+                existing[Member.key(of: backend)] = backend
+            }
+            var next: [Backend] = []
+            var seen: Set<String> = []
+            for member in members where seen.insert(member.key).inserted {
+                if let backend = existing.removeValue(forKey: member.key) {
+                    if backend.weight != member.weight {
+                        backend.setWeight(member.weight)
+                        change.reweighted.append(backend)
+                    }
+                    if change.healthCheckChanged { backend.setHealthCheck(healthCheck) }
+                    next.append(backend)
+                } else {
+                    let backend = Backend(
+                        address: member.address,
+                        label: member.label,
+                        weight: member.weight,
+                        poolName: self.poolName,
+                        configuredAddress: member.configuredAddress,
+                        healthCheck: healthCheck
+                    )
+                    change.added.append(backend)
+                    next.append(backend)
+                }
+            }
+            change.removed = state.members.filter { existing[Member.key(of: $0)] != nil }
+            state.members = next
+            state.healthCheck = healthCheck
+            return next
+        }
+        if change.membersChanged {
+            if loops.isEmpty {
+                for view in self.loopViews { view.backends = next }
+            } else {
+                for loop in loops {
+                    let view = self.loopViews[loop.index % self.loopViews.count]
+                    loop.eventLoop.execute { view.backends = next }
+                }
+            }
+        }
+        return change
+    }
+
+    /// The members as `update` takes them (DNS discovery keeps a name's last addresses this way).
+    func members(configuredAs configuredAddress: String) -> [Member] {
+        self.all.filter { $0.configuredAddress == configuredAddress }.map {
+            Member(address: $0.address, label: $0.label, configuredAddress: $0.configuredAddress, weight: $0.weight)
+        }
+    }
+}
+
+extension Backends.Member {
+    fileprivate static func key(of backend: Backend) -> String {
+        backend.configuredAddress + " " + backend.label
+    }
+}

@@ -1,0 +1,217 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import JunctionCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Whole exchanges without a network: the HTTP/1.1 front on an `EmbeddedChannel`, and upstream
+/// connections that the connector seam makes as `EmbeddedChannel`s on the same loop, where the
+/// test plays the backend byte for byte.
+@Suite("Exchanges through the connector seam")
+struct ExchangeTests {
+    /// Upstream connections as embedded channels; connects to `refused` ports fail as a refused
+    /// TCP connect would.
+    final class EmbeddedConnector: UpstreamConnector, @unchecked Sendable {
+        let loop: EmbeddedEventLoop
+        let refused: Set<Int>
+        /// Every connect, by port, in order.
+        private(set) var attempts: [Int] = []
+        /// The connections made, in order.
+        private(set) var channels: [EmbeddedChannel] = []
+
+        init(loop: EmbeddedEventLoop, refused: Set<Int> = []) {
+            self.loop = loop
+            self.refused = refused
+        }
+
+        func connect(
+            to address: SocketAddress,
+            on eventLoop: EventLoop,
+            timeout: TimeAmount,
+            initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+        ) -> EventLoopFuture<Channel> {
+            let port = address.port ?? 0
+            self.attempts.append(port)
+            if self.refused.contains(port) {
+                return eventLoop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+            }
+            let channel = EmbeddedChannel(loop: self.loop)
+            self.channels.append(channel)
+            return initializer(channel).flatMap { channel.connect(to: address) }.map { channel }
+        }
+    }
+
+    /// A client connection on a plain listener, routed (catch-all) to a pool of backends on `ports`.
+    struct Setup {
+        let client: EmbeddedChannel
+        let connector: EmbeddedConnector
+        let pool: Pool
+
+        init(ports: [Int] = [1], refused: Set<Int> = [], retries: Int = 1) throws {
+            self.client = EmbeddedChannel()
+            self.connector = EmbeddedConnector(loop: self.client.embeddedEventLoop, refused: refused)
+            var config = JunctionConfig()
+            config.routes = [RouteConfig(name: "all", pool: "app")]
+            let registry = BackendRegistry()
+            self.pool = Pool(
+                name: "app",
+                members: registry.backends(named: "app"),
+                balancer: LeastConnectionsBalancer(),
+                timeouts: UpstreamTimeouts(),
+                retries: retries,
+                healthCheck: nil
+            )
+            let members = try ports.map { port in
+                Backends.Member(
+                    address: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+                    label: "127.0.0.1:\(port)",
+                    configuredAddress: "127.0.0.1:\(port)",
+                    weight: 1
+                )
+            }
+            let runtime = RuntimeConfig(
+                config: config,
+                pools: ["app": self.pool],
+                members: ["app": members],
+                registry: registry
+            )
+            registry.apply(runtime)
+            let loop = LoopContext(
+                eventLoop: self.client.embeddedEventLoop,
+                runtime: runtime,
+                accessLogSink: nil,
+                connector: self.connector
+            )
+            let listener = ListenerConfig(name: "test", address: HostPort(host: "127.0.0.1", port: 80))
+            // The front reads the client's address when it is set up, which is at once here.
+            self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
+            try self.client.pipeline.syncOperations.addHandler(
+                ClientConnection(loop: loop, settings: ListenerSettings(config: listener, tls: nil))
+            )
+            try self.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
+        }
+
+        /// The backend on `port`.
+        func backend(_ port: Int) -> Backend {
+            self.pool.backends.first { $0.label == "127.0.0.1:\(port)" }!
+        }
+    }
+
+    /// Everything `channel` wrote, as text.
+    static func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let data = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { text += String(buffer: buffer) }
+        }
+        return text
+    }
+
+    @Test("A request goes out rewritten, the response comes back, the connection is pooled and reused")
+    func requestAndResponse() throws {
+        let setup = try Setup()
+        try setup.client.writeInbound(ByteBuffer(string: "GET /api/info?x=1 HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        #expect(setup.connector.channels.count == 1)
+        let upstream = setup.connector.channels[0]
+        let sent = try Self.written(upstream)
+        #expect(sent.hasPrefix("GET /api/info?x=1 HTTP/1.1\r\n"), "\(sent)")
+        #expect(sent.contains("Host: chat.test\r\n"))
+        #expect(sent.contains("X-Forwarded-For: 203.0.113.7\r\n"), "\(sent)")
+        #expect(setup.backend(1).active == 1, "counted while the request is in flight")
+
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        let answer = try Self.written(setup.client)
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer)")
+        #expect(answer.hasSuffix("\r\n\r\nok"), "\(answer)")
+        #expect(setup.backend(1).active == 0, "released at the response's end")
+
+        // The next request on the client connection reuses the pooled upstream connection.
+        try setup.client.writeInbound(ByteBuffer(string: "GET /b HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        #expect(setup.connector.channels.count == 1)
+        #expect(try Self.written(upstream).hasPrefix("GET /b HTTP/1.1\r\n"))
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 204 No Content\r\n\r\n"))
+        #expect(try Self.written(setup.client).hasPrefix("HTTP/1.1 204 No Content\r\n"))
+        _ = try? setup.client.finish()
+    }
+
+    @Test("A refused backend: the request is retried on the other, the refused one backs off")
+    func retryAndPassiveMarking() throws {
+        let setup = try Setup(ports: [1, 2], refused: [1])
+        try setup.client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        #expect(setup.connector.attempts == [1, 2], "the tie went to the first backend, then the retry")
+        let now = NIODeadline.now()
+        #expect(!setup.backend(1).isAvailable(at: now) && setup.backend(1).retryAt(after: now) != nil)
+        #expect(setup.backend(1).active == 0 && setup.backend(2).active == 1)
+        try setup.connector.channels[0].writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        #expect(try Self.written(setup.client).hasPrefix("HTTP/1.1 200 OK\r\n"))
+
+        // No retries left: 502 naming the pool.
+        let single = try Setup(ports: [1], refused: [1], retries: 0)
+        try single.client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        let answer = try Self.written(single.client)
+        #expect(answer.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(answer)")
+        #expect(answer.contains("no backend of pool app could be reached"), "\(answer)")
+        #expect(single.backend(1).active == 0)
+    }
+
+    @Test("A backend closing before answering a GET: retried once on a fresh connection")
+    func resetBeforeResponse() throws {
+        let setup = try Setup(ports: [1, 2])
+        try setup.client.writeInbound(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        let first = setup.connector.channels[0]
+        #expect(try Self.written(first).hasPrefix("GET / HTTP/1.1"))
+        first.pipeline.fireChannelInactive()
+        #expect(setup.connector.attempts == [1, 2])
+        let second = setup.connector.channels[1]
+        #expect(try Self.written(second).hasPrefix("GET / HTTP/1.1"), "the request is replayed")
+        try second.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"))
+        #expect(try Self.written(setup.client).hasSuffix("\r\n\r\nx"))
+        #expect(setup.backend(1).active == 0 && setup.backend(2).active == 0)
+    }
+
+    @Test("A 101 hands the connection to a tunnel that holds the backend's lease until it closes")
+    func tunnelHandOver() throws {
+        let setup = try Setup()
+        try setup.client.writeInbound(
+            ByteBuffer(
+                string: "GET /websocket HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+        )
+        let upstream = setup.connector.channels[0]
+        let sent = try Self.written(upstream)
+        #expect(sent.hasPrefix("GET /websocket HTTP/1.1\r\n") && sent.lowercased().contains("upgrade: websocket"))
+        try upstream.writeInbound(
+            ByteBuffer(
+                string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+            )
+        )
+        setup.client.embeddedEventLoop.run()
+        #expect(try Self.written(setup.client).hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(setup.backend(1).active == 1 && setup.pool.members.tunnelCount.load(ordering: .relaxed) == 1)
+
+        // Bytes both ways, untouched.
+        try setup.client.writeInbound(ByteBuffer(bytes: [0x81, 0x82, 1, 2, 3, 4, 5, 6]))
+        setup.client.embeddedEventLoop.run()
+        #expect(
+            try upstream.readOutbound(as: IOData.self).map { data -> [UInt8] in
+                guard case .byteBuffer(let buffer) = data else { return [] }
+                return Array(buffer.readableBytesView)
+            } == [0x81, 0x82, 1, 2, 3, 4, 5, 6]
+        )
+        try upstream.writeInbound(ByteBuffer(string: "from the backend"))
+        setup.client.embeddedEventLoop.run()
+        #expect(try Self.written(setup.client) == "from the backend")
+
+        // Both sides gone: the lease and the tunnel count end.
+        upstream.pipeline.fireChannelInactive()
+        setup.client.pipeline.fireChannelInactive()
+        setup.client.embeddedEventLoop.run()
+        #expect(setup.backend(1).active == 0)
+        #expect(setup.pool.members.tunnelCount.load(ordering: .relaxed) == 0)
+    }
+}
