@@ -1,8 +1,9 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// Where the access log goes, as configured.
 struct AccessLogTarget: Equatable, Sendable {
@@ -25,7 +26,7 @@ final class ConfigReloader: Service {
     private let listeners: ListenerManager
     private let loops: [LoopContext]
     private let logger: Logger
-    private let accessLog: Mutex<AccessLogTarget>
+    private let accessLog: NIOLockedValueBox<AccessLogTarget>
 
     init(
         configPath: String,
@@ -39,7 +40,7 @@ final class ConfigReloader: Service {
         self.runtime = runtime
         self.listeners = listeners
         self.loops = loops
-        self.accessLog = Mutex(accessLog)
+        self.accessLog = NIOLockedValueBox(accessLog)
         self.logger = logger
     }
 
@@ -83,7 +84,7 @@ final class ConfigReloader: Service {
             self.logger.warning("admin changed: the admin listener keeps its address until the next start")
         }
         let newAccessLog = AccessLogTarget(target: config.logging.accessLog, format: config.logging.format)
-        let accessLogChanged = newAccessLog != self.accessLog.withLock { $0 }
+        let accessLogChanged = newAccessLog != self.accessLog.withLockedValue { $0 }
         var sink: AccessLogSink?
         if accessLogChanged {
             do {
@@ -113,7 +114,7 @@ final class ConfigReloader: Service {
                 if accessLogChanged { loop.replaceAccessLog(with: newSink) }
             }
         }
-        self.accessLog.withLock { $0 = newAccessLog }
+        self.accessLog.withLockedValue { $0 = newAccessLog }
         LogSettings.shared.apply(level: config.logging.level, format: config.logging.format)
         self.logger.info(
             "config reloaded",
@@ -131,7 +132,7 @@ final class ConfigReloader: Service {
 
     /// Opens the access-log file again (logrotate moved the old one away).
     private func reopenAccessLog() {
-        let target = self.accessLog.withLock { $0 }
+        let target = self.accessLog.withLockedValue { $0 }
         guard case .file = target.target else { return }
         do {
             let sink = try AccessLogSink.open(target.target, format: target.format)

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
-import Synchronization
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 #if canImport(Glibc)
     import Glibc
@@ -111,15 +112,15 @@ final class RuntimeConfig: Sendable {
 /// The configuration generation the control plane works with (admin, health checks, discovery);
 /// a reload replaces it. The data path reads its event loop's own copy instead (`LoopContext.runtime`).
 final class RuntimeBox: Sendable {
-    private let storage: Mutex<RuntimeConfig>
+    private let storage: NIOLockedValueBox<RuntimeConfig>
 
     init(_ runtime: RuntimeConfig) {
-        self.storage = Mutex(runtime)
+        self.storage = NIOLockedValueBox(runtime)
     }
 
-    var current: RuntimeConfig { self.storage.withLock { $0 } }
+    var current: RuntimeConfig { self.storage.withLockedValue { $0 } }
 
     func replace(with runtime: RuntimeConfig) {
-        self.storage.withLock { $0 = runtime }
+        self.storage.withLockedValue { $0 = runtime }
     }
 }

@@ -156,12 +156,14 @@ struct ConnectionPhaseTests {
         )
         #expect(load.stdout.contains(" 0 failed, 0 errored, 0 timeout"), "\(load.stdout.suffix(800))")
         #expect(!load.stdout.contains("requests: 0 total"), "\(load.stdout.suffix(800))")
+        // A sanitizer build runs several times slower: its closes get more slack.
+        let slack = TestPaths.underSanitizer ? 3.0 : 1.0
         for (index, (scenario, listener, deadline)) in cases.enumerated() {
             let line = try idle[index].readLine(timeout: 30)
             let result = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
             let seconds = result["seconds"] as? Double ?? -1
             #expect(result["closed"] as? Bool == true, "\(scenario) on \(listener): \(result)")
-            #expect(seconds <= deadline + 1, "\(scenario) on \(listener) closed after \(seconds) s: \(result)")
+            #expect(seconds <= deadline + slack, "\(scenario) on \(listener) closed after \(seconds) s: \(result)")
             #expect(seconds >= deadline - 0.5, "\(scenario) on \(listener) closed early, after \(seconds) s")
             if scenario.hasPrefix("h2") {
                 #expect(result["goaway"] as? Bool == true, "\(scenario): GOAWAY before the close")

@@ -19,16 +19,12 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The request in flight.
     private struct Request {
-        var record: AccessRecord
+        /// The record, body limit, gzip and log line (shared with the HTTP/2 front).
+        var relay: ResponseRelay
         var facts: RequestFacts
-        var method: HTTPMethod
         var version: HTTPVersion
-        var route: Route?
-        var responseStarted = false
         /// How the response body goes to the client.
         var framing = WireFraming.none
-        /// Compresses the response body on a `compress: true` route.
-        var gzip: GzipEncoder?
     }
 
     private let loop: LoopContext
@@ -70,11 +66,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.cancel()
-            if var request = self.request {
-                // 499, as nginx logs it: the client closed before a response started.
-                request.record.status = request.responseStarted ? request.record.status : 499
-                self.log(request.record)
-            }
+            self.request?.relay.clientGone(on: self.loop)
         }
         self.request = nil
         self.queued.removeAll()
@@ -116,7 +108,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         // The decoder cannot go on after a parse error: answer if nothing was answered yet, then close.
-        if let request = self.request, request.responseStarted {
+        if let request = self.request, request.relay.started {
             self.close()
             return
         }
@@ -206,7 +198,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.respondRedirect(to: HTTPSRedirect.location(host: facts.host, port: port, target: target))
             return
         }
-        let request = ProxyRequest(head: head, facts: facts, requestID: self.request!.record.requestID)
+        let request = ProxyRequest(head: head, facts: facts, requestID: self.request!.relay.record.requestID)
         switch request.dispatch(
             runtime: runtime,
             loop: self.loop,
@@ -217,9 +209,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failure(let failure):
             self.respond(failure, forceClose: failure == .bodyTooLarge)
         case .success(let dispatched):
-            self.request!.route = dispatched.route
-            self.request!.record.route = dispatched.route.name
-            self.request!.record.pool = dispatched.route.pool.name
+            self.request!.relay.routed(dispatched.route)
             self.exchange = dispatched.exchange
             dispatched.exchange.start()
             if facts.expectsContinue, self.exchange != nil, let context = self.context {
@@ -230,12 +220,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func requestBody(_ body: ByteBuffer) {
-        guard var request = self.request else { return }
-        request.record.bytesIn += Int64(body.readableBytes)
-        let limit = self.runtime.limits.maxBodyBytes
-        self.request = request
-        if limit > 0 && request.record.bytesIn > limit {
-            if request.responseStarted {
+        guard self.request != nil else { return }
+        if !self.request!.relay.requestBodyArrived(body.readableBytes, limit: self.runtime.limits.maxBodyBytes) {
+            if self.request!.relay.started {
                 self.close()
             } else {
                 self.exchange?.cancel()
@@ -266,30 +253,30 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             referer: facts.referer,
             userAgent: facts.userAgent
         )
-        self.request = Request(record: record, facts: facts, method: method, version: version)
+        self.request = Request(
+            relay: ResponseRelay(record: record, method: method, acceptEncoding: facts.acceptEncoding),
+            facts: facts,
+            version: version
+        )
     }
 
     // MARK: responses
 
     /// Answers the current request with `failure`'s status and one line of text.
     private func respond(_ failure: ProxyFailure, forceClose: Bool) {
-        guard var request = self.request, !request.responseStarted, let context = self.context else { return }
+        guard var request = self.request, !request.relay.started, let context = self.context else { return }
         let keepAlive =
             self.connection?.http1ResponseStarting(requestWantsClose: forceClose || request.facts.wantsClose) ?? false
-        let body = failure.body(requestID: request.record.requestID)
+        let body = failure.body(requestID: request.relay.record.requestID)
         let head = failure.responseHead(
             version: request.version,
-            requestID: request.record.requestID,
+            requestID: request.relay.record.requestID,
             bodyLength: body.utf8.count,
             keepAlive: keepAlive
         )
-        request.responseStarted = true
-        request.record.status = failure.status.code
+        _ = request.relay.answer(status: failure.status.code, bodyBytes: body.utf8.count)
         var bytes = HTTP1HeadWriter.responseHead(head, allocator: self.loop.allocator)
-        if request.method != .HEAD {
-            request.record.bytesOut = Int64(body.utf8.count)
-            bytes.writeString(body)
-        }
+        if request.relay.method != .HEAD { bytes.writeString(body) }
         self.request = request
         context.write(self.wrapOutboundOut(bytes), promise: nil)
         self.finishResponse(terminator: nil)
@@ -302,18 +289,14 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let head = HTTPSRedirect.responseHead(
             location: location,
             version: request.version,
-            requestID: request.record.requestID,
+            requestID: request.relay.record.requestID,
             keepAlive: keepAlive
         )
-        request.responseStarted = true
-        request.record.status = head.status.code
+        let body = HTTPSRedirect.body(location: location)
+        _ = request.relay.answer(status: head.status.code, bodyBytes: body.utf8.count)
         self.request = request
         var bytes = HTTP1HeadWriter.responseHead(head, allocator: self.loop.allocator)
-        if request.method != .HEAD {
-            let body = HTTPSRedirect.body(location: location)
-            bytes.writeString(body)
-            self.request?.record.bytesOut = Int64(body.utf8.count)
-        }
+        if request.relay.method != .HEAD { bytes.writeString(body) }
         context.write(self.wrapOutboundOut(bytes), promise: nil)
         self.finishResponse(terminator: nil)
     }
@@ -321,8 +304,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Ends the response (`terminator`: the last chunk of a chunked body), flushes it and decides
     /// what happens to the connection.
     private func finishResponse(terminator: ByteBuffer?) {
-        guard let context = self.context, let request = self.request else { return }
-        self.log(request.record)
+        guard let context = self.context, self.request != nil else { return }
+        self.request!.relay.finish(on: self.loop)
         self.request = nil
         self.exchange = nil
         if let terminator {
@@ -370,10 +353,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func log(_ record: AccessRecord) {
-        self.loop.requestFinished(record)
-    }
-
     private static func describe(_ error: HTTPParserError) -> String {
         switch error {
         case .invalidChunkSize: return "invalid chunk size"
@@ -396,98 +375,76 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
 
     func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
         guard var request = self.request, let context = self.context else { return }
-        let bodyless =
-            request.method == .HEAD || head.status == .noContent || head.status == .notModified
-            || head.status.code < 200
+        let gzip = request.relay.upstreamHead(head, backend: backend, budget: self.loop.gzipBudget)
         // A refused upgrade leaves the request decoder in upgrade mode: the connection cannot continue.
         let keepAlive =
             self.connection?.http1ResponseStarting(
                 requestWantsClose: request.facts.wantsClose || request.facts.isWebSocketUpgrade
             ) ?? false
-        request.gzip = CompressionPolicy.encoder(
-            for: head,
-            route: request.route,
-            acceptEncoding: request.facts.acceptEncoding,
-            bodyless: bodyless,
-            budget: self.loop.gzipBudget
-        )
         let (clientHead, framing, closeDelimited) = HeaderRewriter.clientResponseBytes(
             head,
-            requestID: request.record.requestID,
+            requestID: request.relay.record.requestID,
             clientVersion: request.version,
-            bodyless: bodyless,
+            bodyless: request.relay.bodyless,
             keepAlive: keepAlive,
             setCookie: setCookie,
-            gzip: request.gzip != nil,
+            gzip: gzip,
             allocator: self.loop.allocator
         )
         if closeDelimited {
             // An HTTP/1.0 client and no Content-Length: the end of the body is the end of the connection.
             self.connection?.http1ResponseMustClose()
         }
-        request.responseStarted = true
         request.framing = framing
-        request.record.status = head.status.code
-        request.record.upstreamTime = .now() - request.record.start
-        request.record.backend = backend.label
         self.request = request
         context.write(self.wrapOutboundOut(clientHead), promise: nil)
     }
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
-        guard let request = self.request else { return }
-        if let gzip = request.gzip {
-            guard let compressed = gzip.compress(body, allocator: self.loop.allocator) else {
-                self.compressionFailed()
-                return
+        guard let action = self.request?.relay.upstreamBody(body, allocator: self.loop.allocator) else { return }
+        self.write(action)
+    }
+
+    /// Writes what the relay made of a body part in the response's framing; a failed compression
+    /// cuts the connection (the client must not take a partial body as whole).
+    @discardableResult
+    private func write(_ action: ResponseRelay.BodyAction) -> Bool {
+        guard let context = self.context, let framing = self.request?.framing else { return false }
+        switch action {
+        case .write(let body):
+            switch framing {
+            case .raw:
+                context.write(self.wrapOutboundOut(body), promise: nil)
+            case .chunked:
+                guard body.readableBytes > 0 else { break }
+                context.write(
+                    self.wrapOutboundOut(
+                        ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)
+                    ),
+                    promise: nil
+                )
+                context.write(self.wrapOutboundOut(body), promise: nil)
+                context.write(self.wrapOutboundOut(ChunkedCoding.crlf), promise: nil)
+            case .none:
+                break
             }
-            self.writeBody(compressed, framing: request.framing)
-        } else {
-            self.writeBody(body, framing: request.framing)
-        }
-    }
-
-    /// zlib failed mid-response: the client cannot be given a whole body, so the connection is cut.
-    private func compressionFailed() {
-        self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
-        self.exchange?.cancel()
-        self.exchangeAborted()
-    }
-
-    /// Writes a part of the response body in the response's framing.
-    private func writeBody(_ body: ByteBuffer, framing: WireFraming) {
-        guard let context = self.context else { return }
-        self.request!.record.bytesOut += Int64(body.readableBytes)
-        switch framing {
-        case .raw:
-            context.write(self.wrapOutboundOut(body), promise: nil)
-        case .chunked:
-            guard body.readableBytes > 0 else { return }
-            context.write(
-                self.wrapOutboundOut(
-                    ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)
-                ),
-                promise: nil
-            )
-            context.write(self.wrapOutboundOut(body), promise: nil)
-            context.write(self.wrapOutboundOut(ChunkedCoding.crlf), promise: nil)
-        case .none:
-            break
+            return true
+        case .skip:
+            return true
+        case .cut:
+            self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
+            self.exchange?.cancel()
+            self.exchangeAborted()
+            return false
         }
     }
 
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
-        guard let request = self.request else { return }
+        guard let tail = self.request?.relay.upstreamEnd(allocator: self.loop.allocator) else { return }
         self.exchange = nil
-        if let gzip = request.gzip {
-            guard let tail = gzip.finish(allocator: self.loop.allocator) else {
-                self.compressionFailed()
-                return
-            }
-            self.writeBody(tail, framing: request.framing)
-        }
+        guard self.write(tail) else { return }
         var terminator: ByteBuffer?
-        if request.framing == .chunked {
+        if self.request?.framing == .chunked {
             if let trailers, !trailers.isEmpty {
                 terminator = ChunkedCoding.lastChunk(trailers: trailers, allocator: self.loop.allocator)
             } else {
@@ -505,17 +462,15 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
 
     func exchangeFailed(_ failure: ProxyFailure, backend: Backend?) {
         self.exchange = nil
-        self.request?.record.backend = backend?.label
+        self.request?.relay.failed(on: backend)
         // Without the whole request received, the rest of its body must not be read as a new request.
         self.respond(failure, forceClose: false)
     }
 
     func exchangeAborted() {
         self.exchange = nil
-        if let request = self.request {
-            self.log(request.record)
-            self.request = nil
-        }
+        self.request?.relay.finish(on: self.loop)
+        self.request = nil
         self.close()
     }
 
@@ -534,24 +489,21 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
         self.connection?.http1Upgraded()
         let (clientHead, _, _) = HeaderRewriter.clientResponseBytes(
             head,
-            requestID: request.record.requestID,
+            requestID: request.relay.record.requestID,
             clientVersion: request.version,
             bodyless: true,
             keepAlive: true,
             isTunnel: true,
             allocator: self.loop.allocator
         )
-        request.record.status = 101
-        request.record.upstreamTime = .now() - request.record.start
-        request.record.backend = backend.label
-        request.record.isTunnel = true
+        let record = request.relay.tunnelOpened(status: 101, backend: backend)
         context.writeAndFlush(self.wrapOutboundOut(clientHead), promise: nil)
 
         let tunnel = Tunnel(
             loop: self.loop,
             lease: lease,
-            route: request.route,
-            record: request.record
+            route: request.relay.route,
+            record: record
         )
         self.request = nil
         TunnelSplicer.splice(

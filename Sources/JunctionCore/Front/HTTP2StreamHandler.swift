@@ -22,18 +22,10 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let listener: ListenerIdentity
     private var context: ChannelHandlerContext?
     private var clientAddress = "-"
-    private var record: AccessRecord?
-    private var route: Route?
+    /// The stream's request, from its HEADERS on: the record, limits, gzip (shared with HTTP/1.1).
+    private var relay: ResponseRelay?
     private var exchange: ProxyExchange?
-    private var method: HTTPMethod = .GET
     private var webSocketKey: String?
-    /// The request's Accept-Encoding, for a `compress: true` route.
-    private var acceptEncoding: String?
-    /// Compresses the response body when the route and the response allow it.
-    private var gzip: GzipEncoder?
-    private var responseStarted = false
-    private var responseEnded = false
-    private var bodyless = false
     private var readPending = false
     /// Whether the client ended its side of the stream (END_STREAM seen).
     private var requestEnded = false
@@ -62,7 +54,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch self.unwrapInboundIn(data) {
         case .headers(let headers):
             if headers.endStream { self.requestEnded = true }
-            if self.record == nil {
+            if self.relay == nil {
                 self.start(headers.headers, endStream: headers.endStream)
             } else if headers.endStream {
                 // Trailers.
@@ -102,12 +94,9 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.cancel()
-            if var record = self.record, !self.responseEnded {
-                if !self.responseStarted { record.status = 499 }
-                self.loop.requestFinished(record)
-            }
+            self.relay?.clientGone(on: self.loop)
         }
-        self.record = nil
+        self.relay = nil
         context.fireChannelInactive()
     }
 
@@ -129,12 +118,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.respond(problem.failure)
             return
         }
-        self.method = request.head.method
         self.webSocketKey = request.webSocketKey
-        self.acceptEncoding = request.facts.acceptEncoding
-        // The log shows what the client sent: CONNECT for an RFC 8441 WebSocket.
-        let loggedMethod: HTTPMethod = request.webSocketKey == nil ? request.head.method : .CONNECT
-        self.beginRecord(method: loggedMethod, target: request.head.uri, facts: request.facts)
+        self.beginRecord(method: request.head.method, target: request.head.uri, facts: request.facts)
         // RFC 9113 6.5.2: the decoded header list, each field counted with 32 bytes of overhead.
         let listSize = block.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
         if listSize > self.runtime.limits.maxHeaderBytes {
@@ -146,13 +131,17 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let head = HTTPSRedirect.responseHead(
                 location: location,
                 version: Self.version,
-                requestID: self.record!.requestID,
+                requestID: self.relay!.record.requestID,
                 keepAlive: true
             )
             self.respond(head: head, body: HTTPSRedirect.body(location: location))
             return
         }
-        let proxyRequest = ProxyRequest(head: request.head, facts: request.facts, requestID: self.record!.requestID)
+        let proxyRequest = ProxyRequest(
+            head: request.head,
+            facts: request.facts,
+            requestID: self.relay!.record.requestID
+        )
         switch proxyRequest.dispatch(
             runtime: self.runtime,
             loop: self.loop,
@@ -163,9 +152,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .failure(let failure):
             self.respond(failure)
         case .success(let dispatched):
-            self.route = dispatched.route
-            self.record!.route = dispatched.route.name
-            self.record!.pool = dispatched.route.pool.name
+            self.relay!.routed(dispatched.route)
             self.exchange = dispatched.exchange
             dispatched.exchange.start()
             if endStream { self.exchange?.sendEnd(nil) }
@@ -173,15 +160,13 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func requestBody(_ body: ByteBuffer) {
-        guard self.record != nil else { return }
-        self.record!.bytesIn += Int64(body.readableBytes)
-        let limit = self.runtime.limits.maxBodyBytes
-        if limit > 0 && self.record!.bytesIn > limit {
+        guard self.relay != nil else { return }
+        if !self.relay!.requestBodyArrived(body.readableBytes, limit: self.runtime.limits.maxBodyBytes) {
             if let exchange = self.exchange {
                 self.exchange = nil
                 exchange.cancel()
             }
-            if self.responseStarted {
+            if self.relay!.started {
                 self.context?.close(promise: nil)
             } else {
                 self.respond(.bodyTooLarge)
@@ -192,11 +177,12 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func beginRecord(method: HTTPMethod, target: String, facts: RequestFacts) {
-        self.record = AccessRecord(
+        let record = AccessRecord(
             start: .now(),
             client: self.clientAddress,
             listener: self.listener.name,
-            method: method,
+            // The log shows what the client sent: CONNECT for an RFC 8441 WebSocket.
+            method: self.webSocketKey == nil ? method : .CONNECT,
             target: target,
             version: Self.version,
             status: 0,
@@ -204,17 +190,18 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
             referer: facts.referer,
             userAgent: facts.userAgent
         )
+        self.relay = ResponseRelay(record: record, method: method, acceptEncoding: facts.acceptEncoding)
     }
 
     // MARK: responses
 
     /// Answers with Junction's own one-line response for `failure`.
     private func respond(_ failure: ProxyFailure) {
-        guard let record = self.record else { return }
-        let body = failure.body(requestID: record.requestID)
+        guard let relay = self.relay else { return }
+        let body = failure.body(requestID: relay.record.requestID)
         let head = failure.responseHead(
             version: Self.version,
-            requestID: record.requestID,
+            requestID: relay.record.requestID,
             bodyLength: body.utf8.count,
             keepAlive: true
         )
@@ -222,16 +209,15 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(head: HTTPResponseHead, body: String) {
-        guard let context = self.context, !self.responseStarted else { return }
-        self.responseStarted = true
-        self.record?.status = head.status.code
-        let headOnly = self.method == .HEAD
+        guard let context = self.context,
+            self.relay?.answer(status: head.status.code, bodyBytes: body.utf8.count) == true
+        else { return }
+        let headOnly = self.relay?.method == .HEAD
         context.write(
             self.wrapOutboundOut(.headers(.init(headers: HTTP2HeadConverter.response(head), endStream: headOnly))),
             promise: nil
         )
         if !headOnly {
-            self.record?.bytesOut = Int64(body.utf8.count)
             let buffer = ByteBuffer(string: body)
             context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(buffer), endStream: true))), promise: nil)
         }
@@ -245,11 +231,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The response is complete: log it. The stream closes once both directions have ended.
     private func finish() {
-        self.responseEnded = true
         self.exchange = nil
-        if let record = self.record {
-            self.loop.requestFinished(record)
-        }
+        self.relay?.finish(on: self.loop)
         self.resumeReading()
     }
 
@@ -275,68 +258,49 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
     var canTakeResponse: Bool { self.context?.channel.isWritable ?? false }
 
     func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
-        guard let context = self.context, let record = self.record else { return }
-        self.bodyless =
-            self.method == .HEAD || head.status == .noContent || head.status == .notModified || head.status.code < 200
-        self.responseStarted = true
-        self.record?.status = head.status.code
-        self.record?.upstreamTime = .now() - record.start
-        self.record?.backend = backend.label
-        self.gzip = CompressionPolicy.encoder(
-            for: head,
-            route: self.route,
-            acceptEncoding: self.acceptEncoding,
-            bodyless: self.bodyless,
-            budget: self.loop.gzipBudget
-        )
+        guard let context = self.context, self.relay != nil else { return }
+        let gzip = self.relay!.upstreamHead(head, backend: backend, budget: self.loop.gzipBudget)
+        let bodyless = self.relay!.bodyless
         let block = HTTP2HeadConverter.response(
             head,
-            requestID: record.requestID,
-            bodyless: self.bodyless,
+            requestID: self.relay!.record.requestID,
+            bodyless: bodyless,
             setCookie: setCookie,
-            gzip: self.gzip != nil
+            gzip: gzip
         )
-        context.write(self.wrapOutboundOut(.headers(.init(headers: block, endStream: self.bodyless))), promise: nil)
+        context.write(self.wrapOutboundOut(.headers(.init(headers: block, endStream: bodyless))), promise: nil)
     }
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
-        guard !self.bodyless else { return }
-        if let gzip = self.gzip {
-            guard let compressed = gzip.compress(body, allocator: self.loop.allocator) else {
-                self.compressionFailed()
-                return
+        guard let action = self.relay?.upstreamBody(body, allocator: self.loop.allocator) else { return }
+        self.write(action)
+    }
+
+    /// Writes what the relay made of a body part; a failed compression cuts the stream.
+    @discardableResult
+    private func write(_ action: ResponseRelay.BodyAction) -> Bool {
+        switch action {
+        case .write(let bytes):
+            if bytes.readableBytes > 0 {
+                self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
             }
-            self.writeBody(compressed)
-        } else {
-            self.writeBody(body)
+            return true
+        case .skip:
+            return true
+        case .cut:
+            self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
+            self.exchange?.cancel()
+            self.exchangeAborted()
+            return false
         }
-    }
-
-    /// zlib failed mid-response: the stream is reset, the client must not take a cut body as whole.
-    private func compressionFailed() {
-        self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
-        self.gzip = nil
-        self.exchange?.cancel()
-        self.exchangeAborted()
-    }
-
-    private func writeBody(_ body: ByteBuffer) {
-        guard let context = self.context, body.readableBytes > 0 else { return }
-        self.record?.bytesOut += Int64(body.readableBytes)
-        context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(body)))), promise: nil)
     }
 
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
-        guard let context = self.context else { return }
-        if let gzip = self.gzip {
-            self.gzip = nil
-            guard let tail = gzip.finish(allocator: self.loop.allocator) else {
-                self.compressionFailed()
-                return
-            }
-            self.writeBody(tail)
+        guard let context = self.context, let tail = self.relay?.upstreamEnd(allocator: self.loop.allocator) else {
+            return
         }
-        if !self.bodyless {
+        guard self.write(tail) else { return }
+        if self.relay?.bodyless == false {
             if let trailers, !trailers.isEmpty {
                 let block = HTTP2HeadConverter.trailers(trailers)
                 context.write(self.wrapOutboundOut(.headers(.init(headers: block, endStream: true))), promise: nil)
@@ -355,14 +319,13 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
 
     func exchangeFailed(_ failure: ProxyFailure, backend: Backend?) {
         self.exchange = nil
-        self.record?.backend = backend?.label
+        self.relay?.failed(on: backend)
         self.respond(failure)
     }
 
     func exchangeAborted() {
         self.exchange = nil
-        if let record = self.record { self.loop.requestFinished(record) }
-        self.responseEnded = true
+        self.relay?.finish(on: self.loop)
         // Resets the stream: the client sees the response cut, not completed.
         self.context?.close(promise: nil)
     }
@@ -373,7 +336,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
 
     func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, lease: consuming BackendLease) {
         let backend = lease.backend
-        guard let context = self.context, var record = self.record, let upstreamChannel = upstream.channel,
+        guard let context = self.context, self.relay != nil, let upstreamChannel = upstream.channel,
             let key = self.webSocketKey
         else {
             // The lease ends here: the stream is gone.
@@ -381,7 +344,6 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
             return
         }
         self.exchange = nil
-        record.backend = backend.label
         // RFC 8441 puts the HTTP/1.1 handshake on Junction: check the backend's accept for our key.
         let checker = NIOWebSocketClientUpgrader(requestKey: key) { channel, _ in
             channel.eventLoop.makeSucceededVoidFuture()
@@ -389,16 +351,11 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         guard checker.shouldAllowUpgrade(upgradeResponse: head) else {
             _ = consume lease
             upstream.close()
-            self.record = record
+            self.relay!.failed(on: backend)
             self.respond(.badGateway("the backend's Sec-WebSocket-Accept does not match the key Junction sent"))
             return
         }
-        record.status = 200
-        record.upstreamTime = .now() - record.start
-        record.isTunnel = true
-        self.responseStarted = true
-        self.responseEnded = true
-        self.record = nil
+        let record = self.relay!.tunnelOpened(status: 200, backend: backend)
         context.writeAndFlush(
             self.wrapOutboundOut(
                 .headers(.init(headers: HTTP2HeadConverter.webSocketAccepted(head, requestID: record.requestID)))
@@ -408,7 +365,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
         let tunnel = Tunnel(
             loop: self.loop,
             lease: lease,
-            route: self.route,
+            route: self.relay!.route,
             record: record
         )
         TunnelSplicer.splice(

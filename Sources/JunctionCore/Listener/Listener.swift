@@ -3,7 +3,8 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
-import Synchronization
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// What a listener applies to each new connection; replaced on reload without touching the socket.
 struct ListenerSettings: Sendable {
@@ -35,17 +36,17 @@ final class Listener: Sendable {
         case stopped
     }
 
-    private let settings: Mutex<ListenerSettings>
+    private let settings: NIOLockedValueBox<ListenerSettings>
     private let group: EventLoopGroup
     private let contexts: LoopContexts
     private let logger: Logger
-    private let state = Mutex<State>(.idle)
+    private let state = NIOLockedValueBox<State>(.idle)
     /// Open client connections and the `max_connections` limit.
     let counter: ConnectionCounter
 
     init(settings: ListenerSettings, maxConnections: Int, group: EventLoopGroup, contexts: LoopContexts, logger: Logger)
     {
-        self.settings = Mutex(settings)
+        self.settings = NIOLockedValueBox(settings)
         self.group = group
         self.contexts = contexts
         self.logger = logger
@@ -53,14 +54,14 @@ final class Listener: Sendable {
     }
 
     /// The settings new connections get.
-    var current: ListenerSettings { self.settings.withLock { $0 } }
+    var current: ListenerSettings { self.settings.withLockedValue { $0 } }
 
     var name: String { self.current.config.name }
     var address: HostPort { self.current.config.address }
 
     /// Applies new settings (same address) to the connections accepted from now on.
     func update(_ settings: ListenerSettings, maxConnections: Int) {
-        self.settings.withLock { $0 = settings }
+        self.settings.withLockedValue { $0 = settings }
         self.counter.setLimit(maxConnections)
     }
 
@@ -68,7 +69,7 @@ final class Listener: Sendable {
     func start() async throws {
         let quiesce = ServerQuiescingHelper(group: self.group)
         let channel = try await self.bind(quiesce: quiesce)
-        self.state.withLock { $0 = .serving(channel, quiesce) }
+        self.state.withLockedValue { $0 = .serving(channel, quiesce) }
         let settings = self.current
         let bound =
             channel.localAddress.flatMap { address in
@@ -84,7 +85,7 @@ final class Listener: Sendable {
     /// Stops accepting and waits until the open connections are gone: they close once idle, get
     /// `Connection: close` or GOAWAY, and are cut after `grace`.
     func drain(grace: TimeAmount) async {
-        let serving: (Channel, ServerQuiescingHelper)? = self.state.withLock { state in
+        let serving: (Channel, ServerQuiescingHelper)? = self.state.withLockedValue { state in
             guard case .serving(let channel, let quiesce) = state else { return nil }
             state = .draining
             return (channel, quiesce)
@@ -123,7 +124,7 @@ final class Listener: Sendable {
                 metadata: ["listener": "\(name)", "connections": "\(left)"]
             )
         }
-        self.state.withLock { $0 = .stopped }
+        self.state.withLockedValue { $0 = .stopped }
         self.logger.info("listener stopped", metadata: ["listener": "\(name)"])
     }
 

@@ -1,7 +1,8 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
-import Synchronization
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// Every client-facing listener, as one lifecycle `Service`: binds them at start, changes them on
 /// reload (a listener whose address stays keeps its socket; new addresses are bound before old ones
@@ -17,12 +18,12 @@ final class ListenerManager: Service {
         case stopping
     }
 
-    private let state = Mutex(State.starting)
-    private let listeners = Mutex<[Listener]>([])
+    private let state = NIOLockedValueBox(State.starting)
+    private let listeners = NIOLockedValueBox<[Listener]>([])
     /// Drains of listeners a reload removed, awaited on shutdown.
-    private let drains = Mutex<[Task<Void, Never>]>([])
+    private let drains = NIOLockedValueBox<[Task<Void, Never>]>([])
     private let initial: [(ListenerSettings, Int)]
-    private let shutdownGrace: Mutex<TimeAmount>
+    private let shutdownGrace: NIOLockedValueBox<TimeAmount>
     /// Called once every listener of the first config is bound.
     private let onListening: (@Sendable () -> Void)?
 
@@ -37,14 +38,14 @@ final class ListenerManager: Service {
     ) {
         self.initial = settings.map { ($0, maxConnections) }
         self.onListening = onListening
-        self.shutdownGrace = Mutex(shutdownGrace)
+        self.shutdownGrace = NIOLockedValueBox(shutdownGrace)
         self.group = group
         self.contexts = contexts
         self.logger = logger
     }
 
     /// The running listeners (for metrics and status).
-    var all: [Listener] { self.listeners.withLock { $0 } }
+    var all: [Listener] { self.listeners.withLockedValue { $0 } }
 
     func run() async throws {
         for (settings, maxConnections) in self.initial {
@@ -56,15 +57,15 @@ final class ListenerManager: Service {
                 logger: self.logger
             )
             try await listener.start()
-            self.listeners.withLock { $0.append(listener) }
+            self.listeners.withLockedValue { $0.append(listener) }
         }
-        self.state.withLock { $0 = .serving }
+        self.state.withLockedValue { $0 = .serving }
         self.onListening?()
         try? await gracefulShutdown()
         // From here on a reload changes nothing, so the list below is final.
-        self.state.withLock { $0 = .stopping }
-        let grace = self.shutdownGrace.withLock { $0 }
-        let earlier = self.drains.withLock { $0 }
+        self.state.withLockedValue { $0 = .stopping }
+        let grace = self.shutdownGrace.withLockedValue { $0 }
+        let earlier = self.drains.withLockedValue { $0 }
         await withTaskGroup(of: Void.self) { drains in
             for listener in self.all {
                 drains.addTask { await listener.drain(grace: grace) }
@@ -85,7 +86,7 @@ final class ListenerManager: Service {
     /// A reload: binds listeners at new addresses (throwing, with nothing changed, if one cannot be
     /// bound), updates those whose address stays, and drains those no longer configured.
     func apply(_ settings: [ListenerSettings], maxConnections: Int, shutdownGrace: TimeAmount) async throws {
-        switch self.state.withLock({ $0 }) {
+        switch self.state.withLockedValue({ $0 }) {
         case .starting: throw ListenerError(description: "the listeners are still starting")
         case .stopping: throw ListenerError(description: "shutting down")
         case .serving: break
@@ -119,17 +120,17 @@ final class ListenerManager: Service {
             }
         }
         // Published under the state lock: once shutdown has begun, its list of listeners is final.
-        let published = self.state.withLock { state -> Bool in
+        let published = self.state.withLockedValue { state -> Bool in
             guard state == .serving else { return false }
-            self.listeners.withLock { $0 = kept + started }
+            self.listeners.withLockedValue { $0 = kept + started }
             return true
         }
         guard published else {
             for listener in started { await listener.drain(grace: .zero) }
             throw ListenerError(description: "shutting down")
         }
-        self.shutdownGrace.withLock { $0 = shutdownGrace }
+        self.shutdownGrace.withLockedValue { $0 = shutdownGrace }
         let newDrains = removed.map { listener in Task { await listener.drain(grace: shutdownGrace) } }
-        self.drains.withLock { $0.append(contentsOf: newDrains) }
+        self.drains.withLockedValue { $0.append(contentsOf: newDrains) }
     }
 }

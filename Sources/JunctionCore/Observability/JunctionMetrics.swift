@@ -3,6 +3,8 @@ import NIOCore
 import Prometheus
 import Synchronization
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 /// Junction's Prometheus metrics: per-request counters and durations through swift-metrics (backed
 /// by swift-prometheus), and gauges of the live state read when `/metrics` is scraped.
 ///
@@ -19,7 +21,7 @@ public final class JunctionMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let droppedLines: Prometheus.Counter
     /// The gauge series the last render set.
-    private let gauges = Mutex<[GaugeKey: Prometheus.Gauge]>([:])
+    private let gauges = NIOLockedValueBox<[GaugeKey: Prometheus.Gauge]>([:])
     /// `LineWriter.droppedLines` as last added to the counter.
     private let droppedLinesCounted = Atomic<Int>(0)
 
@@ -82,7 +84,7 @@ public final class JunctionMetrics: Sendable {
         for listener in listeners {
             set(Self.connectionsActive, [("listener", listener.name)], to: Double(listener.connections))
         }
-        let gone = self.gauges.withLock { gauges in
+        let gone = self.gauges.withLockedValue { gauges in
             let gone = gauges.filter { current[$0.key] == nil }.map(\.value)
             gauges = current
             return gone

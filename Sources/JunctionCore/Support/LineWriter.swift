@@ -2,6 +2,8 @@ import Dispatch
 import Logging
 import Synchronization
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -33,7 +35,7 @@ public final class LineWriter: Sendable {
     let name: String
     private let capacity: Int
     private let ownsDescriptor: Bool
-    private let queue = Mutex(Queue())
+    private let queue = NIOLockedValueBox(Queue())
     private let dispatchQueue: DispatchQueue
 
     /// `capacity`: the most bytes that may wait; `ownsDescriptor`: close it when the writer goes.
@@ -59,7 +61,7 @@ public final class LineWriter: Sendable {
     func write(_ bytes: UnsafeRawBufferPointer, lines: Int) {
         guard bytes.count > 0 else { return }
         enum Outcome { case queued, queuedAndStart, dropped }
-        let outcome: Outcome = self.queue.withLock { queue in
+        let outcome: Outcome = self.queue.withLockedValue { queue in
             guard queue.pending.count + bytes.count <= self.capacity else {
                 queue.dropped += lines
                 return .dropped
@@ -79,7 +81,7 @@ public final class LineWriter: Sendable {
     /// Writes until nothing is pending; runs on the writer's dispatch queue.
     private func drain() {
         while true {
-            let (batch, dropped): ([UInt8], Int) = self.queue.withLock { queue in
+            let (batch, dropped): ([UInt8], Int) = self.queue.withLockedValue { queue in
                 let batch = queue.pending
                 queue.pending = []
                 if batch.isEmpty {
@@ -108,7 +110,7 @@ public final class LineWriter: Sendable {
 
     /// Whether everything queued has been written.
     var isIdle: Bool {
-        self.queue.withLock { !$0.writing && $0.pending.isEmpty }
+        self.queue.withLockedValue { !$0.writing && $0.pending.isEmpty }
     }
 
     /// Waits until the queue is written out, at most `milliseconds` (a stuck reader must not

@@ -1,5 +1,6 @@
 import Logging
-import Synchronization
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 #if canImport(Glibc)
     import Glibc
@@ -38,14 +39,14 @@ public enum StandardOutput {
 /// The process's log level and format: set at start, changed by a reload.
 public final class LogSettings: Sendable {
     public static let shared = LogSettings()
-    private let state = Mutex<(level: Logger.Level, format: LoggingConfig.Format)>((.info, .text))
+    private let state = NIOLockedValueBox<(level: Logger.Level, format: LoggingConfig.Format)>((.info, .text))
 
-    var level: Logger.Level { self.state.withLock { $0.level } }
-    var format: LoggingConfig.Format { self.state.withLock { $0.format } }
+    var level: Logger.Level { self.state.withLockedValue { $0.level } }
+    var format: LoggingConfig.Format { self.state.withLockedValue { $0.format } }
 
     public func apply(level: String, format: LoggingConfig.Format) {
         let parsed = Logger.Level(rawValue: level) ?? .info
-        self.state.withLock { $0 = (parsed, format) }
+        self.state.withLockedValue { $0 = (parsed, format) }
     }
 }
 
@@ -115,11 +116,11 @@ public struct JunctionLogHandler: LogHandler {
 
 /// Installs the process-wide logging once; later calls are ignored (swift-log allows one bootstrap).
 public enum LoggingSetup {
-    private static let done = Mutex(false)
+    private static let done = NIOLockedValueBox(false)
 
     public static func bootstrap(level: String, format: LoggingConfig.Format) {
         LogSettings.shared.apply(level: level, format: format)
-        let first = self.done.withLock { done in
+        let first = self.done.withLockedValue { done in
             defer { done = true }
             return !done
         }

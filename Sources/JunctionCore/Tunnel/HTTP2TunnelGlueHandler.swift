@@ -10,84 +10,76 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
 
-    /// The upstream side.
-    var partner: (any TunnelEndpoint)?
-    private var tunnel: Tunnel?
-    private var context: ChannelHandlerContext?
-    private var readPending = false
+    /// The partner, the tunnel and backpressure, as every tunnel side has them.
+    private var side: TunnelSide
     private var sentEndStream = false
 
     init(tunnel: Tunnel) {
-        self.tunnel = tunnel
+        self.side = TunnelSide(tunnel: tunnel)
+    }
+
+    /// The upstream side.
+    var partner: (any TunnelEndpoint)? {
+        get { self.side.partner }
+        set { self.side.partner = newValue }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        self.side.context = context
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        self.partner = nil
-        self.tunnel = nil
+        self.side.removed()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .data(let frame):
             if case .byteBuffer(let bytes) = frame.data, bytes.readableBytes > 0 {
-                self.tunnel?.count(bytes: bytes.readableBytes, fromClient: true)
-                self.partner?.partnerWrite(bytes)
+                self.side.tunnel?.count(bytes: bytes.readableBytes, fromClient: true)
+                self.side.partner?.partnerWrite(bytes)
             }
-            if frame.endStream { self.partner?.partnerWriteEOF() }
+            if frame.endStream { self.side.partner?.partnerWriteEOF() }
         case .headers(let frame):
             // Trailers on a WebSocket stream carry nothing to relay; END_STREAM still half-closes.
-            if frame.endStream { self.partner?.partnerWriteEOF() }
+            if frame.endStream { self.side.partner?.partnerWriteEOF() }
         default:
             break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.tunnel?.touch()
-        self.partner?.partnerFlush()
+        self.side.readBurstEnded()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.partner?.partnerCloseFull()
-        self.tunnel?.sideClosed()
+        self.side.closed()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        self.partner?.partnerCloseFull()
-        context.close(promise: nil)
+        self.side.failed(context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            self.partner?.partnerBecameWritable()
-        }
+        self.side.writabilityChanged(context: context)
     }
 
     func read(context: ChannelHandlerContext) {
-        if let partner = self.partner, partner.partnerIsWritable {
-            context.read()
-        } else {
-            self.readPending = true
-        }
+        self.side.read(context: context)
     }
 }
 
 extension HTTP2TunnelGlueHandler: TunnelEndpoint {
     func partnerWrite(_ bytes: ByteBuffer) {
-        self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+        self.side.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
     }
 
     func partnerFlush() {
-        self.context?.flush()
+        self.side.context?.flush()
     }
 
     func partnerWriteEOF() {
-        guard !self.sentEndStream, let context = self.context else { return }
+        guard !self.sentEndStream, let context = self.side.context else { return }
         self.sentEndStream = true
         context.writeAndFlush(
             self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
@@ -97,21 +89,16 @@ extension HTTP2TunnelGlueHandler: TunnelEndpoint {
 
     func partnerCloseFull() {
         // Closing a stream channel that has not ended sends RST_STREAM (CANCEL).
-        self.context?.close(promise: nil)
+        self.side.close()
     }
 
     func partnerBecameWritable() {
-        if self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        self.side.partnerBecameWritable()
     }
 
-    var partnerIsWritable: Bool {
-        self.context?.channel.isWritable ?? false
-    }
+    var partnerIsWritable: Bool { self.side.isWritable }
 
     func closeChannel() {
-        self.context?.close(promise: nil)
+        self.side.close()
     }
 }

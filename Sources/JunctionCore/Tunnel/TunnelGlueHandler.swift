@@ -8,79 +8,69 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// The other side; nil once this side is removed.
-    var partner: (any TunnelEndpoint)?
-    /// The tunnel both sides belong to (idle timeout, counters, teardown); nil once removed.
-    private var tunnel: Tunnel?
+    /// The partner, the tunnel and backpressure, as every tunnel side has them.
+    private var side: TunnelSide
     /// True on the client side, false on the upstream side.
     let isClientSide: Bool
-
-    private var context: ChannelHandlerContext?
     /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of
     /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
     private var writeContext: ChannelHandlerContext?
-    private var readPending = false
 
     init(tunnel: Tunnel, isClientSide: Bool) {
-        self.tunnel = tunnel
+        self.side = TunnelSide(tunnel: tunnel)
         self.isClientSide = isClientSide
+    }
+
+    /// The other side.
+    var partner: (any TunnelEndpoint)? {
+        get { self.side.partner }
+        set { self.side.partner = newValue }
     }
 
     // MARK: ChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        self.side.context = context
         self.writeContext = (try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)) ?? context
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+        self.side.removed()
         self.writeContext = nil
-        self.partner = nil
-        self.tunnel = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = self.unwrapInboundIn(data)
-        self.tunnel?.count(bytes: bytes.readableBytes, fromClient: self.isClientSide)
-        self.partner?.partnerWrite(bytes)
+        self.side.tunnel?.count(bytes: bytes.readableBytes, fromClient: self.isClientSide)
+        self.side.partner?.partnerWrite(bytes)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.tunnel?.touch()
-        self.partner?.partnerFlush()
+        self.side.readBurstEnded()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.partner?.partnerCloseFull()
-        self.tunnel?.sideClosed()
+        self.side.closed()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
-            self.partner?.partnerWriteEOF()
+            self.side.partner?.partnerWriteEOF()
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        self.partner?.partnerCloseFull()
-        context.close(promise: nil)
+        self.side.failed(context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            self.partner?.partnerBecameWritable()
-        }
+        self.side.writabilityChanged(context: context)
     }
 
     func read(context: ChannelHandlerContext) {
-        if let partner = self.partner, partner.partnerIsWritable {
-            context.read()
-        } else {
-            self.readPending = true
-        }
+        self.side.read(context: context)
     }
 }
 
@@ -96,25 +86,20 @@ extension TunnelGlueHandler: TunnelEndpoint {
     }
 
     func partnerWriteEOF() {
-        self.context?.close(mode: .output, promise: nil)
+        self.side.context?.close(mode: .output, promise: nil)
     }
 
     func partnerCloseFull() {
-        self.context?.close(promise: nil)
+        self.side.close()
     }
 
     func partnerBecameWritable() {
-        if self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        self.side.partnerBecameWritable()
     }
 
-    var partnerIsWritable: Bool {
-        self.context?.channel.isWritable ?? false
-    }
+    var partnerIsWritable: Bool { self.side.isWritable }
 
     func closeChannel() {
-        self.context?.close(promise: nil)
+        self.side.close()
     }
 }

@@ -1,6 +1,8 @@
 import NIOCore
 import Synchronization
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -39,7 +41,7 @@ public final class Backend: Sendable {
     /// Uptime in nanoseconds until which the backend is backing off (0: not).
     private let downUntilNanos = Atomic<Int64>(0)
     /// The flip-rule state and the last check, for pools with health checks.
-    private let health: Mutex<HealthRecord>
+    private let health: NIOLockedValueBox<HealthRecord>
 
     /// The first passive back-off; it doubles on each further failure.
     static let initialBackoff = TimeAmount.seconds(1)
@@ -76,7 +78,7 @@ public final class Backend: Sendable {
         self.configuredAddress = configuredAddress ?? label
         self.activelyChecked = Atomic(healthCheck != nil)
         self.affinityToken = AffinityToken.make(pool: poolName, backend: label)
-        self.health = Mutex(HealthRecord(machine: HealthStateMachine(check: healthCheck), lastCheck: nil))
+        self.health = NIOLockedValueBox(HealthRecord(machine: HealthStateMachine(check: healthCheck), lastCheck: nil))
     }
 
     /// Relative weight, 1...100.
@@ -97,7 +99,7 @@ public final class Backend: Sendable {
         let wasChecked = self.activelyChecked.exchange(check != nil, ordering: .relaxed)
         self.consecutiveFailures.store(0, ordering: .relaxed)
         self.downUntilNanos.store(0, ordering: .relaxed)
-        self.health.withLock { record in
+        self.health.withLockedValue { record in
             let keepsHealth = wasChecked && check != nil
             record.machine = HealthStateMachine(
                 check: check,
@@ -115,7 +117,7 @@ public final class Backend: Sendable {
     public var isHealthy: Bool { self.healthyFlag.load(ordering: .relaxed) }
 
     /// The last active check, if any ran.
-    public var lastCheck: CheckResult? { self.health.withLock { $0.lastCheck } }
+    public var lastCheck: CheckResult? { self.health.withLockedValue { $0.lastCheck } }
 
     /// Counts a request or tunnel against this backend until `release()` (through `BackendLease`).
     func retain() {
@@ -190,7 +192,7 @@ public final class Backend: Sendable {
     private func updateRecord(
         _ change: (inout HealthRecord) -> HealthStateMachine.Transition?
     ) -> HealthStateMachine.Transition? {
-        self.health.withLock { record in
+        self.health.withLockedValue { record in
             let transition = change(&record)
             self.healthyFlag.store(record.machine.isHealthy, ordering: .relaxed)
             return transition

@@ -1,10 +1,10 @@
-import Synchronization
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// Every pool's members (`Backends`), for the life of the process: config generations come and go,
 /// the registry stays. A reload `apply`s the new generation's member lists, DNS discovery `update`s
 /// one pool; both go through `Backends.update`, and whoever watches (`changes`) hears of it.
 public final class BackendRegistry: Sendable {
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     /// Event loops the data path runs on, one member view each.
     let loopCount: Int
     private let changeContinuation: AsyncStream<Void>.Continuation
@@ -20,14 +20,14 @@ public final class BackendRegistry: Sendable {
 
     public init(loopCount: Int = 1) {
         self.loopCount = max(loopCount, 1)
-        self.state = Mutex(State())
+        self.state = NIOLockedValueBox(State())
         (self.changes, self.changeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// The pool named `name`, created empty the first time (a generation being built refers to it
     /// before `apply` fills it).
     func backends(named name: String) -> Backends {
-        self.state.withLock { state in
+        self.state.withLockedValue { state in
             if let existing = state.pools[name] { return existing }
             let created = Backends(poolName: name, loopCount: self.loopCount)
             state.pools[name] = created
@@ -36,7 +36,7 @@ public final class BackendRegistry: Sendable {
     }
 
     /// Every pool, by name.
-    var pools: [String: Backends] { self.state.withLock { $0.pools } }
+    var pools: [String: Backends] { self.state.withLockedValue { $0.pools } }
 
     /// Makes `runtime`'s member lists current: every pool's `update`, and pools the generation no
     /// longer has are dropped (their open requests and tunnels finish on the objects they hold).
@@ -45,7 +45,7 @@ public final class BackendRegistry: Sendable {
     func apply(_ runtime: RuntimeConfig, loops: [LoopContext] = []) -> [String: Backends.Change] {
         // Under the registry's lock, so a DNS update cannot slip between the generation check and
         // the members it would overwrite.
-        let changes: [String: Backends.Change] = self.state.withLock { state in
+        let changes: [String: Backends.Change] = self.state.withLockedValue { state in
             state.generation = max(state.generation, runtime.generation)
             var changes: [String: Backends.Change] = [:]
             for (name, pool) in state.pools where runtime.pools[name] == nil {
@@ -77,7 +77,7 @@ public final class BackendRegistry: Sendable {
         generation: Int,
         loops: [LoopContext]
     ) -> Backends.Change? {
-        let change: Backends.Change? = self.state.withLock { state in
+        let change: Backends.Change? = self.state.withLockedValue { state in
             guard state.generation <= generation, let pool = state.pools[name] else { return nil }
             return pool.update(members, healthCheck: pool.healthCheck, loops: loops)
         }

@@ -2,6 +2,8 @@ import Logging
 import NIOCore
 import Synchronization
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 /// The members of one pool, for as long as the pool exists: each `Backend` object (its counts,
 /// health and weight) lives here from the moment its address appears until it goes, whatever
 /// reloads and DNS refreshes happen in between. `update(_:healthCheck:loops:)` is the only way
@@ -15,7 +17,7 @@ public final class Backends: Sendable {
     /// Open WebSocket tunnels to this pool's backends (whatever generation opened them).
     let tunnelCount = Atomic<Int>(0)
 
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
     /// One copy of the members per event loop (`LoopContext.index`), each only read and written on
     /// its own loop.
     private let loopViews: [LoopView]
@@ -88,22 +90,22 @@ public final class Backends: Sendable {
     /// An empty pool; `update` fills it.
     public init(poolName: String, loopCount: Int = 1) {
         self.poolName = poolName
-        self.state = Mutex(State(members: [], healthCheck: nil))
+        self.state = NIOLockedValueBox(State(members: [], healthCheck: nil))
         self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: []) }
     }
 
     /// A pool holding `backends` as they are (unit tests that need the objects up front).
     init(poolName: String, backends: [Backend], loopCount: Int = 1) {
         self.poolName = poolName
-        self.state = Mutex(State(members: backends, healthCheck: nil))
+        self.state = NIOLockedValueBox(State(members: backends, healthCheck: nil))
         self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: backends) }
     }
 
     /// The current members (control plane).
-    public var all: [Backend] { self.state.withLock { $0.members } }
+    public var all: [Backend] { self.state.withLockedValue { $0.members } }
 
     /// The pool's active health check, if any.
-    public var healthCheck: HealthCheckConfig? { self.state.withLock { $0.healthCheck } }
+    public var healthCheck: HealthCheckConfig? { self.state.withLockedValue { $0.healthCheck } }
 
     /// The members as seen from the event loop with `loopIndex` (data path; call on that loop).
     func onLoop(_ loopIndex: Int) -> [Backend] {
@@ -121,7 +123,7 @@ public final class Backends: Sendable {
         loops: [LoopContext] = []
     ) -> Change {
         var change = Change()
-        let next: [Backend] = self.state.withLock { state in
+        let next: [Backend] = self.state.withLockedValue { state in
             change.healthCheckChanged = state.healthCheck != healthCheck
             var existing: [String: Backend] = [:]
             for backend in state.members {

@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 
 /// A pool as one config generation sees it: its balancer, affinity, timeouts and retry budget,
 /// over the pool's long-lived members (`Backends`), which outlive the generation.

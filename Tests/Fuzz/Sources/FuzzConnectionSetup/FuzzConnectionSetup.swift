@@ -77,11 +77,6 @@ private func run(
 
 /// SwiftPM links an executable's entry point as `FuzzConnectionSetup_main`: hand over to libFuzzer's driver.
 @_cdecl("FuzzConnectionSetup_main")
-public func fuzzerMain(
-    _ argc: CInt,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    JunctionFuzzMain(argc, argv, fuzz)
 }

@@ -81,11 +81,6 @@ enum Harness {
 
 /// SwiftPM links an executable's entry point as `FuzzHTTP1Front_main`: hand over to libFuzzer's driver.
 @_cdecl("FuzzHTTP1Front_main")
-public func fuzzerMain(
-    _ argc: CInt,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    JunctionFuzzMain(argc, argv, fuzz)
 }

@@ -78,11 +78,6 @@ extension UnsafeBufferPointer<UInt8>.SubSequence {
 
 /// SwiftPM links an executable's entry point as `FuzzHTTP2Head_main`: hand over to libFuzzer's driver.
 @_cdecl("FuzzHTTP2Head_main")
-public func fuzzerMain(
-    _ argc: CInt,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    JunctionFuzzMain(argc, argv, fuzz)
 }

@@ -62,11 +62,6 @@ func decode(_ bytes: [UInt8], failOnError: Bool = false) -> [HTTPServerRequestPa
 
 /// SwiftPM links an executable's entry point as `FuzzHeaderRewrite_main`: hand over to libFuzzer's driver.
 @_cdecl("FuzzHeaderRewrite_main")
-public func fuzzerMain(
-    _ argc: CInt,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    JunctionFuzzMain(argc, argv, fuzz)
 }

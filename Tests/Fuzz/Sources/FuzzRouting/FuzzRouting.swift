@@ -55,11 +55,6 @@ enum Table {
 
 /// SwiftPM links an executable's entry point as `FuzzRouting_main`: hand over to libFuzzer's driver.
 @_cdecl("FuzzRouting_main")
-public func fuzzerMain(
-    _ argc: CInt,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
+public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    JunctionFuzzMain(argc, argv, fuzz)
 }

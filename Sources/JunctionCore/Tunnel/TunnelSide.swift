@@ -1,0 +1,76 @@
+import NIOCore
+
+/// What every side of a tunnel does alike, whatever its wire (a socket's bytes or an HTTP/2
+/// stream's DATA frames): the link to its partner and the tunnel, backpressure (a read is held
+/// while the partner cannot write and resumed when it can), and close propagation. The glue
+/// handlers keep one each and only translate their wire.
+struct TunnelSide {
+    /// The other side; nil once this side is removed.
+    var partner: (any TunnelEndpoint)?
+    /// The tunnel both sides belong to (idle timeout, counters, teardown); nil once removed.
+    private(set) var tunnel: Tunnel?
+    /// This side's channel context, while the handler is in the pipeline.
+    var context: ChannelHandlerContext?
+    private var readPending = false
+
+    init(tunnel: Tunnel) {
+        self.tunnel = tunnel
+    }
+
+    /// The handler left its pipeline: forget everything.
+    mutating func removed() {
+        self.context = nil
+        self.partner = nil
+        self.tunnel = nil
+    }
+
+    /// A read burst ended: the tunnel is alive, and the partner sends what it was given.
+    func readBurstEnded() {
+        self.tunnel?.touch()
+        self.partner?.partnerFlush()
+    }
+
+    /// This side's channel closed: close the partner, and tell the tunnel.
+    func closed() {
+        self.partner?.partnerCloseFull()
+        self.tunnel?.sideClosed()
+    }
+
+    /// An error on this side: close both.
+    func failed(context: ChannelHandlerContext) {
+        self.partner?.partnerCloseFull()
+        context.close(promise: nil)
+    }
+
+    /// This side can write again: the partner may read again.
+    func writabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.partner?.partnerBecameWritable()
+        }
+    }
+
+    /// A read is wanted: go ahead while the partner can take bytes, else hold it.
+    mutating func read(context: ChannelHandlerContext) {
+        if let partner = self.partner, partner.partnerIsWritable {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    /// The partner can take bytes again: the held read goes out.
+    mutating func partnerBecameWritable() {
+        if self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    /// Whether this side's channel can take more bytes now.
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    /// Closes this side's channel (the partner's close, an idle timeout, the shutdown grace).
+    func close() {
+        self.context?.close(promise: nil)
+    }
+}
