@@ -1,3 +1,4 @@
+import NIOHTTP1
 import Testing
 
 @testable import JunctionCore
@@ -21,18 +22,18 @@ struct StateMachineTests {
     @Test("A failure before the response is retried only for replayable requests")
     func failureBeforeResponse() {
         var get = ProxyExchangeStateMachine(retries: 1, replayable: true, isUpgrade: false, poolName: "p")
-        get.connected()
-        get.requestEnded()
+        #expect(get.connected() == .leave, "the response timer waits for the request's end")
+        #expect(get.requestEnded() == .arm)
         #expect(get.upstreamFailed(reason: "reset") == .retry)
         #expect(get.state == .connecting)
-        get.connected()
+        #expect(get.connected() == .arm, "the replayed request is whole at once")
         #expect(
             get.upstreamFailed(reason: "reset")
                 == .fail(.badGateway("the backend closed the connection before answering (reset)"))
         )
 
         var post = ProxyExchangeStateMachine(retries: 3, replayable: false, isUpgrade: false, poolName: "p")
-        post.connected()
+        _ = post.connected()
         #expect(
             post.upstreamFailed(reason: "reset")
                 == .fail(.badGateway("the backend closed the connection before answering (reset)"))
@@ -42,8 +43,8 @@ struct StateMachineTests {
     @Test("A failure after the response started aborts the client connection")
     func failureDuringResponse() {
         var machine = ProxyExchangeStateMachine(retries: 3, replayable: true, isUpgrade: false, poolName: "p")
-        machine.connected()
-        #expect(machine.responseHeadReceived(status: 200) == .forward)
+        _ = machine.connected()
+        #expect(machine.responseHeadReceived(Self.head(200)) == .forward)
         #expect(machine.upstreamFailed(reason: "reset") == .abort)
         #expect(machine.upstreamFailed(reason: "again") == .none)
     }
@@ -51,38 +52,61 @@ struct StateMachineTests {
     @Test("Response timeout gives 504 only while waiting for the head")
     func responseTimeout() {
         var machine = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: false, poolName: "ddp")
-        machine.connected()
+        _ = machine.connected()
         #expect(machine.responseTimedOut() == .fail(.upstreamTimeout(pool: "ddp")))
         var streaming = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: false, poolName: "ddp")
-        streaming.connected()
-        _ = streaming.responseHeadReceived(status: 200)
+        _ = streaming.connected()
+        _ = streaming.responseHeadReceived(Self.head(200))
         #expect(streaming.responseTimedOut() == .none)
     }
 
-    @Test("A 101 to an upgrade request becomes a tunnel; to anything else it is just relayed")
-    func upgrades() {
-        var upgrade = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: true, poolName: "p")
-        upgrade.connected()
-        #expect(upgrade.responseHeadReceived(status: 101) == .tunnel)
-        #expect(upgrade.state == .tunnel)
-        #expect(upgrade.upstreamFailed(reason: "closed") == .none, "the tunnel owns the connection now")
-        var refused = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: true, poolName: "p")
-        refused.connected()
-        #expect(refused.responseHeadReceived(status: 403) == .forward)
-        var plain = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: false, poolName: "p")
-        plain.connected()
-        #expect(plain.responseHeadReceived(status: 101) == .forward)
+    static func head(_ code: Int, keepAlive: Bool = true) -> HTTPResponseHead {
+        var head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: code))
+        if !keepAlive { head.headers.add(name: "Connection", value: "close") }
+        return head
     }
 
-    @Test("The upstream connection is pooled only if the request was sent whole and keep-alive holds")
-    func reuse() {
-        for (requestComplete, keepAlive, expected) in [(true, true, true), (false, true, false), (true, false, false)] {
-            var machine = ProxyExchangeStateMachine(retries: 0, replayable: false, isUpgrade: false, poolName: "p")
-            machine.connected()
-            if requestComplete { machine.requestEnded() }
-            _ = machine.responseHeadReceived(status: 200)
-            #expect(machine.responseEnded(upstreamKeepAlive: keepAlive) == expected)
-        }
+    @Test("A 101 to an upgrade request becomes a tunnel at its end; to anything else it is just relayed")
+    func upgrades() {
+        var upgrade = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: true, poolName: "p")
+        _ = upgrade.connected()
+        #expect(upgrade.responseHeadReceived(Self.head(101)) == .awaitUpgradeEnd)
+        #expect(upgrade.state == .upgradeAccepted(Self.head(101)), "the 101 is kept until its end")
+        #expect(upgrade.responseEnded() == .tunnel(Self.head(101)))
+        #expect(upgrade.state == .tunnel)
+        #expect(upgrade.upstreamFailed(reason: "closed") == .none, "the tunnel owns the connection now")
+        let stillRunning = upgrade.cancelled()
+        #expect(!stillRunning, "nor does the client's close concern the exchange")
+        var refused = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: true, poolName: "p")
+        _ = refused.connected()
+        #expect(refused.responseHeadReceived(Self.head(403)) == .forward)
+        var plain = ProxyExchangeStateMachine(retries: 0, replayable: true, isUpgrade: false, poolName: "p")
+        _ = plain.connected()
+        #expect(plain.responseHeadReceived(Self.head(101)) == .forward)
+        var cut = ProxyExchangeStateMachine(retries: 3, replayable: true, isUpgrade: true, poolName: "p")
+        _ = cut.connected()
+        _ = cut.responseHeadReceived(Self.head(101))
+        #expect(
+            cut.upstreamFailed(reason: "reset")
+                == .fail(.badGateway("the backend closed the connection before answering (reset)")),
+            "a 101 cut before its end is not retried: the backend took the upgrade"
+        )
+    }
+
+    @Test(
+        "The upstream connection is pooled only if the request was sent whole and keep-alive holds",
+        arguments: [(true, true, true), (false, true, false), (true, false, false), (false, false, false)]
+    )
+    func reuse(requestComplete: Bool, keepAlive: Bool, reusable: Bool) {
+        var machine = ProxyExchangeStateMachine(retries: 0, replayable: false, isUpgrade: false, poolName: "p")
+        _ = machine.connected()
+        if requestComplete { _ = machine.requestEnded() }
+        _ = machine.responseHeadReceived(Self.head(200, keepAlive: keepAlive))
+        #expect(machine.state == .streamingResponse(upstreamKeepAlive: keepAlive))
+        #expect(machine.responseEnded() == .finish(reusable: reusable))
+        #expect(machine.isFinished)
+        let again = machine.responseEnded()
+        #expect(again == .none)
     }
 
     @Test("No backend at all is 503; no backend left after failed tries is 502")

@@ -61,9 +61,6 @@ final class ProxyExchange: DeadlineTracked {
     private var leased: Backend?
     /// Backends already tried (so retries go elsewhere).
     private var tried: [Backend] = []
-    private var upstreamKeepAlive = true
-    /// A 101 waiting for its `.end` before the tunnel is spliced.
-    private var upgradeHead: HTTPResponseHead?
 
     var deadline: NIODeadline = .distantFuture
     var sweeperSlot = -1
@@ -100,7 +97,7 @@ final class ProxyExchange: DeadlineTracked {
     var backend: Backend? { self.leased ?? self.tried.last }
 
     /// True once the exchange is over (response ended, failed or cancelled).
-    var isFinished: Bool { self.machine.state == .finished }
+    var isFinished: Bool { self.machine.isFinished }
 
     // MARK: downstream → upstream
 
@@ -112,18 +109,18 @@ final class ProxyExchange: DeadlineTracked {
     func sendBody(_ body: ByteBuffer) {
         if let upstream = self.upstream {
             self.write(body: body, to: upstream)
-        } else if self.machine.state == .connecting {
+        } else if self.machine.isConnecting {
             self.pending.append(.body(body))
         }
     }
 
     /// The request is complete. Flushing waits for the client's read burst to end (`flushRequest`).
     func sendEnd(_ trailers: HTTPHeaders?) {
-        self.machine.requestEnded()
+        let timer = self.machine.requestEnded()
         if let upstream = self.upstream {
             self.writeEnd(trailers, to: upstream)
-            self.armResponseTimeout()
-        } else if self.machine.state == .connecting {
+            if timer == .arm { self.armResponseTimeout() }
+        } else if self.machine.isConnecting {
             self.pending.append(.end(trailers))
         }
     }
@@ -154,7 +151,7 @@ final class ProxyExchange: DeadlineTracked {
 
     /// Whether the downstream should keep reading request bytes.
     var canTakeRequestData: Bool {
-        guard let upstream = self.upstream else { return self.machine.state != .connecting }
+        guard let upstream = self.upstream else { return !self.machine.isConnecting }
         return upstream.isWritable
     }
 
@@ -181,50 +178,48 @@ final class ProxyExchange: DeadlineTracked {
 
     func upstreamReceivedHead(_ head: HTTPResponseHead) {
         self.disarmResponseTimeout()
-        switch self.machine.responseHeadReceived(status: head.status.code) {
+        switch self.machine.responseHeadReceived(head) {
         case .forward:
-            self.upstreamKeepAlive = head.isKeepAlive
             let backend = self.leased!
             let setCookie = self.affinity.setCookie(for: backend, poolName: self.pool.name, secure: self.secure)
             self.delegate.exchangeReceivedResponseHead(head, backend: backend, setCookie: setCookie)
-        case .tunnel:
+        case .awaitUpgradeEnd:
             // The decoder's `.end` of the 101 follows; splicing before it would feed an HTTP part
             // to the glue. Wait for it.
-            self.upgradeHead = head
+            break
         case .none:
             break
         }
     }
 
     func upstreamReceivedBody(_ body: ByteBuffer) {
-        guard self.machine.state == .streamingResponse else { return }
+        guard self.machine.isStreamingResponse else { return }
         self.delegate.exchangeReceivedResponseBody(body)
     }
 
     func upstreamReceivedEnd(_ trailers: HTTPHeaders?) {
-        if let head = self.upgradeHead, let upstream = self.upstream, let backend = self.leased {
+        guard let upstream = self.upstream else { return }
+        switch self.machine.responseEnded() {
+        case .tunnel(let head):
             // The tunnel takes over the connection and the backend's active count.
-            self.upgradeHead = nil
             self.upstream = nil
             self.leased = nil
             upstream.exchange = nil
-            let lease = self.lease.take()!
-            assert(lease.backend === backend)
-            self.delegate.exchangeUpgraded(head, upstream: upstream, lease: lease)
-            return
+            self.delegate.exchangeUpgraded(head, upstream: upstream, lease: self.lease.take()!)
+        case .finish(let reusable):
+            self.upstream = nil
+            // Pool the connection before telling the client side, which may start the next request.
+            if reusable {
+                self.loop.connections.release(upstream, idleTimeout: self.pool.timeouts.idle)
+            } else {
+                upstream.exchange = nil
+                upstream.close()
+            }
+            self.releaseLease()
+            self.delegate.exchangeReceivedResponseEnd(trailers)
+        case .none:
+            break
         }
-        let reusable = self.machine.responseEnded(upstreamKeepAlive: self.upstreamKeepAlive)
-        guard self.machine.state == .finished, let upstream = self.upstream else { return }
-        self.upstream = nil
-        // Pool the connection before telling the client side, which may start the next request.
-        if reusable {
-            self.loop.connections.release(upstream, idleTimeout: self.pool.timeouts.idle)
-        } else {
-            upstream.exchange = nil
-            upstream.close()
-        }
-        self.releaseLease()
-        self.delegate.exchangeReceivedResponseEnd(trailers)
     }
 
     func upstreamReadComplete() {
@@ -238,7 +233,7 @@ final class ProxyExchange: DeadlineTracked {
     /// The connection closed or failed; `error` is nil for a plain close.
     func upstreamClosed(error: Error?) {
         self.upstream = nil
-        if error != nil, self.machine.state == .awaitingResponse, let backend = self.leased {
+        if error != nil, self.machine.isAwaitingResponse, let backend = self.leased {
             // A reset before any response byte counts against the backend (a clean close of a
             // reused connection does not: backends close idle keep-alive connections).
             self.loop.logHealth(
@@ -296,14 +291,14 @@ final class ProxyExchange: DeadlineTracked {
                 switch result {
                 case .success(let connection):
                     self.loop.logHealth(backend, backend.recordConnectSuccess(), reason: "connected")
-                    if self.machine.state == .connecting && self.leased === backend {
+                    if self.machine.isConnecting && self.leased === backend {
                         self.attach(connection)
                     } else {
                         // Cancelled while dialling: keep the fresh connection for someone else.
                         self.loop.connections.release(connection, idleTimeout: self.pool.timeouts.idle)
                     }
                 case .failure(let error):
-                    guard self.machine.state == .connecting, self.leased === backend else { return }
+                    guard self.machine.isConnecting, self.leased === backend else { return }
                     let reason = ConnectionFailure.describe(error)
                     self.loop.logHealth(backend, backend.recordConnectFailure(at: .now()), reason: reason)
                     self.handle(self.machine.connectFailed(reason: reason))
@@ -314,7 +309,7 @@ final class ProxyExchange: DeadlineTracked {
     private func attach(_ connection: UpstreamConnection) {
         self.upstream = connection
         connection.exchange = self
-        self.machine.connected()
+        let timer = self.machine.connected()
         connection.writeHead(self.headBytes, method: self.method)
         for part in self.pending {
             switch part {
@@ -324,9 +319,7 @@ final class ProxyExchange: DeadlineTracked {
         }
         self.pending.removeAll()
         connection.flush()
-        if self.machine.requestComplete {
-            self.armResponseTimeout()
-        }
+        if timer == .arm { self.armResponseTimeout() }
         // Reads from the client were held while connecting.
         self.delegate.exchangeUpstreamBecameWritable()
     }
@@ -356,7 +349,6 @@ final class ProxyExchange: DeadlineTracked {
     }
 
     private func armResponseTimeout() {
-        guard self.machine.state == .awaitingResponse else { return }
         self.deadline = .now() + self.pool.timeouts.response
         self.loop.sweeper.register(self)
     }

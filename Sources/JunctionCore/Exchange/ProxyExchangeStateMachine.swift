@@ -1,16 +1,22 @@
+import NIOHTTP1
+
 /// The decisions of one proxied request, without I/O: when to retry, when to fail with which
-/// status, when the upstream connection can be reused and when a response becomes a tunnel.
+/// status, when the response timeout runs, when the upstream connection can be reused and when a
+/// response becomes a tunnel.
 ///
-/// `ProxyExchange` feeds it events and carries out the actions it returns (swift-nio's style).
+/// `ProxyExchange` feeds it events and carries out the actions it returns (swift-nio's style); the
+/// state carries what each phase needs, so nothing about the exchange's progress lives outside it.
 struct ProxyExchangeStateMachine {
     enum State: Equatable {
         /// Waiting for a connection to a backend.
         case connecting
         /// Request sent (or being sent); no response byte yet.
         case awaitingResponse
-        /// Response head relayed; its body is streaming.
-        case streamingResponse
-        /// The backend answered 101: bytes are relayed by the tunnel.
+        /// The backend accepted the upgrade with this 101; its end is awaited before the tunnel.
+        case upgradeAccepted(HTTPResponseHead)
+        /// Response head relayed; its body is streaming. Whether the backend keeps the connection.
+        case streamingResponse(upstreamKeepAlive: Bool)
+        /// The bytes are the tunnel's now.
         case tunnel
         /// Done, successfully or not.
         case finished
@@ -28,14 +34,30 @@ struct ProxyExchangeStateMachine {
         case none
     }
 
-    /// What to do with a response head.
+    /// What to do with a response head. The response timeout stops in every case.
     enum HeadAction: Equatable {
         /// Relay it; the body follows.
         case forward
-        /// The upgrade was accepted: set up the tunnel.
-        case tunnel
+        /// The upgrade was accepted: the tunnel starts at the head's end.
+        case awaitUpgradeEnd
         /// Nothing to do (already finished).
         case none
+    }
+
+    /// What to do at the end of a response.
+    enum EndAction: Equatable {
+        /// Hand the connection and this 101 over to a tunnel.
+        case tunnel(HTTPResponseHead)
+        /// Done: pool the connection if `reusable`, else close it.
+        case finish(reusable: Bool)
+        /// Nothing to do (not streaming a response).
+        case none
+    }
+
+    /// Whether the response timeout should run from now on.
+    enum ResponseTimer: Equatable {
+        case arm
+        case leave
     }
 
     private(set) var state: State = .connecting
@@ -45,8 +67,6 @@ struct ProxyExchangeStateMachine {
     private let replayable: Bool
     /// True once the downstream delivered the request's end.
     private(set) var requestComplete = false
-    /// True once any request byte was written to the current connection.
-    private var requestStarted = false
     /// True for an `Upgrade: websocket` request.
     private let isUpgrade: Bool
     /// The pool's name, for failure messages.
@@ -59,16 +79,28 @@ struct ProxyExchangeStateMachine {
         self.poolName = poolName
     }
 
-    /// A connection is ready; the request starts going out.
-    mutating func connected() {
-        guard self.state == .connecting else { return }
-        self.state = .awaitingResponse
-        self.requestStarted = true
+    var isConnecting: Bool { self.state == .connecting }
+    var isAwaitingResponse: Bool { self.state == .awaitingResponse }
+    var isFinished: Bool { self.state == .finished }
+    var isStreamingResponse: Bool {
+        if case .streamingResponse = self.state { return true }
+        return false
     }
 
-    /// The downstream delivered the end of the request.
-    mutating func requestEnded() {
+    /// A connection is ready; the request goes out. The response timer starts if the request is
+    /// already whole.
+    mutating func connected() -> ResponseTimer {
+        assert(self.state == .connecting, "connected while \(self.state)")
+        guard self.state == .connecting else { return .leave }
+        self.state = .awaitingResponse
+        return self.requestComplete ? .arm : .leave
+    }
+
+    /// The downstream delivered the end of the request: the response timer starts if it was sent.
+    mutating func requestEnded() -> ResponseTimer {
+        assert(!self.requestComplete, "the request ended twice")
         self.requestComplete = true
+        return self.state == .awaitingResponse ? .arm : .leave
     }
 
     /// Connecting failed (refused, timed out): any method may be retried, nothing was sent.
@@ -84,6 +116,7 @@ struct ProxyExchangeStateMachine {
 
     /// No backend is available at all when one is needed.
     mutating func noBackend(retryAfter: Int64, triedAny: Bool) -> FailureAction {
+        assert(self.state == .connecting, "no backend while \(self.state)")
         guard self.state == .connecting else { return .none }
         self.state = .finished
         if triedAny {
@@ -97,8 +130,8 @@ struct ProxyExchangeStateMachine {
         switch self.state {
         case .connecting:
             return self.connectFailed(reason: reason)
-        case .awaitingResponse:
-            if self.replayable && self.retriesLeft > 0 {
+        case .awaitingResponse, .upgradeAccepted:
+            if self.state == .awaitingResponse, self.replayable, self.retriesLeft > 0 {
                 self.retriesLeft -= 1
                 self.state = .connecting
                 return .retry
@@ -121,28 +154,41 @@ struct ProxyExchangeStateMachine {
     }
 
     /// The response head arrived.
-    mutating func responseHeadReceived(status: UInt) -> HeadAction {
+    mutating func responseHeadReceived(_ head: HTTPResponseHead) -> HeadAction {
+        assert(self.state == .awaitingResponse || self.state == .finished, "a response head while \(self.state)")
         guard self.state == .awaitingResponse else { return .none }
-        if self.isUpgrade && status == 101 {
-            self.state = .tunnel
-            return .tunnel
+        if self.isUpgrade && head.status == .switchingProtocols {
+            self.state = .upgradeAccepted(head)
+            return .awaitUpgradeEnd
         }
-        self.state = .streamingResponse
+        self.state = .streamingResponse(upstreamKeepAlive: head.isKeepAlive)
         return .forward
     }
 
-    /// The response ended. Returns whether the upstream connection may be pooled: only when the
-    /// whole request was sent (else the backend still expects body bytes).
-    mutating func responseEnded(upstreamKeepAlive: Bool) -> Bool {
-        guard self.state == .streamingResponse else { return false }
-        self.state = .finished
-        return upstreamKeepAlive && self.requestComplete
+    /// The response ended: a 101's end starts the tunnel; any other ends the exchange, and the
+    /// connection may be pooled only when the whole request was sent (else the backend still
+    /// expects body bytes) and the backend keeps it.
+    mutating func responseEnded() -> EndAction {
+        switch self.state {
+        case .upgradeAccepted(let head):
+            self.state = .tunnel
+            return .tunnel(head)
+        case .streamingResponse(let upstreamKeepAlive):
+            self.state = .finished
+            return .finish(reusable: upstreamKeepAlive && self.requestComplete)
+        case .connecting, .awaitingResponse, .tunnel, .finished:
+            return .none
+        }
     }
 
-    /// The client went away.
+    /// The client went away. Returns whether the exchange was still running.
     mutating func cancelled() -> Bool {
-        let wasActive = self.state != .finished && self.state != .tunnel
-        if wasActive { self.state = .finished }
-        return wasActive
+        switch self.state {
+        case .finished, .tunnel:
+            return false
+        case .connecting, .awaitingResponse, .upgradeAccepted, .streamingResponse:
+            self.state = .finished
+            return true
+        }
     }
 }

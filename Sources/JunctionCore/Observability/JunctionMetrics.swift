@@ -1,12 +1,12 @@
-import CoreMetrics
 import NIOCore
 import Prometheus
 import Synchronization
 
 import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
-/// Junction's Prometheus metrics: per-request counters and durations through swift-metrics (backed
-/// by swift-prometheus), and gauges of the live state read when `/metrics` is scraped.
+/// Junction's Prometheus metrics, all in one swift-prometheus registry: per-request counters and
+/// durations (handles cached per event loop), and gauges of the live state set when `/metrics` is
+/// scraped.
 ///
 /// - `junction_requests_total{route,pool,code}` — counter, `code` the exact status ("200").
 /// - `junction_request_duration_seconds{pool}` — histogram, head received to response end.
@@ -18,7 +18,6 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 public final class JunctionMetrics: Sendable {
     /// What `/metrics` renders.
     let registry = PrometheusCollectorRegistry()
-    private let factory: PrometheusMetricsFactory
     private let droppedLines: Prometheus.Counter
     /// The gauge series the last render set.
     private let gauges = NIOLockedValueBox<[GaugeKey: Prometheus.Gauge]>([:])
@@ -33,29 +32,35 @@ public final class JunctionMetrics: Sendable {
     ]
 
     public init() {
-        var factory = PrometheusMetricsFactory(registry: self.registry)
-        factory.defaultDurationHistogramBuckets = Self.durationBuckets
-        self.factory = factory
         self.droppedLines = self.registry.makeCounter(
-            name: "junction_log_lines_dropped_total",
-            help: "Log and access-log lines dropped because their reader could not keep up."
+            descriptor: MetricNameDescriptor(
+                metricName: "junction_log_lines_dropped",
+                unitName: "total",
+                helpText: "Log and access-log lines dropped because their reader could not keep up."
+            )
         )
     }
 
-    func requestCounter(route: String, pool: String, code: UInt) -> CoreMetrics.Counter {
-        CoreMetrics.Counter(
-            label: "junction_requests_total",
-            dimensions: [("route", route), ("pool", pool), ("code", String(code))],
-            factory: self.factory
+    func requestCounter(route: String, pool: String, code: UInt) -> Prometheus.Counter {
+        self.registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "junction_requests",
+                unitName: "total",
+                helpText: "Requests answered, by route, pool and exact status."
+            ),
+            labels: [("route", route), ("pool", pool), ("code", String(code))]
         )
     }
 
-    func durationTimer(pool: String) -> CoreMetrics.Timer {
-        CoreMetrics.Timer(
-            label: "junction_request_duration_seconds",
-            dimensions: [("pool", pool)],
-            preferredDisplayUnit: .seconds,
-            factory: self.factory
+    func durationHistogram(pool: String) -> DurationHistogram {
+        self.registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                metricName: "junction_request_duration",
+                unitName: "seconds",
+                helpText: "From the request head to the end of the response."
+            ),
+            labels: [("pool", pool)],
+            buckets: Self.durationBuckets
         )
     }
 
@@ -142,8 +147,8 @@ final class LoopMetrics {
     }
 
     private let metrics: JunctionMetrics
-    private var counters: [RequestKey: CoreMetrics.Counter] = [:]
-    private var timers: [String: CoreMetrics.Timer] = [:]
+    private var counters: [RequestKey: Prometheus.Counter] = [:]
+    private var durations: [String: DurationHistogram] = [:]
 
     init(metrics: JunctionMetrics) {
         self.metrics = metrics
@@ -151,7 +156,7 @@ final class LoopMetrics {
 
     func requestFinished(route: String?, pool: String?, status: UInt, durationNanoseconds: Int64) {
         let key = RequestKey(route: route ?? "none", pool: pool ?? "none", code: status)
-        let counter: CoreMetrics.Counter
+        let counter: Prometheus.Counter
         if let cached = self.counters[key] {
             counter = cached
         } else {
@@ -159,13 +164,13 @@ final class LoopMetrics {
             self.counters[key] = counter
         }
         counter.increment()
-        let timer: CoreMetrics.Timer
-        if let cached = self.timers[key.pool] {
-            timer = cached
+        let duration: DurationHistogram
+        if let cached = self.durations[key.pool] {
+            duration = cached
         } else {
-            timer = self.metrics.durationTimer(pool: key.pool)
-            self.timers[key.pool] = timer
+            duration = self.metrics.durationHistogram(pool: key.pool)
+            self.durations[key.pool] = duration
         }
-        timer.recordNanoseconds(durationNanoseconds)
+        duration.record(.nanoseconds(durationNanoseconds))
     }
 }
