@@ -7,7 +7,7 @@ import Testing
 
 /// The access log as an operator reads and rotates it: the combined-like text format with
 /// Junction's fields, one line per request and per closed tunnel, in a file reopened on SIGUSR1.
-@Suite("Access log", .timeLimit(.minutes(3)))
+@Suite("Access log", .junctionTimeLimit(minutes: 3))
 struct AccessLogTests {
     /// `client - - [date] "request" status bytes "referer" "agent" in= rt= ut= listener= route= pool= backend= proto= id=`
     static let combined = try! NSRegularExpression(

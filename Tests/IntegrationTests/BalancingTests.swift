@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// least_conn counting open tunnels, and failover when a backend dies.
-@Suite("Balancing and failover", .timeLimit(.minutes(5)))
+@Suite("Balancing and failover", .junctionTimeLimit(minutes: 5))
 struct BalancingTests {
     @Test("least_conn counts open WebSocket tunnels: new tunnels go to the emptier backend")
     func leastConnWithTunnels() throws {

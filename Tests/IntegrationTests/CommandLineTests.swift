@@ -6,7 +6,7 @@ import Testing
 #endif
 
 /// The binary as an operator uses it: `check`, `version`, exit codes, the shipped config, shutdown.
-@Suite("Command line and lifecycle", .timeLimit(.minutes(5)))
+@Suite("Command line and lifecycle", .junctionTimeLimit(minutes: 5))
 struct CommandLineTests {
     @Test("`junction check` prints every error with file:line:column and key path, and exits 1")
     func checkBrokenFile() throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// `compress: true` routes with curl as the client: what is gzipped decompresses to the backend's
 /// bytes, and what must not be touched is not.
-@Suite("Compression", .timeLimit(.minutes(3)))
+@Suite("Compression", .junctionTimeLimit(minutes: 3))
 struct CompressionTests {
     /// Junction with a plain listener and an h2c one; `plain.test` routes to the monolith without
     /// compression, everything else with it.

@@ -4,7 +4,7 @@ import Testing
 /// Every phase of a client connection before its first request and after its last: prefaces
 /// (PROXY v1/v2, TLS, h2c, HTTP/1.1 on an HTTP/2 plain listener) with the bytes behind them cut
 /// every way TCP can cut them, and idle clients closed within their deadlines.
-@Suite("Connection phases", .timeLimit(.minutes(5)))
+@Suite("Connection phases", .junctionTimeLimit(minutes: 5))
 struct ConnectionPhaseTests {
     /// Junction with one listener per kind of preface, in front of the monolith stand-in.
     final class Setup {
@@ -125,7 +125,7 @@ struct ConnectionPhaseTests {
 
     @Test(
         "Idle clients are closed within their deadline plus 1 s while 100 busy connections are all served",
-        .timeLimit(.minutes(2))
+        .junctionTimeLimit(minutes: 2)
     )
     func idleClients() throws {
         // header 2 s, idle 2 s, grace 2 s: each idle phase has a deadline of its own.

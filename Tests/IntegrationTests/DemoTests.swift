@@ -3,7 +3,7 @@ import Testing
 
 /// `junction demo` as a new user runs it: it starts, prints where to go, serves the split with its
 /// own backends, shows them in the admin status, and stops on SIGTERM.
-@Suite("junction demo", .timeLimit(.minutes(3)))
+@Suite("junction demo", .junctionTimeLimit(minutes: 3))
 struct DemoTests {
     @Test("The demo answers through the split (curl, Python websockets, headless Chromium) and stops on SIGTERM")
     func demo() throws {

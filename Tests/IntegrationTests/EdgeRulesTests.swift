@@ -3,7 +3,7 @@ import Testing
 
 /// Request targets, Host values and HTTP/2 `:path` as an attacker sends them: the request as raw
 /// bytes, and what the backend received as raw bytes.
-@Suite("Request targets, Host and :path at the edge", .timeLimit(.minutes(5)))
+@Suite("Request targets, Host and :path at the edge", .junctionTimeLimit(minutes: 5))
 struct EdgeRulesTests {
     /// Junction with an `admin.example` route to one backend and everything else to another, on an
     /// HTTP/1.1 listener and an h2c one.

@@ -7,7 +7,7 @@ import Testing
 
 /// HTTP/2 to clients, RFC 8441 WebSockets, redirects and certificate reload, with real clients:
 /// curl, nghttp, Python `h2`, openssl and headless Chromium.
-@Suite("HTTP/2 and RFC 8441", .timeLimit(.minutes(5)))
+@Suite("HTTP/2 and RFC 8441", .junctionTimeLimit(minutes: 5))
 struct HTTP2Tests {
     /// A running Junction with a TLS listener (`https`, h2 on), an h2c listener (`h2c`) and a
     /// redirecting one (`redirect`), the monolith and one ddp-streamer behind it.

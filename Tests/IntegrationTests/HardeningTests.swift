@@ -3,7 +3,7 @@ import Testing
 
 /// Bad input from clients gets the right 4xx, never reaches a backend as something else, and the
 /// proxy keeps serving everyone else.
-@Suite("Malformed requests, smuggling and limits", .timeLimit(.minutes(5)))
+@Suite("Malformed requests, smuggling and limits", .junctionTimeLimit(minutes: 5))
 struct HardeningTests {
     /// A raw request and the status it must get.
     struct Case: CustomStringConvertible, Sendable {

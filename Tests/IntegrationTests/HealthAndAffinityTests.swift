@@ -6,7 +6,7 @@ import Testing
 #endif
 
 /// Active health checks, affinity, DNS discovery and the admin endpoints, with real processes.
-@Suite("Health, affinity, discovery, admin", .timeLimit(.minutes(5)))
+@Suite("Health, affinity, discovery, admin", .junctionTimeLimit(minutes: 5))
 struct HealthAndAffinityTests {
     /// The config for one pool `web` (the catch-all) with `backends`, plus `poolExtra` and an admin listener.
     static func config(backends: [String], poolExtra: String = "", weights: [Int]? = nil, extra: String = "") -> String

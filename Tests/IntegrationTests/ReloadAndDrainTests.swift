@@ -6,7 +6,7 @@ import Testing
 #endif
 
 /// Reload under load, graceful drain, and the PROXY protocol: what an operator meets on a bad day.
-@Suite("Reload, drain, PROXY protocol", .timeLimit(.minutes(5)))
+@Suite("Reload, drain, PROXY protocol", .junctionTimeLimit(minutes: 5))
 struct ReloadAndDrainTests {
     @Test(
         "SIGHUP under load with 100 WebSockets open: no failed request, every WebSocket still echoes, the new backend gets traffic"

@@ -3,7 +3,7 @@ import Testing
 
 /// The Rocket.Chat split through the real proxy, with curl and a real WebSocket client, over
 /// plain HTTP and TLS.
-@Suite("Rocket.Chat split", .timeLimit(.minutes(5)))
+@Suite("Rocket.Chat split", .junctionTimeLimit(minutes: 5))
 struct SplitTests {
     @Test("WebSocket paths go to ddp-streamer, everything else to the monolith, over http and https")
     func split() throws {

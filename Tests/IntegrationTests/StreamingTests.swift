@@ -3,7 +3,7 @@ import Testing
 
 /// Large bodies stream through with bounded proxy memory, and a slow reader stalls the backend
 /// instead of filling the proxy. Serialized: these move hundreds of megabytes.
-@Suite("Streaming and backpressure", .serialized, .timeLimit(.minutes(10)))
+@Suite("Streaming and backpressure", .serialized, .junctionTimeLimit(minutes: 10))
 struct StreamingTests {
     static let megabyte = 1 << 20
 

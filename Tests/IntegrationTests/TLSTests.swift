@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// TLS termination checked with openssl s_client and curl against certificates made at run time.
-@Suite("TLS", .timeLimit(.minutes(5)))
+@Suite("TLS", .junctionTimeLimit(minutes: 5))
 struct TLSTests {
     static func twoCertificateConfig(backend: String) -> String {
         """

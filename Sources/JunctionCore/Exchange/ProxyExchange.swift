@@ -166,7 +166,7 @@ final class ProxyExchange: DeadlineTracked {
         self.disarmResponseTimeout()
         if let upstream = self.upstream {
             self.upstream = nil
-            upstream.exchange = nil
+            upstream.detach()
             upstream.close()
         }
         self.releaseLease()
@@ -204,7 +204,7 @@ final class ProxyExchange: DeadlineTracked {
             // The tunnel takes over the connection and the backend's active count.
             self.upstream = nil
             self.leased = nil
-            upstream.exchange = nil
+            upstream.detach()
             self.delegate.exchangeUpgraded(head, upstream: upstream, lease: self.lease.take()!)
         case .finish(let reusable):
             self.upstream = nil
@@ -212,7 +212,7 @@ final class ProxyExchange: DeadlineTracked {
             if reusable {
                 self.loop.connections.release(upstream, idleTimeout: self.pool.timeouts.idle)
             } else {
-                upstream.exchange = nil
+                upstream.detach()
                 upstream.close()
             }
             self.releaseLease()
@@ -253,7 +253,7 @@ final class ProxyExchange: DeadlineTracked {
         let action = self.machine.responseTimedOut()
         if let upstream = self.upstream {
             self.upstream = nil
-            upstream.exchange = nil
+            upstream.detach()
             upstream.close()
         }
         self.handle(action)
@@ -308,7 +308,7 @@ final class ProxyExchange: DeadlineTracked {
 
     private func attach(_ connection: UpstreamConnection) {
         self.upstream = connection
-        connection.exchange = self
+        connection.attach(self)
         let timer = self.machine.connected()
         connection.writeHead(self.headBytes, method: self.method)
         for part in self.pending {

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -136,5 +137,31 @@ struct ResponseRelay {
     mutating func clientGone(on loop: LoopContext) {
         if !self.started { self.record.status = 499 }
         self.finish(on: loop)
+    }
+}
+
+/// A front as the relay's output: where response body bytes go, and how a cut response ends.
+protocol ResponseWire: AnyObject {
+    /// Writes body bytes in the wire's framing (chunked, raw, DATA frames).
+    func writeResponseBody(_ bytes: ByteBuffer)
+    /// The response cannot be completed: stop the exchange and cut it on the wire.
+    func cutResponse()
+}
+
+extension ResponseWire {
+    /// Puts what the relay made of a body part on the wire; false when the response was cut.
+    @discardableResult
+    func write(_ action: ResponseRelay.BodyAction, logger: Logger, listener: String) -> Bool {
+        switch action {
+        case .write(let bytes):
+            self.writeResponseBody(bytes)
+            return true
+        case .skip:
+            return true
+        case .cut:
+            logger.error("gzip failed; the response is cut", metadata: ["listener": "\(listener)"])
+            self.cutResponse()
+            return false
+        }
     }
 }

@@ -370,7 +370,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 // MARK: - ProxyExchangeDelegate
 
-extension HTTP1ServerHandler: ProxyExchangeDelegate {
+extension HTTP1ServerHandler: ProxyExchangeDelegate, ResponseWire {
     var canTakeResponse: Bool { self.context?.channel.isWritable ?? false }
 
     func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
@@ -402,41 +402,38 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate {
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
         guard let action = self.request?.relay.upstreamBody(body, allocator: self.loop.allocator) else { return }
-        self.write(action)
+        _ = self.write(action)
     }
 
-    /// Writes what the relay made of a body part in the response's framing; a failed compression
-    /// cuts the connection (the client must not take a partial body as whole).
-    @discardableResult
-    private func write(_ action: ResponseRelay.BodyAction) -> Bool {
-        guard let context = self.context, let framing = self.request?.framing else { return false }
-        switch action {
-        case .write(let body):
-            switch framing {
-            case .raw:
-                context.write(self.wrapOutboundOut(body), promise: nil)
-            case .chunked:
-                guard body.readableBytes > 0 else { break }
-                context.write(
-                    self.wrapOutboundOut(
-                        ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)
-                    ),
-                    promise: nil
-                )
-                context.write(self.wrapOutboundOut(body), promise: nil)
-                context.write(self.wrapOutboundOut(ChunkedCoding.crlf), promise: nil)
-            case .none:
-                break
-            }
-            return true
-        case .skip:
-            return true
-        case .cut:
-            self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
-            self.exchange?.cancel()
-            self.exchangeAborted()
-            return false
+    /// Writes a part of the response body in the response's framing.
+    func writeResponseBody(_ body: ByteBuffer) {
+        guard let context = self.context, let framing = self.request?.framing else { return }
+        switch framing {
+        case .raw:
+            context.write(self.wrapOutboundOut(body), promise: nil)
+        case .chunked:
+            guard body.readableBytes > 0 else { return }
+            context.write(
+                self.wrapOutboundOut(
+                    ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)
+                ),
+                promise: nil
+            )
+            context.write(self.wrapOutboundOut(body), promise: nil)
+            context.write(self.wrapOutboundOut(ChunkedCoding.crlf), promise: nil)
+        case .none:
+            break
         }
+    }
+
+    /// The client must not take a partial body as whole: the connection is cut.
+    func cutResponse() {
+        self.exchange?.cancel()
+        self.exchangeAborted()
+    }
+
+    private func write(_ action: ResponseRelay.BodyAction) -> Bool {
+        self.write(action, logger: self.loop.logger, listener: self.listener.name)
     }
 
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {

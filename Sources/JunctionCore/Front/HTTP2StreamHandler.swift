@@ -254,7 +254,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 // MARK: - ProxyExchangeDelegate
 
-extension HTTP2StreamHandler: ProxyExchangeDelegate {
+extension HTTP2StreamHandler: ProxyExchangeDelegate, ResponseWire {
     var canTakeResponse: Bool { self.context?.channel.isWritable ?? false }
 
     func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
@@ -273,26 +273,22 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate {
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
         guard let action = self.relay?.upstreamBody(body, allocator: self.loop.allocator) else { return }
-        self.write(action)
+        _ = self.write(action)
     }
 
-    /// Writes what the relay made of a body part; a failed compression cuts the stream.
-    @discardableResult
+    func writeResponseBody(_ bytes: ByteBuffer) {
+        guard bytes.readableBytes > 0 else { return }
+        self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+    }
+
+    /// The stream is reset: the client must not take a partial body as whole.
+    func cutResponse() {
+        self.exchange?.cancel()
+        self.exchangeAborted()
+    }
+
     private func write(_ action: ResponseRelay.BodyAction) -> Bool {
-        switch action {
-        case .write(let bytes):
-            if bytes.readableBytes > 0 {
-                self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
-            }
-            return true
-        case .skip:
-            return true
-        case .cut:
-            self.loop.logger.error("gzip failed; the response is cut", metadata: ["listener": "\(self.listener.name)"])
-            self.exchange?.cancel()
-            self.exchangeAborted()
-            return false
-        }
+        self.write(action, logger: self.loop.logger, listener: self.listener.name)
     }
 
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {

@@ -11,17 +11,11 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundOut = HTTP2Frame.FramePayload
 
     /// The partner, the tunnel and backpressure, as every tunnel side has them.
-    private var side: TunnelSide
+    var side: TunnelSide
     private var sentEndStream = false
 
     init(tunnel: Tunnel) {
         self.side = TunnelSide(tunnel: tunnel)
-    }
-
-    /// The upstream side.
-    var partner: (any TunnelEndpoint)? {
-        get { self.side.partner }
-        set { self.side.partner = newValue }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -47,29 +41,9 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
             break
         }
     }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        self.side.readBurstEnded()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.side.closed()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        self.side.failed(context: context)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.side.writabilityChanged(context: context)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        self.side.read(context: context)
-    }
 }
 
-extension HTTP2TunnelGlueHandler: TunnelEndpoint {
+extension HTTP2TunnelGlueHandler: TunnelSideHandler {
     func partnerWrite(_ bytes: ByteBuffer) {
         self.side.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
     }
@@ -85,20 +59,5 @@ extension HTTP2TunnelGlueHandler: TunnelEndpoint {
             self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
             promise: nil
         )
-    }
-
-    func partnerCloseFull() {
-        // Closing a stream channel that has not ended sends RST_STREAM (CANCEL).
-        self.side.close()
-    }
-
-    func partnerBecameWritable() {
-        self.side.partnerBecameWritable()
-    }
-
-    var partnerIsWritable: Bool { self.side.isWritable }
-
-    func closeChannel() {
-        self.side.close()
     }
 }

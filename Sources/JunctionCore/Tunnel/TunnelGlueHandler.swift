@@ -9,7 +9,7 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     /// The partner, the tunnel and backpressure, as every tunnel side has them.
-    private var side: TunnelSide
+    var side: TunnelSide
     /// True on the client side, false on the upstream side.
     let isClientSide: Bool
     /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of
@@ -19,12 +19,6 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(tunnel: Tunnel, isClientSide: Bool) {
         self.side = TunnelSide(tunnel: tunnel)
         self.isClientSide = isClientSide
-    }
-
-    /// The other side.
-    var partner: (any TunnelEndpoint)? {
-        get { self.side.partner }
-        set { self.side.partner = newValue }
     }
 
     // MARK: ChannelHandler
@@ -45,14 +39,6 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.side.partner?.partnerWrite(bytes)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        self.side.readBurstEnded()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.side.closed()
-    }
-
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
             self.side.partner?.partnerWriteEOF()
@@ -60,23 +46,11 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(event)
         }
     }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        self.side.failed(context: context)
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.side.writabilityChanged(context: context)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        self.side.read(context: context)
-    }
 }
 
-// MARK: - TunnelEndpoint
+// MARK: - TunnelSideHandler
 
-extension TunnelGlueHandler: TunnelEndpoint {
+extension TunnelGlueHandler: TunnelSideHandler {
     func partnerWrite(_ bytes: ByteBuffer) {
         self.writeContext?.write(self.wrapOutboundOut(bytes), promise: nil)
     }
@@ -87,19 +61,5 @@ extension TunnelGlueHandler: TunnelEndpoint {
 
     func partnerWriteEOF() {
         self.side.context?.close(mode: .output, promise: nil)
-    }
-
-    func partnerCloseFull() {
-        self.side.close()
-    }
-
-    func partnerBecameWritable() {
-        self.side.partnerBecameWritable()
-    }
-
-    var partnerIsWritable: Bool { self.side.isWritable }
-
-    func closeChannel() {
-        self.side.close()
     }
 }

@@ -69,8 +69,57 @@ struct TunnelSide {
     /// Whether this side's channel can take more bytes now.
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    /// Closes this side's channel (the partner's close, an idle timeout, the shutdown grace).
+    /// Closes this side's channel (the partner's close, an idle timeout, the shutdown grace). On an
+    /// HTTP/2 stream that has not ended, that is RST_STREAM (CANCEL).
     func close() {
         self.context?.close(promise: nil)
+    }
+}
+
+/// A glue handler built on a `TunnelSide`: the channel events and the partner's calls that are the
+/// same whatever the wire. A handler adds only how bytes are read and written on its channel.
+protocol TunnelSideHandler: TunnelEndpoint, ChannelDuplexHandler {
+    var side: TunnelSide { get set }
+}
+
+extension TunnelSideHandler {
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.side.readBurstEnded()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.side.closed()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.side.failed(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.side.writabilityChanged(context: context)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        self.side.read(context: context)
+    }
+
+    /// The other side.
+    var partner: (any TunnelEndpoint)? {
+        get { self.side.partner }
+        set { self.side.partner = newValue }
+    }
+
+    func partnerCloseFull() {
+        self.side.close()
+    }
+
+    func partnerBecameWritable() {
+        self.side.partnerBecameWritable()
+    }
+
+    var partnerIsWritable: Bool { self.side.isWritable }
+
+    func closeChannel() {
+        self.side.close()
     }
 }

@@ -13,8 +13,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
 
     /// The backend this connection goes to.
     let backend: Backend
-    /// The exchange using the connection; nil while pooled.
-    var exchange: ProxyExchange?
+    /// The exchange using the connection; nil while pooled. Changed only by `attach` and `detach`.
+    private(set) var exchange: ProxyExchange?
     /// True while the connection waits in the pool.
     var isPooled = false
     /// Deadline-sweeper bookkeeping: the idle expiry while pooled.
@@ -40,6 +40,17 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
     var channel: Channel? { self.context?.channel }
 
     // MARK: used by the exchange
+
+    /// Links `exchange` to this connection: the response's parts go to it from now on.
+    func attach(_ exchange: ProxyExchange) {
+        assert(self.exchange == nil, "a connection serves one exchange at a time")
+        self.exchange = exchange
+    }
+
+    /// Unlinks the exchange: it finished, gave up, or handed the connection to a tunnel or the pool.
+    func detach() {
+        self.exchange = nil
+    }
 
     /// Writes a serialized request head (`HTTP1HeadWriter`) for a request with `method`.
     func writeHead(_ bytes: ByteBuffer, method: HTTPMethod) {
@@ -118,7 +129,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
         if self.isPooled {
             self.pool.remove(self)
         } else if let exchange = self.exchange {
-            self.exchange = nil
+            self.detach()
             exchange.upstreamClosed(error: nil)
         }
         context.fireChannelInactive()
@@ -126,7 +137,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let exchange = self.exchange {
-            self.exchange = nil
+            self.detach()
             exchange.upstreamClosed(error: error)
         }
         context.close(promise: nil)

@@ -33,7 +33,7 @@ final class UpstreamConnectionPool {
 
     /// Keeps `connection` for reuse for up to `idleTimeout`.
     func release(_ connection: UpstreamConnection, idleTimeout: TimeAmount) {
-        connection.exchange = nil
+        connection.detach()
         let key = ObjectIdentifier(connection.backend)
         guard connection.isActive, self.idle[key, default: []].count < Self.maxIdlePerBackend else {
             connection.close()

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Testing
 
 /// Runs third-party programs (curl, python3, openssl) the way a user would, with a time limit.
 struct ProcessRunner {
@@ -141,5 +142,13 @@ enum TestPaths {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("junction-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+}
+
+extension Trait where Self == TimeLimitTrait {
+    /// A suite's or test's time limit: `minutes`, four times that under a sanitizer (which runs the
+    /// proxy and the test runner several times slower).
+    static func junctionTimeLimit(minutes: Int) -> Self {
+        .timeLimit(.minutes(TestPaths.underSanitizer ? minutes * 4 : minutes))
     }
 }
