@@ -37,7 +37,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var exchange: ProxyExchange?
     /// Parts of pipelined requests that arrived while one was in flight.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
-    private var readPending = false
+    private var heldRead = HeldRead()
     /// Names the pipeline handlers, so a tunnel can take them out.
     private let codecs: HTTP1Codecs
 
@@ -84,11 +84,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if self.shouldHoldReads {
-            self.readPending = true
-        } else {
-            context.read()
-        }
+        if self.heldRead.passes(hold: self.shouldHoldReads) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -347,10 +343,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func resumeReadingIfPossible() {
-        if self.readPending, !self.shouldHoldReads, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        if !self.shouldHoldReads, let context = self.context, self.heldRead.release() { context.read() }
     }
 
     private static func describe(_ error: HTTPParserError) -> String {

@@ -26,7 +26,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var relay: ResponseRelay?
     private var exchange: ProxyExchange?
     private var webSocketKey: String?
-    private var readPending = false
+    private var heldRead = HeldRead()
     /// Whether the client ended its side of the stream (END_STREAM seen).
     private var requestEnded = false
 
@@ -76,11 +76,8 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if let exchange = self.exchange, !exchange.canTakeRequestData {
-            self.readPending = true
-        } else {
-            context.read()
-        }
+        let hold = self.exchange.map { !$0.canTakeRequestData } ?? false
+        if self.heldRead.passes(hold: hold) { context.read() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -237,10 +234,7 @@ final class HTTP2StreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func resumeReading() {
-        if self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
+        if let context = self.context, self.heldRead.release() { context.read() }
     }
 
     private static func http1Fields(_ block: HPACKHeaders) -> HTTPHeaders {

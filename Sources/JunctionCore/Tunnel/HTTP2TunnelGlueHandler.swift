@@ -11,7 +11,7 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundOut = HTTP2Frame.FramePayload
 
     /// The partner, the tunnel and backpressure, as every tunnel side has them.
-    var side: TunnelSide
+    let side: TunnelSide
     private var sentEndStream = false
 
     init(tunnel: Tunnel) {

@@ -9,7 +9,7 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = ByteBuffer
 
     /// The partner, the tunnel and backpressure, as every tunnel side has them.
-    var side: TunnelSide
+    let side: TunnelSide
     /// True on the client side, false on the upstream side.
     let isClientSide: Bool
     /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of

@@ -4,7 +4,10 @@ import NIOCore
 /// stream's DATA frames): the link to its partner and the tunnel, backpressure (a read is held
 /// while the partner cannot write and resumed when it can), and close propagation. The glue
 /// handlers keep one each and only translate their wire.
-struct TunnelSide {
+///
+/// A class, not a struct: its calls reach the partner and the channel, which can call back into
+/// this side at once; a struct inside the handler would be under exclusive access meanwhile.
+final class TunnelSide {
     /// The other side; nil once this side is removed.
     var partner: (any TunnelEndpoint)?
     /// The tunnel both sides belong to (idle timeout, counters, teardown); nil once removed.
@@ -18,7 +21,7 @@ struct TunnelSide {
     }
 
     /// The handler left its pipeline: forget everything.
-    mutating func removed() {
+    func removed() {
         self.context = nil
         self.partner = nil
         self.tunnel = nil
@@ -50,7 +53,7 @@ struct TunnelSide {
     }
 
     /// A read is wanted: go ahead while the partner can take bytes, else hold it.
-    mutating func read(context: ChannelHandlerContext) {
+    func read(context: ChannelHandlerContext) {
         if let partner = self.partner, partner.partnerIsWritable {
             context.read()
         } else {
@@ -59,7 +62,7 @@ struct TunnelSide {
     }
 
     /// The partner can take bytes again: the held read goes out.
-    mutating func partnerBecameWritable() {
+    func partnerBecameWritable() {
         if self.readPending, let context = self.context {
             self.readPending = false
             context.read()
@@ -79,7 +82,7 @@ struct TunnelSide {
 /// A glue handler built on a `TunnelSide`: the channel events and the partner's calls that are the
 /// same whatever the wire. A handler adds only how bytes are read and written on its channel.
 protocol TunnelSideHandler: TunnelEndpoint, ChannelDuplexHandler {
-    var side: TunnelSide { get set }
+    var side: TunnelSide { get }
 }
 
 extension TunnelSideHandler {
