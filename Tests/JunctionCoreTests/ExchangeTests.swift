@@ -103,11 +103,7 @@ struct ExchangeTests {
 
     /// Everything `channel` wrote, as text.
     static func written(_ channel: EmbeddedChannel) throws -> String {
-        var text = ""
-        while let data = try channel.readOutbound(as: IOData.self) {
-            if case .byteBuffer(let buffer) = data { text += String(buffer: buffer) }
-        }
-        return text
+        try HandlerTests.written(channel)
     }
 
     @Test("A request goes out rewritten, the response comes back, the connection is pooled and reused")
