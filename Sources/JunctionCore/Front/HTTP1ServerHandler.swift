@@ -395,7 +395,7 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate, ResponseWire {
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
         guard let action = self.request?.relay.upstreamBody(body, allocator: self.loop.allocator) else { return }
-        _ = self.write(action)
+        self.write(action, logger: self.loop.logger, listener: self.listener.name)
     }
 
     /// Writes a part of the response body in the response's framing.
@@ -425,14 +425,10 @@ extension HTTP1ServerHandler: ProxyExchangeDelegate, ResponseWire {
         self.exchangeAborted()
     }
 
-    private func write(_ action: ResponseRelay.BodyAction) -> Bool {
-        self.write(action, logger: self.loop.logger, listener: self.listener.name)
-    }
-
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
         guard let tail = self.request?.relay.upstreamEnd(allocator: self.loop.allocator) else { return }
         self.exchange = nil
-        guard self.write(tail) else { return }
+        guard self.write(tail, logger: self.loop.logger, listener: self.listener.name) else { return }
         var terminator: ByteBuffer?
         if self.request?.framing == .chunked {
             if let trailers, !trailers.isEmpty {

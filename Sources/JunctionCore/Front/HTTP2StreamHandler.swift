@@ -267,7 +267,7 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate, ResponseWire {
 
     func exchangeReceivedResponseBody(_ body: ByteBuffer) {
         guard let action = self.relay?.upstreamBody(body, allocator: self.loop.allocator) else { return }
-        _ = self.write(action)
+        self.write(action, logger: self.loop.logger, listener: self.listener.name)
     }
 
     func writeResponseBody(_ bytes: ByteBuffer) {
@@ -281,15 +281,11 @@ extension HTTP2StreamHandler: ProxyExchangeDelegate, ResponseWire {
         self.exchangeAborted()
     }
 
-    private func write(_ action: ResponseRelay.BodyAction) -> Bool {
-        self.write(action, logger: self.loop.logger, listener: self.listener.name)
-    }
-
     func exchangeReceivedResponseEnd(_ trailers: HTTPHeaders?) {
         guard let context = self.context, let tail = self.relay?.upstreamEnd(allocator: self.loop.allocator) else {
             return
         }
-        guard self.write(tail) else { return }
+        guard self.write(tail, logger: self.loop.logger, listener: self.listener.name) else { return }
         if self.relay?.bodyless == false {
             if let trailers, !trailers.isEmpty {
                 let block = HTTP2HeadConverter.trailers(trailers)
