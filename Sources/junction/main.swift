@@ -11,6 +11,26 @@ struct JunctionCommand: AsyncParsableCommand {
         abstract: "A reverse proxy that splits Rocket.Chat traffic between ddp-streamer and the monolith.",
         subcommands: [Run.self, Check.self, Version.self, Demo.self]
     )
+
+    /// As ArgumentParser's `main`, except that a usage error exits 2 as the contract says (the
+    /// parser's own code for it is 64, EX_USAGE).
+    static func main() async {
+        do {
+            var command = try Self.parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if Self.exitCode(for: error) == .validationFailure {
+                StandardOutput.writeErrorLine(Self.fullMessage(for: error))
+                LineWriter.flushStandardStreams()
+                Self.exit(withError: ExitCode(2))
+            }
+            Self.exit(withError: error)
+        }
+    }
 }
 
 /// Options shared by `run` and `check`.

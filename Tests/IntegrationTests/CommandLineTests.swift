@@ -82,8 +82,14 @@ struct CommandLineTests {
             "\(dns.stderr)"
         )
         #expect(dns.stderr.contains("pools.ddp-streamer.backends[0].address: cannot resolve also-missing.invalid"))
-        let usage = try ProcessRunner.run([TestPaths.junctionBinary, "frobnicate"])
-        #expect(usage.status == 64 || usage.status == 2, "usage error exit code: \(usage.status)")
+        // Usage errors exit 2 (contract: "2 usage"), with the parser's message; help is not an error.
+        for arguments in [["frobnicate"], ["run", "--bogus"], ["check", "--config"]] {
+            let usage = try ProcessRunner.run([TestPaths.junctionBinary] + arguments)
+            #expect(usage.status == 2, "\(arguments): exit \(usage.status), \(usage.stderr)")
+            #expect(usage.stderr.contains("Usage: junction"), "\(arguments): \(usage.stderr)")
+        }
+        let help = try ProcessRunner.run([TestPaths.junctionBinary, "--help"])
+        #expect(help.status == 0 && help.stdout.contains("USAGE: junction"), "\(help.stdout)")
     }
 
     @Test("The shipped configs validate; `version` prints the version")
