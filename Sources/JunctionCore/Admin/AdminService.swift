@@ -30,6 +30,19 @@ struct AdminState: Sendable {
         self.listeners.all.map { ($0.name, $0.counter.value) }
     }
 
+    /// Every certificate the listeners serve, with its expiry (seconds since the epoch).
+    var certificates: [JunctionMetrics.CertificateExpiry] {
+        self.listeners.all.flatMap { listener in
+            (listener.current.tls?.entries ?? []).map {
+                JunctionMetrics.CertificateExpiry(
+                    listener: listener.name,
+                    certificate: $0.certPath,
+                    notValidAfter: $0.notValidAfter
+                )
+            }
+        }
+    }
+
     /// The `/status` document.
     var status: StatusReport {
         var pools: [String: StatusReport.PoolStatus] = [:]
@@ -46,6 +59,7 @@ struct AdminState: Sendable {
                         configured: backend.configuredAddress,
                         healthy: backend.isAvailable(at: now),
                         active: backend.active,
+                        tunnels: backend.tunnels,
                         weight: backend.weight,
                         lastCheck: backend.lastCheck.map {
                             StatusReport.CheckStatus(passed: $0.passed, detail: $0.detail, time: $0.time)
@@ -81,11 +95,12 @@ struct StatusReport: Codable, Sendable {
         var configured: String
         var healthy: Bool
         var active: Int
+        var tunnels: Int
         var weight: Int
         var lastCheck: CheckStatus?
 
         enum CodingKeys: String, CodingKey {
-            case address, configured, healthy, active, weight
+            case address, configured, healthy, active, tunnels, weight
             case lastCheck = "last_check"
         }
     }
@@ -182,7 +197,8 @@ private enum AdminAnswers {
         case "/metrics":
             let body = state.metrics.render(
                 pools: Array(state.runtime.current.pools.values),
-                listeners: state.listenerConnections
+                listeners: state.listenerConnections,
+                certificates: state.certificates
             )
             return .init(contentType: "text/plain; version=0.0.4; charset=utf-8", body: body)
         case "/status":

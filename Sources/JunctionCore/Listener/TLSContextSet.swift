@@ -23,6 +23,10 @@ struct TLSContextSet: Sendable {
         let key: NIOSSLPrivateKey
         /// Lowercased names; `*.example.com` entries match one label.
         let names: [String]
+        /// The certificate file, for the expiry metric.
+        let certPath: String
+        /// When the certificate expires, in seconds since the epoch.
+        let notValidAfter: Double
     }
 
     /// How long a close waits for the client's close_notify: the closing phase's deadline.
@@ -167,7 +171,14 @@ struct TLSContextSet: Sendable {
         } else if parsed.notValidBefore > now {
             warnings.append(problem("cert", "the certificate in \(certificate.certPath) is not valid yet", .warning))
         }
-        return .success((Entry(chain: chain, key: key, names: self.dnsNames(of: parsed)), warnings))
+        let entry = Entry(
+            chain: chain,
+            key: key,
+            names: self.dnsNames(of: parsed),
+            certPath: certificate.certPath,
+            notValidAfter: parsed.notValidAfter.timeIntervalSince1970
+        )
+        return .success((entry, warnings))
     }
 
     private static func unreadable(_ path: String) -> String? {

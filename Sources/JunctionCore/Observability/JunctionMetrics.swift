@@ -13,6 +13,9 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 /// - `junction_upstream_active_connections{pool,backend}` — in-flight requests plus open tunnels.
 /// - `junction_backend_healthy{pool,backend}` — 1 when the backend takes new requests.
 /// - `junction_tunnels_active{pool}` — open WebSocket tunnels.
+/// - `junction_backend_tunnels{pool,backend}` — open WebSocket tunnels per backend.
+/// - `junction_certificate_expiry_timestamp_seconds{listener,certificate}` — when each served
+///   certificate expires (seconds since the epoch), for an alert well before it does.
 /// - `junction_connections_active{listener}` — open client connections.
 /// - `junction_log_lines_dropped_total` — log and access-log lines a slow reader made Junction drop.
 public final class JunctionMetrics: Sendable {
@@ -66,19 +69,31 @@ public final class JunctionMetrics: Sendable {
 
     /// Sets the gauges from the live state, then renders the Prometheus text format. Series of
     /// backends, pools and listeners that are gone are removed, not left at their last value.
-    func render(pools: [Pool], listeners: [(name: String, connections: Int)]) -> [UInt8] {
+    /// One served certificate's expiry.
+    struct CertificateExpiry {
+        var listener: String
+        var certificate: String
+        var notValidAfter: Double
+    }
+
+    func render(
+        pools: [Pool],
+        listeners: [(name: String, connections: Int)],
+        certificates: [CertificateExpiry] = []
+    ) -> [UInt8] {
         let now = NIODeadline.now()
         var current: [GaugeKey: Prometheus.Gauge] = [:]
         func set(_ descriptor: MetricNameDescriptor, _ labels: [(String, String)], to value: Double) {
             let gauge = self.registry.makeGauge(descriptor: descriptor, labels: labels)
             gauge.set(to: value)
-            current[GaugeKey(name: descriptor.metricName, labels: labels.map { $0.0 + "=" + $0.1 })] = gauge
+            current[GaugeKey(name: descriptor.name, labels: labels.map { $0.0 + "=" + $0.1 })] = gauge
         }
         for pool in pools {
             for backend in pool.backends {
                 let labels = [("pool", pool.name), ("backend", backend.label)]
                 set(Self.activeConnections, labels, to: Double(backend.active))
                 set(Self.backendHealthy, labels, to: backend.isAvailable(at: now) ? 1 : 0)
+                set(Self.backendTunnels, labels, to: Double(backend.tunnels))
             }
             set(
                 Self.tunnelsActive,
@@ -88,6 +103,10 @@ public final class JunctionMetrics: Sendable {
         }
         for listener in listeners {
             set(Self.connectionsActive, [("listener", listener.name)], to: Double(listener.connections))
+        }
+        for certificate in certificates {
+            let labels = [("listener", certificate.listener), ("certificate", certificate.certificate)]
+            set(Self.certificateExpiry, labels, to: certificate.notValidAfter)
         }
         let gone = self.gauges.withLockedValue { gauges in
             let gone = gauges.filter { current[$0.key] == nil }.map(\.value)
@@ -119,6 +138,20 @@ public final class JunctionMetrics: Sendable {
             metricName: "junction_backend",
             unitName: "healthy",
             helpText: "1 when the backend takes new requests, 0 when it is down."
+        )
+    }
+    private static var backendTunnels: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "junction_backend",
+            unitName: "tunnels",
+            helpText: "Open WebSocket tunnels per backend."
+        )
+    }
+    private static var certificateExpiry: MetricNameDescriptor {
+        MetricNameDescriptor(
+            metricName: "junction_certificate_expiry_timestamp",
+            unitName: "seconds",
+            helpText: "When each certificate a listener serves expires, in seconds since the epoch."
         )
     }
     private static var tunnelsActive: MetricNameDescriptor {

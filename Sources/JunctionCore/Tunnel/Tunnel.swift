@@ -43,6 +43,7 @@ final class Tunnel: DeadlineTracked {
         self.lease = consume lease
         self.pool = pool
         pool?.members.tunnelCount.add(1, ordering: .relaxed)
+        self.backend.tunnelOpened()
         self.idleTimeout = idleTimeout
         self.onClose = onClose
         self.lastActivity = .now()
@@ -105,6 +106,7 @@ final class Tunnel: DeadlineTracked {
         self.loop.sweeper.unregister(self)
         self.lease = nil
         self.pool?.members.tunnelCount.subtract(1, ordering: .relaxed)
+        self.backend.tunnelClosed()
         self.onClose(
             Summary(
                 bytesFromClient: self.bytesFromClient,

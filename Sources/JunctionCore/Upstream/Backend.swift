@@ -29,6 +29,8 @@ public final class Backend: Sendable {
 
     /// In-flight requests plus open tunnels.
     private let activeCount = Atomic<Int>(0)
+    /// Open tunnels alone.
+    private let tunnelCount = Atomic<Int>(0)
     /// Relative weight, 1...100 (the config's, changed in place by a reload).
     private let weightValue: Atomic<Int>
     /// Whether the pool runs active health checks (then passive failures wait for a check to pass,
@@ -112,6 +114,18 @@ public final class Backend: Sendable {
 
     /// In-flight requests plus open tunnels.
     public var active: Int { self.activeCount.load(ordering: .relaxed) }
+
+    /// Open WebSocket tunnels.
+    public var tunnels: Int { self.tunnelCount.load(ordering: .relaxed) }
+
+    /// A tunnel to this backend opened (`Tunnel`) or closed.
+    func tunnelOpened() {
+        self.tunnelCount.add(1, ordering: .relaxed)
+    }
+
+    func tunnelClosed() {
+        self.tunnelCount.subtract(1, ordering: .relaxed)
+    }
 
     /// Whether the backend is up: not failed its checks, not passively marked down.
     public var isHealthy: Bool { self.healthyFlag.load(ordering: .relaxed) }

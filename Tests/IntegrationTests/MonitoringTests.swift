@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// The monitoring files in conf/monitoring: the alert rules pass promtool's checks and unit tests,
+/// and every metric they and the Grafana dashboard use is one a running Junction exports.
+@Suite("Monitoring files", .junctionTimeLimit(minutes: 3))
+struct MonitoringTests {
+    static let directory = TestPaths.repositoryRoot.appendingPathComponent("conf/monitoring")
+
+    @Test("The alert rules pass `promtool check rules` and their unit tests (`promtool test rules`)")
+    func alertRules() throws {
+        let check = try ProcessRunner.run(
+            ["promtool", "check", "rules", Self.directory.appendingPathComponent("junction-alerts.yml").path]
+        )
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("SUCCESS: 7 rules found"), "\(check.stdout)")
+        let test = try ProcessRunner.run(
+            ["promtool", "test", "rules", Self.directory.appendingPathComponent("junction-alerts.test.yml").path]
+        )
+        #expect(test.status == 0, "\(test.stdout)\(test.stderr)")
+        #expect(test.stdout.contains("SUCCESS"), "\(test.stdout)")
+    }
+
+    @Test(
+        "Every metric the rules and the dashboard use is exported; per-backend tunnels and certificate expiry are right"
+    )
+    func metricsExist() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
+        let certificates = try TestCertificates()
+        let issued = try certificates.issue(commonName: "localhost", dnsNames: ["localhost"])
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address], tls: true)
+                + "admin:\n  address: 127.0.0.1:0\n",
+            files: ["cert.pem": issued.certificatePEM, "key.pem": issued.keyPEM],
+            waitForListeners: 3
+        )
+        let issuedAt = Date().timeIntervalSince1970
+        _ = try Curl.status("http://127.0.0.1:\(junction.port("http"))/echo")
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        #expect(try driver.open("w", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")["ok"] as? Bool == true)
+
+        let metrics = try Curl.run(["-s", "http://\(junction.address("admin"))/metrics"])
+        let exported = Set(
+            metrics.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line in
+                line.split(whereSeparator: { $0 == "{" || $0 == " " }).first.map(String.init)
+            }
+        )
+        let rules = try String(
+            contentsOf: Self.directory.appendingPathComponent("junction-alerts.yml"),
+            encoding: .utf8
+        )
+        let dashboard = try String(
+            contentsOf: Self.directory.appendingPathComponent("grafana-dashboard.json"),
+            encoding: .utf8
+        )
+        let used = Set(
+            (rules + dashboard).matches(of: /junction_[a-z_]+/).map { String($0.output) }
+                .filter { $0 != "junction_alerts" }
+        )
+        #expect(
+            used == [
+                "junction_backend_healthy", "junction_backend_tunnels", "junction_certificate_expiry_timestamp_seconds",
+                "junction_connections_active", "junction_log_lines_dropped_total",
+                "junction_request_duration_seconds_bucket", "junction_requests_total",
+                "junction_upstream_active_connections",
+            ],
+            "\(used.sorted())"
+        )
+        for name in used.sorted() {
+            #expect(
+                exported.contains(name),
+                "\(name) is used by conf/monitoring but not exported: \(exported.sorted())"
+            )
+        }
+
+        // The tunnel counts per backend, in /metrics and /status.
+        #expect(
+            metrics.contains("junction_backend_tunnels{pool=\"ddp-streamer\",backend=\"\(ddp.address)\"} 1"),
+            "\(metrics)"
+        )
+        let status = try Curl.json("http://\(junction.address("admin"))/status")
+        let pool = (status["pools"] as? [String: Any])?["ddp-streamer"] as? [String: Any]
+        let backend = (pool?["backends"] as? [[String: Any]])?.first
+        #expect(backend?["tunnels"] as? Int == 1 && backend?["active"] as? Int == 1, "\(status)")
+
+        // The certificate expires a day after it was issued (whole seconds in the certificate).
+        let line = metrics.split(separator: "\n").first {
+            $0.hasPrefix("junction_certificate_expiry_timestamp_seconds{listener=\"https\",certificate=\"")
+        }
+        let expiry = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(abs(expiry - (issuedAt + 86400)) < 120, "\(line ?? "no certificate line")")
+    }
+}
