@@ -94,4 +94,45 @@ struct MonitoringTests {
         let expiry = line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
         #expect(abs(expiry - (issuedAt + 86400)) < 120, "\(line ?? "no certificate line")")
     }
+
+    @Test("The admin dashboard at / shows listeners, pools, backends and request rates in headless Chromium")
+    func dashboard() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address])
+                + "admin:\n  address: 127.0.0.1:0\n",
+            waitForListeners: 2
+        )
+        for _ in 0..<3 { _ = try Curl.status("http://127.0.0.1:\(junction.port("http"))/echo") }
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        #expect(try driver.open("w", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")["ok"] as? Bool == true)
+
+        let page = try Curl.run(["-s", "-D", "-", "http://\(junction.address("admin"))/"])
+        #expect(page.contains("Content-Type: text/html; charset=utf-8"), "\(page.prefix(300))")
+        #expect(!page.contains("src=\"http") && !page.contains("href=\"http"), "no external assets")
+
+        // Virtual time runs the page's refreshes (its fetches are real): the second one has rates.
+        let browser = try ProcessRunner.run(
+            [
+                "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--virtual-time-budget=12000", "--dump-dom", "http://\(junction.address("admin"))/",
+            ],
+            timeout: 90
+        )
+        let dom = browser.stdout
+        #expect(dom.contains("<title>Junction: 2 pools, 2/2 backends up</title>"), "\(dom)")
+        #expect(dom.contains("Pool ddp-streamer") && dom.contains("Pool monolith"), "\(dom)")
+        #expect(dom.contains("<td>\(monolith.address)</td>") && dom.contains("<td>\(ddp.address)</td>"), "\(dom)")
+        #expect(dom.contains("least_conn, affinity none, 1 open WebSockets"), "the ddp-streamer pool's tunnel: \(dom)")
+        #expect(dom.contains("<td>http</td>"), "the listener: \(dom)")
+        #expect(
+            dom.contains("<td>monolith</td><td>monolith</td><td class=\"num\">"),
+            "the monolith route's rates: \(dom)"
+        )
+        #expect(dom.contains("<span id=\"error\"></span>"), "no fetch failed: \(dom)")
+    }
 }

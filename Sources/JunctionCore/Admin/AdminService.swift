@@ -185,6 +185,8 @@ private enum AdminAnswers {
             return .init(status: .methodNotAllowed, "405 Method Not Allowed: the admin endpoints answer GET\n")
         }
         switch head.pathWithoutQuery {
+        case "/", "/index.html":
+            return .init(contentType: "text/html; charset=utf-8", AdminDashboard.html)
         case "/healthz":
             return .init("ok\n")
         case "/readyz":
@@ -207,7 +209,10 @@ private enum AdminAnswers {
             let body: [UInt8] = (try? encoder.encode(state.status)).map { Array($0) + [0x0A] } ?? []
             return .init(contentType: "application/json", body: body)
         default:
-            return .init(status: .notFound, "404 Not Found: admin paths are /healthz, /readyz, /metrics, /status\n")
+            return .init(
+                status: .notFound,
+                "404 Not Found: admin paths are / (dashboard), /healthz, /readyz, /metrics, /status\n"
+            )
         }
     }
 }

@@ -1,0 +1,139 @@
+/// The admin listener's `GET /` page: one self-contained HTML document (no external assets, no
+/// build step) that shows listeners, pools and backends and request rates, refreshing itself from
+/// `/status` and `/metrics` every few seconds.
+enum AdminDashboard {
+    /// Seconds between refreshes.
+    static let refreshSeconds = 5
+
+    /// The page.
+    static let html: String = #"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>Junction</title>
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <style>
+        body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 72em; padding: 0 1em; color: #222 }
+        h1 { font-size: 1.4em; margin: 0 0 .2em } h2 { font-size: 1.1em; margin: 1.4em 0 .4em }
+        table { border-collapse: collapse; width: 100%; margin-bottom: .6em }
+        th, td { border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: left; font-variant-numeric: tabular-nums }
+        th { background: #f4f4f4 } td.num, th.num { text-align: right }
+        .up { color: #107010 } .down { color: #b00000; font-weight: 600 } .muted { color: #777 }
+        #error { color: #b00000 }
+        </style></head>
+        <body>
+        <h1>Junction</h1>
+        <div class="muted">config generation <span id="generation">?</span>, loaded <span id="loaded">?</span>;
+        updated <span id="updated">never</span>, every REFRESH s. <span id="error"></span></div>
+        <h2>Listeners</h2>
+        <table id="listeners"><thead><tr><th>listener</th><th class="num">open connections</th></tr></thead><tbody></tbody></table>
+        <h2>Requests per second</h2>
+        <table id="rates"><thead><tr><th>route</th><th>pool</th><th class="num">2xx/3xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">101 (WebSockets)</th></tr></thead><tbody></tbody></table>
+        <div id="pools"></div>
+        <script>
+        "use strict";
+        const REFRESH = REFRESH_SECONDS;
+        let previous = null;
+        function text(tag, content, cls) {
+          const element = document.createElement(tag);
+          element.textContent = content;
+          if (cls) element.className = cls;
+          return element;
+        }
+        function row(cells) {
+          const tr = document.createElement("tr");
+          for (const cell of cells) tr.appendChild(cell);
+          return tr;
+        }
+        function fill(tbody, rows) {
+          tbody.replaceChildren(...rows);
+        }
+        function parseRequests(metrics) {
+          const counts = new Map();
+          for (const line of metrics.split("\n")) {
+            if (!line.startsWith("junction_requests_total{")) continue;
+            const labels = {};
+            const body = line.slice(line.indexOf("{") + 1, line.lastIndexOf("}"));
+            for (const pair of body.split(",")) {
+              const eq = pair.indexOf("=");
+              if (eq > 0) labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
+            }
+            const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+            const key = labels.route + " " + labels.pool;
+            const entry = counts.get(key) || { route: labels.route, pool: labels.pool, ok: 0, client: 0, server: 0, upgrade: 0 };
+            const code = labels.code || "";
+            if (code === "101") entry.upgrade += value;
+            else if (code.startsWith("4")) entry.client += value;
+            else if (code.startsWith("5")) entry.server += value;
+            else entry.ok += value;
+            counts.set(key, entry);
+          }
+          return counts;
+        }
+        function rate(now, before, field, seconds) {
+          if (!before || seconds <= 0) return "-";
+          return Math.max(0, (now[field] - before[field]) / seconds).toFixed(1);
+        }
+        function render(status, metrics) {
+          document.getElementById("generation").textContent = status.config.generation;
+          document.getElementById("loaded").textContent = new Date(status.config.loaded_at * 1000).toLocaleString();
+          fill(document.querySelector("#listeners tbody"), Object.keys(status.listeners).sort().map(name =>
+            row([text("td", name), text("td", status.listeners[name].connections, "num")])));
+          const at = Date.now() / 1000;
+          const counts = parseRequests(metrics);
+          const seconds = previous ? at - previous.at : 0;
+          fill(document.querySelector("#rates tbody"), [...counts.keys()].sort().map(key => {
+            const now = counts.get(key), before = previous && previous.counts.get(key);
+            return row([text("td", now.route), text("td", now.pool),
+              text("td", rate(now, before, "ok", seconds), "num"), text("td", rate(now, before, "client", seconds), "num"),
+              text("td", rate(now, before, "server", seconds), "num"), text("td", rate(now, before, "upgrade", seconds), "num")]);
+          }));
+          previous = { at, counts };
+          const pools = document.getElementById("pools");
+          const sections = [];
+          let healthy = 0, total = 0;
+          for (const name of Object.keys(status.pools).sort()) {
+            const pool = status.pools[name];
+            const section = document.createElement("section");
+            section.className = "pool";
+            section.appendChild(text("h2", "Pool " + name));
+            section.appendChild(text("div", pool.balance + ", affinity " + pool.affinity + ", " + pool.tunnels + " open WebSockets", "muted"));
+            const table = document.createElement("table");
+            table.appendChild(row(["backend", "configured", "health", "active", "tunnels", "weight", "last check"].map((h, i) =>
+              text("th", h, i >= 3 && i <= 5 ? "num" : ""))));
+            for (const backend of pool.backends) {
+              total += 1;
+              if (backend.healthy) healthy += 1;
+              const check = backend.last_check ? (backend.last_check.passed ? "passed: " : "failed: ") + backend.last_check.detail : "-";
+              const tr = row([text("td", backend.address), text("td", backend.configured, "muted"),
+                text("td", backend.healthy ? "up" : "down", backend.healthy ? "up" : "down"),
+                text("td", backend.active, "num"), text("td", backend.tunnels, "num"), text("td", backend.weight, "num"),
+                text("td", check, "muted")]);
+              tr.className = "backend";
+              table.appendChild(tr);
+            }
+            section.appendChild(table);
+            sections.push(section);
+          }
+          pools.replaceChildren(...sections);
+          document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+          document.title = "Junction: " + Object.keys(status.pools).length + " pools, " + healthy + "/" + total + " backends up";
+        }
+        async function refresh() {
+          try {
+            const [status, metrics] = await Promise.all([
+              fetch("/status", { cache: "no-store" }).then(r => r.json()),
+              fetch("/metrics", { cache: "no-store" }).then(r => r.text()),
+            ]);
+            render(status, metrics);
+            document.getElementById("error").textContent = "";
+          } catch (error) {
+            document.getElementById("error").textContent = "cannot reach the admin listener: " + error;
+          }
+        }
+        refresh();
+        setInterval(refresh, REFRESH * 1000);
+        </script>
+        </body></html>
+        """#
+        .replacing("REFRESH_SECONDS", with: String(refreshSeconds))
+        .replacing("every REFRESH s", with: "every \(refreshSeconds) s")
+}
