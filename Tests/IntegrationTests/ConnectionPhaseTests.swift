@@ -125,7 +125,8 @@ struct ConnectionPhaseTests {
 
     @Test(
         "Idle clients are closed within their deadline plus 1 s while 100 busy connections are all served",
-        .junctionTimeLimit(minutes: 2)
+        // Blocking waits on a loaded 2-core machine can queue this behind other suites: room for that.
+        .junctionTimeLimit(minutes: 4)
     )
     func idleClients() throws {
         // header 2 s, idle 2 s, grace 2 s: each idle phase has a deadline of its own.

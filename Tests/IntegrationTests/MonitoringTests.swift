@@ -42,6 +42,15 @@ struct MonitoringTests {
         let driver = try WebSocketDriver()
         defer { driver.quit() }
         #expect(try driver.open("w", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")["ok"] as? Bool == true)
+        // One more, closed by the client: counted in junction_tunnels_closed_total.
+        #expect(try driver.open("x", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")["ok"] as? Bool == true)
+        try driver.close("x")
+        let closedLine = "junction_tunnels_closed_total{pool=\"ddp-streamer\",reason=\"client\"} 1"
+        #expect(
+            JunctionProcess.wait(timeout: 5) {
+                ((try? Curl.run(["-s", "http://\(junction.address("admin"))/metrics"])) ?? "").contains(closedLine)
+            }
+        )
 
         let metrics = try Curl.run(["-s", "http://\(junction.address("admin"))/metrics"])
         let exported = Set(
@@ -66,7 +75,7 @@ struct MonitoringTests {
                 "junction_backend_healthy", "junction_backend_tunnels", "junction_certificate_expiry_timestamp_seconds",
                 "junction_connections_active", "junction_log_lines_dropped_total",
                 "junction_request_duration_seconds_bucket", "junction_requests_total",
-                "junction_upstream_active_connections",
+                "junction_tunnels_closed_total", "junction_upstream_active_connections",
             ],
             "\(used.sorted())"
         )

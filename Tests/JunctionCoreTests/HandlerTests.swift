@@ -219,4 +219,74 @@ struct HandlerTests {
         #expect(summary?.bytesFromClient == 14)
         #expect(summary?.bytesFromUpstream == 12)
     }
+
+    /// How a tunnel ends in `tunnelCloseReasons`.
+    enum Ending: String, CaseIterable, Sendable {
+        case clientCloses, backendCloses, idle, shutdown
+    }
+
+    @Test(
+        "A tunnel's end is counted by reason: the side that closed first, its idle timeout, the shutdown",
+        arguments: Ending.allCases
+    )
+    func tunnelCloseReasons(_ ending: Ending) throws {
+        let client = EmbeddedChannel()
+        let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
+        let backend = Backend(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: 9),
+            label: "b",
+            weight: 1,
+            poolName: "p"
+        )
+        let metrics = JunctionMetrics()
+        let loop = LoopContext(
+            eventLoop: client.embeddedEventLoop,
+            runtime: RuntimeConfig(config: JunctionConfig(), pools: [:]),
+            accessLogSink: nil,
+            metrics: metrics
+        )
+        let pool = Pool(
+            name: "p",
+            backends: [backend],
+            balancer: LeastConnectionsBalancer(),
+            timeouts: UpstreamTimeouts(),
+            retries: 0,
+            healthCheck: nil
+        )
+        let tunnel = Tunnel(loop: loop, lease: BackendLease(backend), pool: pool, idleTimeout: .hours(1)) { _ in }
+        let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
+        let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
+        tunnel.pair(client: clientSide, upstream: upstreamSide)
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        try client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try upstream.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        #expect(backend.tunnels == 1)
+
+        let reason: String
+        switch ending {
+        case .clientCloses:
+            _ = try? client.close().wait()
+            reason = "client"
+        case .backendCloses:
+            _ = try? upstream.close().wait()
+            reason = "backend"
+        case .idle:
+            tunnel.deadlinePassed(now: .now())
+            reason = "idle"
+        case .shutdown:
+            loop.isShuttingDown = true
+            _ = try? client.close().wait()
+            reason = "shutdown"
+        }
+        client.embeddedEventLoop.run()
+        #expect(!client.isActive && !upstream.isActive, "closing one side closes the other")
+        #expect(backend.tunnels == 0 && backend.active == 0)
+        let text = String(decoding: metrics.render(pools: [pool], listeners: []), as: UTF8.self)
+        #expect(text.contains("junction_tunnels_closed_total{pool=\"p\",reason=\"\(reason)\"} 1"), "\(text)")
+        #expect(
+            text.components(separatedBy: "junction_tunnels_closed_total{").count == 2,
+            "one reason counted: \(text)"
+        )
+    }
 }

@@ -18,6 +18,8 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 ///   certificate expires (seconds since the epoch), for an alert well before it does.
 /// - `junction_connections_active{listener}` — open client connections.
 /// - `junction_log_lines_dropped_total` — log and access-log lines a slow reader made Junction drop.
+/// - `junction_tunnels_closed_total{pool,reason}` — WebSocket tunnels ended, by why: `client`,
+///   `backend` (that side closed first), `idle` (tunnel_idle), `shutdown` (the shutdown grace).
 public final class JunctionMetrics: Sendable {
     /// What `/metrics` renders.
     let registry = PrometheusCollectorRegistry()
@@ -52,6 +54,17 @@ public final class JunctionMetrics: Sendable {
                 helpText: "Requests answered, by route, pool and exact status."
             ),
             labels: [("route", route), ("pool", pool), ("code", String(code))]
+        )
+    }
+
+    func tunnelsClosedCounter(pool: String, reason: String) -> Prometheus.Counter {
+        self.registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "junction_tunnels_closed",
+                unitName: "total",
+                helpText: "WebSocket tunnels ended, by pool and why."
+            ),
+            labels: [("pool", pool), ("reason", reason)]
         )
     }
 
@@ -182,6 +195,19 @@ final class LoopMetrics {
     private let metrics: JunctionMetrics
     private var counters: [RequestKey: Prometheus.Counter] = [:]
     private var durations: [String: DurationHistogram] = [:]
+    private var tunnelsClosed: [String: Prometheus.Counter] = [:]
+
+    /// A tunnel of `pool` ended for `reason`.
+    func tunnelClosed(pool: String, reason: Tunnel.CloseReason) {
+        let key = pool + " " + reason.rawValue
+        if let counter = self.tunnelsClosed[key] {
+            counter.increment()
+        } else {
+            let counter = self.metrics.tunnelsClosedCounter(pool: pool, reason: reason.rawValue)
+            self.tunnelsClosed[key] = counter
+            counter.increment()
+        }
+    }
 
     init(metrics: JunctionMetrics) {
         self.metrics = metrics

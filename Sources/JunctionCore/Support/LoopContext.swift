@@ -27,6 +27,9 @@ final class LoopContext: @unchecked Sendable {
     let gzipBudget = GzipBudget()
     /// The configuration generation new requests on this loop use.
     var runtime: RuntimeConfig
+    /// Set once the process's shutdown started (not a single listener's drain): tunnels closed
+    /// from now on are counted as closed by it.
+    var isShuttingDown = false
     private var requestIDs = RequestID()
 
     init(

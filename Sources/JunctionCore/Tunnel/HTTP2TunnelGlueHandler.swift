@@ -15,7 +15,7 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
     private var sentEndStream = false
 
     init(tunnel: Tunnel) {
-        self.side = TunnelSide(tunnel: tunnel)
+        self.side = TunnelSide(tunnel: tunnel, isClientSide: true)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -100,9 +100,22 @@ final class Tunnel: DeadlineTracked {
         self.lastActivity = .now()
     }
 
-    func sideClosed() {
+    /// Why a tunnel ended, for `junction_tunnels_closed_total{reason}`.
+    enum CloseReason: String {
+        case client, backend, idle, shutdown
+    }
+
+    /// Set by whoever closes the tunnel on purpose (idle timeout); else the first side to close.
+    private var closeReason: CloseReason?
+
+    /// One side's channel closed (`fromClient`: the client's).
+    func sideClosed(fromClient: Bool) {
+        if self.closeReason == nil {
+            self.closeReason = self.loop.isShuttingDown ? .shutdown : (fromClient ? .client : .backend)
+        }
         self.openSides -= 1
         guard self.openSides == 0 else { return }
+        self.loop.metrics?.tunnelClosed(pool: self.pool?.name ?? "none", reason: self.closeReason ?? .client)
         self.loop.sweeper.unregister(self)
         self.lease = nil
         self.pool?.members.tunnelCount.subtract(1, ordering: .relaxed)
@@ -121,6 +134,7 @@ final class Tunnel: DeadlineTracked {
 
     func deadlinePassed(now: NIODeadline) {
         // Idle for tunnel_idle.
+        if self.closeReason == nil { self.closeReason = .idle }
         self.clientSide?.closeChannel()
         self.upstreamSide?.closeChannel()
     }

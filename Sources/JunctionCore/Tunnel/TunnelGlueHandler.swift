@@ -17,7 +17,7 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var writeContext: ChannelHandlerContext?
 
     init(tunnel: Tunnel, isClientSide: Bool) {
-        self.side = TunnelSide(tunnel: tunnel)
+        self.side = TunnelSide(tunnel: tunnel, isClientSide: isClientSide)
         self.isClientSide = isClientSide
     }
 

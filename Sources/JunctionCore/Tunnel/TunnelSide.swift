@@ -14,10 +14,13 @@ final class TunnelSide {
     private(set) var tunnel: Tunnel?
     /// This side's channel context, while the handler is in the pipeline.
     var context: ChannelHandlerContext?
+    /// Whether this is the client's side (the close reason says who closed first).
+    let isClientSide: Bool
     private var readPending = false
 
-    init(tunnel: Tunnel) {
+    init(tunnel: Tunnel, isClientSide: Bool) {
         self.tunnel = tunnel
+        self.isClientSide = isClientSide
     }
 
     /// The handler left its pipeline: forget everything.
@@ -33,10 +36,11 @@ final class TunnelSide {
         self.partner?.partnerFlush()
     }
 
-    /// This side's channel closed: close the partner, and tell the tunnel.
+    /// This side's channel closed: tell the tunnel (first, so it knows which side closed first),
+    /// then close the partner.
     func closed() {
+        self.tunnel?.sideClosed(fromClient: self.isClientSide)
         self.partner?.partnerCloseFull()
-        self.tunnel?.sideClosed()
     }
 
     /// An error on this side: close both.
