@@ -152,8 +152,22 @@ struct HandlerTests {
         }
     }
 
-    @Test("Tunnel glue relays bytes both ways, holds reads while the other side is full, releases the backend")
-    func glue() throws {
+    /// A tunnel between two embedded channels on one loop, its glue handlers in place, holding a
+    /// lease on backend `b` of pool `p`; `connect`: make both channels active.
+    struct TunnelPair {
+        let client: EmbeddedChannel
+        let upstream: EmbeddedChannel
+        let backend: Backend
+        let pool: Pool
+        let tunnel: Tunnel
+        let loop: LoopContext
+    }
+
+    static func makeTunnel(
+        metrics: JunctionMetrics? = nil,
+        connect: Bool = true,
+        onClose: @escaping (Tunnel.Summary) -> Void
+    ) throws -> TunnelPair {
         let client = EmbeddedChannel()
         let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
         let backend = Backend(
@@ -162,9 +176,12 @@ struct HandlerTests {
             weight: 1,
             poolName: "p"
         )
-        let runtime = RuntimeConfig(config: JunctionConfig(), pools: [:])
-        let loop = LoopContext(eventLoop: client.embeddedEventLoop, runtime: runtime, accessLogSink: nil)
-        var summary: Tunnel.Summary?
+        let loop = LoopContext(
+            eventLoop: client.embeddedEventLoop,
+            runtime: RuntimeConfig(config: JunctionConfig(), pools: [:]),
+            accessLogSink: nil,
+            metrics: metrics
+        )
         let pool = Pool(
             name: "p",
             backends: [backend],
@@ -178,19 +195,31 @@ struct HandlerTests {
             loop: loop,
             lease: BackendLease(backend),
             pool: pool,
-            idleTimeout: .hours(1)
-        ) {
-            summary = $0
-        }
+            idleTimeout: .hours(1),
+            onClose: onClose
+        )
         let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
         let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
         tunnel.pair(client: clientSide, upstream: upstreamSide)
-        let counter = ReadCounter()
-        try client.pipeline.syncOperations.addHandler(counter)
         try client.pipeline.syncOperations.addHandler(clientSide)
         try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        if connect { try Self.connect(client, upstream) }
+        return TunnelPair(client: client, upstream: upstream, backend: backend, pool: pool, tunnel: tunnel, loop: loop)
+    }
+
+    static func connect(_ client: EmbeddedChannel, _ upstream: EmbeddedChannel) throws {
         try client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         try upstream.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+    }
+
+    @Test("Tunnel glue relays bytes both ways, holds reads while the other side is full, releases the backend")
+    func glue() throws {
+        var summary: Tunnel.Summary?
+        let pair = try Self.makeTunnel(connect: false) { summary = $0 }
+        let (client, upstream, backend, pool) = (pair.client, pair.upstream, pair.backend, pair.pool)
+        let counter = ReadCounter()
+        try client.pipeline.syncOperations.addHandler(counter, position: .first)
+        try Self.connect(client, upstream)
 
         try client.writeInbound(ByteBuffer(string: "hello upstream"))
         client.pipeline.fireChannelReadComplete()
@@ -230,37 +259,11 @@ struct HandlerTests {
         arguments: Ending.allCases
     )
     func tunnelCloseReasons(_ ending: Ending) throws {
-        let client = EmbeddedChannel()
-        let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
-        let backend = Backend(
-            address: try SocketAddress(ipAddress: "127.0.0.1", port: 9),
-            label: "b",
-            weight: 1,
-            poolName: "p"
-        )
         let metrics = JunctionMetrics()
-        let loop = LoopContext(
-            eventLoop: client.embeddedEventLoop,
-            runtime: RuntimeConfig(config: JunctionConfig(), pools: [:]),
-            accessLogSink: nil,
-            metrics: metrics
+        let pair = try Self.makeTunnel(metrics: metrics) { _ in }
+        let (client, upstream, backend, pool, tunnel, loop) = (
+            pair.client, pair.upstream, pair.backend, pair.pool, pair.tunnel, pair.loop
         )
-        let pool = Pool(
-            name: "p",
-            backends: [backend],
-            balancer: LeastConnectionsBalancer(),
-            timeouts: UpstreamTimeouts(),
-            retries: 0,
-            healthCheck: nil
-        )
-        let tunnel = Tunnel(loop: loop, lease: BackendLease(backend), pool: pool, idleTimeout: .hours(1)) { _ in }
-        let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
-        let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
-        tunnel.pair(client: clientSide, upstream: upstreamSide)
-        try client.pipeline.syncOperations.addHandler(clientSide)
-        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
-        try client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        try upstream.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
         #expect(backend.tunnels == 1)
 
         let reason: String

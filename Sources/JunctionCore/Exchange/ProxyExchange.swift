@@ -57,8 +57,8 @@ final class ProxyExchange: DeadlineTracked {
     private var upstream: UpstreamConnection?
     /// The backend's active count while this exchange uses it.
     private var lease: BackendLease?
-    /// The lease's backend (compared by identity without borrowing the lease).
-    private var leased: Backend?
+    /// The leased backend.
+    private var leased: Backend? { self.lease?.backend }
     /// Backends already tried (so retries go elsewhere).
     private var tried: [Backend] = []
 
@@ -169,7 +169,7 @@ final class ProxyExchange: DeadlineTracked {
             upstream.detach()
             upstream.close()
         }
-        self.releaseLease()
+        self.lease = nil
     }
 
     // MARK: upstream → downstream
@@ -203,7 +203,6 @@ final class ProxyExchange: DeadlineTracked {
         case .tunnel(let head):
             // The tunnel takes over the connection and the backend's active count.
             self.upstream = nil
-            self.leased = nil
             upstream.detach()
             self.delegate.exchangeUpgraded(head, upstream: upstream, lease: self.lease.take()!)
         case .finish(let reusable):
@@ -215,7 +214,7 @@ final class ProxyExchange: DeadlineTracked {
                 upstream.detach()
                 upstream.close()
             }
-            self.releaseLease()
+            self.lease = nil
             self.delegate.exchangeReceivedResponseEnd(trailers)
         case .none:
             break
@@ -279,7 +278,6 @@ final class ProxyExchange: DeadlineTracked {
             return
         }
         self.tried.append(backend)
-        self.leased = backend
         self.lease = BackendLease(backend)
         if let connection = self.loop.connections.takeIdle(for: backend) {
             self.attach(connection)
@@ -327,25 +325,20 @@ final class ProxyExchange: DeadlineTracked {
     private func handle(_ action: ProxyExchangeStateMachine.FailureAction) {
         switch action {
         case .retry:
-            self.releaseLease()
+            self.lease = nil
             // A replayed (bodyless) request was drained into the failed connection: its end goes out again.
             if self.machine.requestComplete && self.pending.isEmpty { self.pending.append(.end(nil)) }
             self.attempt()
         case .fail(let failure):
             let backend = self.backend
-            self.releaseLease()
+            self.lease = nil
             self.delegate.exchangeFailed(failure, backend: backend)
         case .abort:
-            self.releaseLease()
+            self.lease = nil
             self.delegate.exchangeAborted()
         case .none:
             break
         }
-    }
-
-    private func releaseLease() {
-        self.leased = nil
-        self.lease = nil
     }
 
     private func armResponseTimeout() {

@@ -195,11 +195,16 @@ final class LoopMetrics {
     private let metrics: JunctionMetrics
     private var counters: [RequestKey: Prometheus.Counter] = [:]
     private var durations: [String: DurationHistogram] = [:]
-    private var tunnelsClosed: [String: Prometheus.Counter] = [:]
+    private var tunnelsClosed: [TunnelKey: Prometheus.Counter] = [:]
+
+    private struct TunnelKey: Hashable {
+        var pool: String
+        var reason: Tunnel.CloseReason
+    }
 
     /// A tunnel of `pool` ended for `reason`.
     func tunnelClosed(pool: String, reason: Tunnel.CloseReason) {
-        let key = pool + " " + reason.rawValue
+        let key = TunnelKey(pool: pool, reason: reason)
         if let counter = self.tunnelsClosed[key] {
             counter.increment()
         } else {

@@ -24,10 +24,11 @@ final class BackendDiscovery: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                let runtime = self.runtime.current
-                let refresh = Duration.nanoseconds(runtime.config.discovery.dnsRefresh.nanoseconds)
-                try? await Task.sleep(for: refresh)
+                let refresh = self.runtime.current.config.discovery.dnsRefresh
+                try? await Task.sleep(for: .nanoseconds(refresh.nanoseconds))
                 guard !Task.isCancelled else { return }
+                // The generation current now: one a reload made during the sleep is not stale.
+                let runtime = self.runtime.current
                 // Pools with at least one backend given by name (IP literals never change).
                 for pool in runtime.config.pools
                 where pool.backends.contains(where: { !BackendResolver.isLiteral($0.address.host) }) {

@@ -41,7 +41,11 @@ public final class Backends: Sendable {
         }
 
         /// What makes two members the same backend: the address and the name it was found by.
-        var key: String { self.configuredAddress + " " + self.label }
+        var key: String { Self.key(configuredAddress: self.configuredAddress, label: self.label) }
+
+        static func key(configuredAddress: String, label: String) -> String {
+            configuredAddress + " " + label
+        }
     }
 
     /// What an update did.
@@ -127,7 +131,7 @@ public final class Backends: Sendable {
             change.healthCheckChanged = state.healthCheck != healthCheck
             var existing: [String: Backend] = [:]
             for backend in state.members {
-                existing[Member.key(of: backend)] = backend
+                existing[backend.memberKey] = backend
             }
             var next: [Backend] = []
             var seen: Set<String> = []
@@ -152,7 +156,7 @@ public final class Backends: Sendable {
                     next.append(backend)
                 }
             }
-            change.removed = state.members.filter { existing[Member.key(of: $0)] != nil }
+            change.removed = state.members.filter { existing[$0.memberKey] != nil }
             state.members = next
             state.healthCheck = healthCheck
             return next
@@ -178,8 +182,9 @@ public final class Backends: Sendable {
     }
 }
 
-extension Backends.Member {
-    fileprivate static func key(of backend: Backend) -> String {
-        backend.configuredAddress + " " + backend.label
+extension Backend {
+    /// This backend's `Backends.Member.key`.
+    fileprivate var memberKey: String {
+        Backends.Member.key(configuredAddress: self.configuredAddress, label: self.label)
     }
 }
