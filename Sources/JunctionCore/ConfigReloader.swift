@@ -19,7 +19,8 @@ struct AccessLogTarget: Equatable, Sendable {
 /// logged. Otherwise: new listeners are bound, kept ones (same address) switch settings without
 /// touching their socket, removed ones drain; each event loop switches to the new generation on its
 /// next turn, so a request in flight finishes on the one it started with; backends that stay keep
-/// their counts and health; tunnels to backends the file drops stay open until they end.
+/// their counts, health and admin settings; backends the file drops drain at their pool's
+/// `drain_rate` (`TunnelDrainer`).
 final class ConfigReloader: Service {
     private let configPath: String
     private let runtime: RuntimeBox
@@ -80,8 +81,8 @@ final class ConfigReloader: Service {
         if config.effectiveThreads != current.config.effectiveThreads {
             self.logger.warning("threads changed: it takes effect on the next start")
         }
-        if config.admin != current.config.admin {
-            self.logger.warning("admin changed: the admin listener keeps its address until the next start")
+        if config.admin?.address != current.config.admin?.address {
+            self.logger.warning("admin address changed: the admin listener keeps its address until the next start")
         }
         let newAccessLog = AccessLogTarget(target: config.logging.accessLog, format: config.logging.format)
         let accessLogChanged = newAccessLog != self.accessLog.withLockedValue { $0 }

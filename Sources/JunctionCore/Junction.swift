@@ -121,8 +121,16 @@ public final class Junction: Sendable {
         )
         services.append(HealthChecker(registry: self.prepared.runtime.registry, group: group, logger: self.logger))
         services.append(BackendDiscovery(runtime: runtime, loops: contexts.all, logger: self.logger))
+        let drainer = TunnelDrainer(registry: self.prepared.runtime.registry, logger: self.logger)
+        services.append(drainer)
         if let admin = config.admin {
-            let state = AdminState(runtime: runtime, listeners: listeners, metrics: metrics)
+            let state = AdminState(
+                runtime: runtime,
+                listeners: listeners,
+                metrics: metrics,
+                drainer: drainer,
+                logger: self.logger
+            )
             services.append(AdminService(address: admin.address, group: group, state: state, logger: self.logger))
         }
         self.logger.info(

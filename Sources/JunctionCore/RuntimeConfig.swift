@@ -95,7 +95,11 @@ final class RuntimeConfig: Sendable {
                 affinity: poolConfig.affinity,
                 timeouts: poolConfig.timeouts,
                 retries: poolConfig.retries,
-                healthCheck: poolConfig.healthCheck
+                healthCheck: poolConfig.healthCheck,
+                drainPolicy: Backends.DrainPolicy(
+                    rate: poolConfig.drainRate,
+                    autoRebalance: poolConfig.rebalance == .auto
+                )
             )
         }
         if !problems.isEmpty { throw ConfigError(diagnostics: problems) }

@@ -8,7 +8,7 @@ let fuzzSettings: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
 
 let targets = [
     "FuzzProxyProtocol", "FuzzConnectionSetup", "FuzzHTTP1Front", "FuzzHeaderRewrite", "FuzzHTTP2Head",
-    "FuzzRouting", "FuzzHost", "FuzzConfig",
+    "FuzzRouting", "FuzzHost", "FuzzConfig", "FuzzWebSocketFrames",
 ]
 
 let package = Package(
@@ -21,17 +21,17 @@ let package = Package(
     ],
     targets: [.target(name: "CLibFuzzer")]
         + targets.map { name in
-        .executableTarget(
-            name: name,
-            dependencies: [
-                "CLibFuzzer",
-                .product(name: "JunctionCore", package: "junction"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            path: "Sources/\(name)",
-            swiftSettings: fuzzSettings
-        )
+            .executableTarget(
+                name: name,
+                dependencies: [
+                    "CLibFuzzer",
+                    .product(name: "JunctionCore", package: "junction"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOEmbedded", package: "swift-nio"),
+                    .product(name: "NIOHTTP1", package: "swift-nio"),
+                ],
+                path: "Sources/\(name)",
+                swiftSettings: fuzzSettings
+            )
         }
 )

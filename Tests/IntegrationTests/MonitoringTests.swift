@@ -112,7 +112,8 @@ struct MonitoringTests {
         defer { ddp.stop() }
         let junction = try JunctionProcess(
             yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address])
-                + "admin:\n  address: 127.0.0.1:0\n",
+                + RuntimeControlTests.admin,
+            files: RuntimeControlTests.files,
             waitForListeners: 2
         )
         for _ in 0..<3 { _ = try Curl.status("http://127.0.0.1:\(junction.port("http"))/echo") }
@@ -134,6 +135,10 @@ struct MonitoringTests {
         )
         let dom = browser.stdout
         #expect(dom.contains("<title>Junction: 2 pools, 2/2 backends up</title>"), "\(dom)")
+        // With a token file the page offers the writes; states show.
+        #expect(dom.contains("<td class=\"active\">active</td>"), "\(dom)")
+        #expect(dom.contains("<button class=\"write\">drain \(monolith.address)</button>"), "\(dom)")
+        #expect(dom.contains("<button class=\"write\">rebalance ddp-streamer</button>"), "\(dom)")
         #expect(dom.contains("Pool ddp-streamer") && dom.contains("Pool monolith"), "\(dom)")
         #expect(dom.contains("<td>\(monolith.address)</td>") && dom.contains("<td>\(ddp.address)</td>"), "\(dom)")
         #expect(dom.contains("least_conn, affinity none, 1 open WebSockets"), "the ddp-streamer pool's tunnel: \(dom)")
@@ -143,5 +148,25 @@ struct MonitoringTests {
             "the monolith route's rates: \(dom)"
         )
         #expect(dom.contains("<span id=\"error\"></span>"), "no fetch failed: \(dom)")
+
+        // A drained backend shows as drained, with an enable button instead.
+        #expect(
+            try RuntimeControlTests.post(junction, "/pools/ddp-streamer/backends/\(ddp.address)/drain").status == 202
+        )
+        #expect(
+            JunctionProcess.wait(timeout: 10) {
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["state"] as? String)
+                    == "drained"
+            }
+        )
+        let after = try ProcessRunner.run(
+            [
+                "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--virtual-time-budget=3000", "--dump-dom", "http://\(junction.address("admin"))/",
+            ],
+            timeout: 90
+        ).stdout
+        #expect(after.contains("<td class=\"drained\">drained</td>"), "\(after)")
+        #expect(after.contains("<button class=\"write\">enable \(ddp.address)</button>"), "\(after)")
     }
 }

@@ -3,6 +3,10 @@ import Testing
 
 @testable import JunctionCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Config validation: every kind of error names file:line:column and the key path.
 @Suite("Config loading")
 struct ConfigLoaderTests {
@@ -203,6 +207,32 @@ struct ConfigLoaderTests {
                 "j.yaml:32:10: logging.level: expected one of trace | debug | info | warning | error, got \"loud\""
         ),
         BadCase(
+            name: "negative drain rate",
+            replace: "    retries: 1\n",
+            with: "    retries: 1\n    drain_rate: -1\n",
+            expected: "j.yaml:23:17: pools.ddp-streamer.drain_rate: must be between 0 and 10000, got -1"
+        ),
+        BadCase(
+            name: "drain rate not a number",
+            replace: "    retries: 1\n",
+            with: "    retries: 1\n    drain_rate: fast\n",
+            expected: "j.yaml:23:17: pools.ddp-streamer.drain_rate: expected a number, got \"fast\""
+        ),
+        BadCase(
+            name: "unknown rebalance mode",
+            replace: "    retries: 1\n",
+            with: "    retries: 1\n    rebalance: sometimes\n",
+            expected:
+                "j.yaml:23:16: pools.ddp-streamer.rebalance: expected one of manual | auto, got \"sometimes\""
+        ),
+        BadCase(
+            name: "unreadable token file",
+            replace: "routes:\n",
+            with: "admin:\n  token_file: nope.token\nroutes:\n",
+            expected:
+                "j.yaml:6:15: admin.token_file: /etc/junction/nope.token: cannot read file: No such file or directory"
+        ),
+        BadCase(
             name: "YAML syntax error",
             replace: "threads: 2",
             with: "threads: [2",
@@ -279,6 +309,43 @@ struct ConfigLoaderTests {
         #expect(config.routes[1].compress)
         // Every key of the schema is implemented: none of them warns.
         #expect(outcome.warnings.isEmpty, "\(outcome.warnings)")
+    }
+
+    @Test("drain_rate takes decimals, rebalance auto, and the admin token is the token file's first line")
+    func drainAndAdminKeys() throws {
+        let directory = "/tmp/junction-token-\(getpid())"
+        mkdir(directory, 0o700)
+        defer { _ = unlink(directory + "/admin.token"); _ = rmdir(directory) }
+        let file = fopen(directory + "/admin.token", "w")
+        fputs("  0123456789abcdefXYZ \r\nsecond line\n", file)
+        fclose(file)
+        let yaml =
+            Self.valid
+            .replacingOccurrences(
+                of: "    retries: 1\n",
+                with: "    retries: 1\n    drain_rate: 0.5\n    rebalance: auto\n"
+            )
+            .replacingOccurrences(of: "routes:\n", with: "admin:\n  token_file: admin.token\nroutes:\n")
+        let outcome = ConfigLoader.parse(yaml: yaml, file: "j.yaml", baseDirectory: directory)
+        let config = try #require(outcome.config, "\(outcome.errors)")
+        let ddp = try #require(config.pool(named: "ddp-streamer"))
+        #expect(ddp.drainRate == 0.5 && ddp.rebalance == .auto)
+        let monolith = try #require(config.pool(named: "monolith"))
+        #expect(monolith.drainRate == 20 && monolith.rebalance == .manual, "the defaults")
+        let token = try #require(config.admin?.token)
+        #expect(token.matches(Array("0123456789abcdefXYZ".utf8)))
+        #expect("\(token)" == "<admin token>", "never printed")
+
+        // A short token is refused where it is configured.
+        let short = fopen(directory + "/admin.token", "w")
+        fputs("short\n", short)
+        fclose(short)
+        let refused = ConfigLoader.parse(yaml: yaml, file: "j.yaml", baseDirectory: directory)
+        #expect(
+            refused.errors.map(\.description) == [
+                "j.yaml:6:15: admin.token_file: \(directory)/admin.token: the token (the file's first line) must be at least 16 characters"
+            ]
+        )
     }
 
     @Test("Relative certificate paths resolve against the config file's directory")

@@ -251,11 +251,13 @@ struct HandlerTests {
 
     /// How a tunnel ends in `tunnelCloseReasons`.
     enum Ending: String, CaseIterable, Sendable {
-        case clientCloses, backendCloses, idle, shutdown
+        case clientCloses, clientHalfCloses, backendCloses, idle, shutdown
+        case drainBetweenFrames, drainMidFrame, rebalance, drainAfterBackendsClose
+        case clientCloseFrameFirst, backendCloseFrameFirst
     }
 
     @Test(
-        "A tunnel's end is counted by reason: the side that closed first, its idle timeout, the shutdown",
+        "A tunnel's end is counted by reason (the side that ended first, idle, shutdown, drain, rebalance); a drain sends the client a close 1001 only between frames",
         arguments: Ending.allCases
     )
     func tunnelCloseReasons(_ ending: Ending) throws {
@@ -281,8 +283,55 @@ struct HandlerTests {
             loop.isShuttingDown = true
             _ = try? client.close().wait()
             reason = "shutdown"
+        case .clientHalfCloses:
+            // The client's FIN half-closes; the backend then closes the connection first.
+            client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            _ = try? upstream.close().wait()
+            reason = "client"
+        case .drainBetweenFrames, .rebalance:
+            // A whole text frame "hi" went to the client: the stream is between frames.
+            try upstream.writeInbound(ByteBuffer(bytes: [0x81, 0x02, 0x68, 0x69]))
+            _ = try client.readOutbound(as: ByteBuffer.self)
+            tunnel.close(reason: ending == .rebalance ? .rebalance : .drain)
+            reason = ending == .rebalance ? "rebalance" : "drain"
+        case .drainMidFrame:
+            // A 300-byte frame's header and 10 bytes of its payload: a close frame now would land
+            // inside it.
+            try upstream.writeInbound(ByteBuffer(bytes: [0x82, 0x7E, 0x01, 0x2C] + Array(repeating: 0x41, count: 10)))
+            _ = try client.readOutbound(as: ByteBuffer.self)
+            tunnel.close(reason: .drain)
+            reason = "drain"
+        case .clientCloseFrameFirst:
+            // The client starts the closing handshake (a masked close frame); the backend answers
+            // and closes the connection first, as RFC 6455 has servers do.
+            try client.writeInbound(ByteBuffer(bytes: [0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]))
+            try upstream.writeInbound(ByteBuffer(bytes: [0x88, 0x02, 0x03, 0xE8]))
+            _ = try client.readOutbound(as: ByteBuffer.self)
+            _ = try? upstream.close().wait()
+            reason = "client"
+        case .backendCloseFrameFirst:
+            try upstream.writeInbound(ByteBuffer(bytes: [0x88, 0x02, 0x03, 0xE9]))
+            _ = try client.readOutbound(as: ByteBuffer.self)
+            _ = try? client.close().wait()
+            reason = "backend"
+        case .drainAfterBackendsClose:
+            // The backend began the closing handshake: no second close frame.
+            try upstream.writeInbound(ByteBuffer(bytes: [0x88, 0x02, 0x03, 0xE8]))
+            _ = try client.readOutbound(as: ByteBuffer.self)
+            tunnel.close(reason: .drain)
+            reason = "backend"  // it was ending already
         }
         client.embeddedEventLoop.run()
+        let toClient = try client.readOutbound(as: ByteBuffer.self).map { Array($0.readableBytesView) }
+        switch ending {
+        case .drainBetweenFrames:
+            #expect(toClient == WebSocketFrameTracker.closeFrame(code: 1001, reason: "backend draining"))
+            #expect(toClient?.prefix(4) == [0x88, 18, 0x03, 0xE9], "close, code 1001")
+        case .rebalance:
+            #expect(toClient == WebSocketFrameTracker.closeFrame(code: 1001, reason: "rebalancing"))
+        default:
+            #expect(toClient == nil, "no close frame of Junction's: \(toClient ?? [])")
+        }
         #expect(!client.isActive && !upstream.isActive, "closing one side closes the other")
         #expect(backend.tunnels == 0 && backend.active == 0)
         let text = String(decoding: metrics.render(pools: [pool], listeners: []), as: UTF8.self)

@@ -1,6 +1,7 @@
 /// The admin listener's `GET /` page: one self-contained HTML document (no external assets, no
 /// build step) that shows listeners, pools and backends and request rates, refreshing itself from
-/// `/status` and `/metrics` every few seconds.
+/// `/status` and `/metrics` every few seconds. With a token configured it offers drain, enable and
+/// rebalance buttons, which ask for the token (kept for the tab's session only).
 enum AdminDashboard {
     /// Seconds between refreshes.
     static let refreshSeconds = 5
@@ -17,12 +18,14 @@ enum AdminDashboard {
         th, td { border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: left; font-variant-numeric: tabular-nums }
         th { background: #f4f4f4 } td.num, th.num { text-align: right }
         .up { color: #107010 } .down { color: #b00000; font-weight: 600 } .muted { color: #777 }
-        #error { color: #b00000 }
+        #error { color: #b00000 } .draining, .drained { color: #a05a00; font-weight: 600 }
+        button { font: inherit; padding: 0 .5em; margin-right: .3em } #action { color: #333 }
         </style></head>
         <body>
         <h1>Junction</h1>
         <div class="muted">config generation <span id="generation">?</span>, loaded <span id="loaded">?</span>;
         updated <span id="updated">never</span>, every REFRESH s. <span id="error"></span></div>
+        <div id="action" class="muted"></div>
         <h2>Listeners</h2>
         <table id="listeners"><thead><tr><th>listener</th><th class="num">open connections</th></tr></thead><tbody></tbody></table>
         <h2>Requests per second</h2>
@@ -68,6 +71,29 @@ enum AdminDashboard {
           }
           return counts;
         }
+        function token() {
+          let value = sessionStorage.getItem("junction-token");
+          if (!value) {
+            value = prompt("Admin token (the first line of admin.token_file):");
+            if (value) sessionStorage.setItem("junction-token", value.trim());
+          }
+          return value ? value.trim() : null;
+        }
+        async function write(path, label) {
+          const bearer = token();
+          if (!bearer) return;
+          const answer = await fetch(path, { method: "POST", headers: { "Authorization": "Bearer " + bearer } });
+          const body = await answer.text();
+          if (answer.status === 401) sessionStorage.removeItem("junction-token");
+          document.getElementById("action").textContent = label + ": " + answer.status + " " + body.trim();
+          refresh();
+        }
+        function button(label, path) {
+          const element = text("button", label);
+          element.className = "write";
+          element.addEventListener("click", () => write(path, label));
+          return element;
+        }
         function rate(now, before, field, seconds) {
           if (!before || seconds <= 0) return "-";
           return Math.max(0, (now[field] - before[field]) / seconds).toFixed(1);
@@ -95,18 +121,32 @@ enum AdminDashboard {
             const section = document.createElement("section");
             section.className = "pool";
             section.appendChild(text("h2", "Pool " + name));
-            section.appendChild(text("div", pool.balance + ", affinity " + pool.affinity + ", " + pool.tunnels + " open WebSockets", "muted"));
+            const summary = text("div", pool.balance + ", affinity " + pool.affinity + ", " + pool.tunnels + " open WebSockets ", "muted");
+            const writes = status.admin && status.admin.writes;
+            const poolPath = "/pools/" + encodeURIComponent(name);
+            if (writes) summary.appendChild(button("rebalance " + name, poolPath + "/rebalance"));
+            section.appendChild(summary);
             const table = document.createElement("table");
-            table.appendChild(row(["backend", "configured", "health", "active", "tunnels", "weight", "last check"].map((h, i) =>
-              text("th", h, i >= 3 && i <= 5 ? "num" : ""))));
+            const headings = ["backend", "configured", "health", "state", "active", "tunnels", "weight", "last check"];
+            if (writes) headings.push("control");
+            table.appendChild(row(headings.map((h, i) => text("th", h, i >= 4 && i <= 6 ? "num" : ""))));
             for (const backend of pool.backends) {
               total += 1;
               if (backend.healthy) healthy += 1;
               const check = backend.last_check ? (backend.last_check.passed ? "passed: " : "failed: ") + backend.last_check.detail : "-";
               const tr = row([text("td", backend.address), text("td", backend.configured, "muted"),
                 text("td", backend.healthy ? "up" : "down", backend.healthy ? "up" : "down"),
+                text("td", backend.state, backend.state),
                 text("td", backend.active, "num"), text("td", backend.tunnels, "num"), text("td", backend.weight, "num"),
                 text("td", check, "muted")]);
+              if (writes) {
+                const control = document.createElement("td");
+                const backendPath = poolPath + "/backends/" + encodeURIComponent(backend.address);
+                control.appendChild(backend.state === "active"
+                  ? button("drain " + backend.address, backendPath + "/drain")
+                  : button("enable " + backend.address, backendPath + "/enable"));
+                tr.appendChild(control);
+              }
               tr.className = "backend";
               table.appendChild(tr);
             }

@@ -15,6 +15,9 @@ struct AdminState: Sendable {
     let runtime: RuntimeBox
     let listeners: ListenerManager
     let metrics: JunctionMetrics
+    /// Where drains and rebalances are carried out.
+    let drainer: TunnelDrainer
+    let logger: Logger
 
     /// 200 when every pool can take a request; else the pools that cannot.
     var unreadyPools: [String] {
@@ -57,10 +60,11 @@ struct AdminState: Sendable {
                     StatusReport.BackendStatus(
                         address: backend.label,
                         configured: backend.configuredAddress,
-                        healthy: backend.isAvailable(at: now),
+                        healthy: backend.isHealthy(at: now),
                         active: backend.active,
                         tunnels: backend.tunnels,
                         weight: backend.weight,
+                        state: backend.stateDescription,
                         lastCheck: backend.lastCheck.map {
                             StatusReport.CheckStatus(passed: $0.passed, detail: $0.detail, time: $0.time)
                         }
@@ -74,14 +78,16 @@ struct AdminState: Sendable {
         )
         return StatusReport(
             config: StatusReport.ConfigStatus(generation: runtime.generation, loadedAt: runtime.loadedAt),
+            admin: StatusReport.AdminStatus(writes: runtime.config.admin?.token != nil),
             pools: pools,
             listeners: listeners
         )
     }
 }
 
-/// The `/status` JSON: `{"pools": {"<name>": {"backends": [{"address", "healthy", "active", "weight",
-/// "last_check"}]}}}`, where `active` counts in-flight requests plus open tunnels.
+/// The `/status` JSON: `{"pools": {"<name>": {"backends": [{"address", "healthy", "active",
+/// "tunnels", "weight", "state", "last_check"}]}}}`, where `active` counts in-flight requests plus
+/// open tunnels and `state` is `active`, `draining` or `drained`.
 struct StatusReport: Codable, Sendable {
     struct CheckStatus: Codable, Sendable {
         var passed: Bool
@@ -97,10 +103,11 @@ struct StatusReport: Codable, Sendable {
         var active: Int
         var tunnels: Int
         var weight: Int
+        var state: String
         var lastCheck: CheckStatus?
 
         enum CodingKeys: String, CodingKey {
-            case address, configured, healthy, active, tunnels, weight
+            case address, configured, healthy, active, tunnels, weight, state
             case lastCheck = "last_check"
         }
     }
@@ -128,13 +135,20 @@ struct StatusReport: Codable, Sendable {
         }
     }
 
+    /// Whether the write endpoints are on (a token file is configured), for the dashboard.
+    struct AdminStatus: Codable, Sendable {
+        var writes: Bool
+    }
+
     var config: ConfigStatus
+    var admin: AdminStatus
     var pools: [String: PoolStatus]
     var listeners: [String: ListenerStatus]
 }
 
-/// The admin listener (`admin.address`): `GET /healthz`, `/readyz`, `/metrics`, `/status`. It never
-/// proxies, and the proxy listeners never answer these paths.
+/// The admin listener (`admin.address`): `GET /` (dashboard), `/healthz`, `/readyz`, `/metrics`,
+/// `/status`, and the token-guarded `POST` writes (`AdminWrites`). It never proxies, and the proxy
+/// listeners never answer these paths.
 final class AdminService: Service {
     private let address: HostPort
     private let group: EventLoopGroup
@@ -158,7 +172,7 @@ final class AdminService: Service {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
-                            SimpleHTTPResponder { head in AdminAnswers.answer(head, state: state) }
+                            SimpleHTTPResponder { head, body in AdminAnswers.answer(head, body: body, state: state) }
                         )
                     }
                 }
@@ -180,9 +194,15 @@ final class AdminService: Service {
 
 /// The admin endpoints' answers.
 private enum AdminAnswers {
-    static func answer(_ head: HTTPRequestHead, state: AdminState) -> SimpleHTTPResponder.Answer {
+    static func answer(_ head: HTTPRequestHead, body: ByteBuffer, state: AdminState) -> SimpleHTTPResponder.Answer {
+        if head.method == .POST {
+            return AdminWrites(state: state).answer(head, body: body)
+        }
         guard head.method == .GET || head.method == .HEAD else {
-            return .init(status: .methodNotAllowed, "405 Method Not Allowed: the admin endpoints answer GET\n")
+            return .init(
+                status: .methodNotAllowed,
+                "405 Method Not Allowed: the admin endpoints answer GET, and POST for writes\n"
+            )
         }
         switch head.pathWithoutQuery {
         case "/", "/index.html":
@@ -208,6 +228,13 @@ private enum AdminAnswers {
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
             let body: [UInt8] = (try? encoder.encode(state.status)).map { Array($0) + [0x0A] } ?? []
             return .init(contentType: "application/json", body: body)
+        case let path where AdminWrites.target(of: path) != nil:
+            var answer = SimpleHTTPResponder.Answer(
+                status: .methodNotAllowed,
+                "405 Method Not Allowed: writes are POST with Authorization: Bearer <token>\n"
+            )
+            answer.headers.append(("Allow", "POST"))
+            return answer
         default:
             return .init(
                 status: .notFound,

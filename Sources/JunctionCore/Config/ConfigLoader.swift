@@ -301,12 +301,46 @@ private final class ConfigFileDecoder {
     }
 
     private func admin(_ node: ConfigNode) -> AdminConfig? {
-        guard let entries = self.reader.mapping(node, allowed: ["address"]) else { return nil }
+        guard let entries = self.reader.mapping(node, allowed: ["address", "token_file"]) else { return nil }
         var admin = AdminConfig()
-        for (_, value) in entries {
-            if let address = self.reader.hostPort(value, allowPortZero: true) { admin.address = address }
+        for (key, value) in entries {
+            switch key {
+            case "address":
+                if let address = self.reader.hostPort(value, allowPortZero: true) { admin.address = address }
+            default:
+                guard let path = self.reader.string(value) else { continue }
+                let resolved = self.resolvePath(path)
+                admin.tokenFile = resolved
+                admin.token = self.token(readFrom: resolved, node: value)
+            }
         }
         return admin
+    }
+
+    /// The admin token: the first line of the file, without surrounding spaces; at least 16
+    /// characters, so it cannot be guessed in a few tries.
+    private func token(readFrom path: String, node: ConfigNode) -> AdminToken? {
+        let text: String
+        do {
+            text = try ConfigLoader.readFile(path)
+        } catch {
+            self.reader.error(node, "\(path): \(error)")
+            return nil
+        }
+        // Bytes, not Characters: "\r\n" is one Character.
+        let isBlank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        var token = Array(text.utf8.prefix { $0 != 0x0A && $0 != 0x0D })[...]
+        while let first = token.first, isBlank(first) { token.removeFirst() }
+        while let last = token.last, isBlank(last) { token.removeLast() }
+        guard token.count >= 16 else {
+            self.reader.error(node, "\(path): the token (the file's first line) must be at least 16 characters")
+            return nil
+        }
+        guard token.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            self.reader.error(node, "\(path): the token must be printable ASCII without spaces (it goes in a header)")
+            return nil
+        }
+        return AdminToken(String(decoding: token, as: UTF8.self))
     }
 
     // MARK: routes
@@ -409,7 +443,9 @@ private final class ConfigFileDecoder {
     }
 
     private func pool(name: String, _ node: ConfigNode) -> PoolConfig? {
-        let keys = ["balance", "affinity", "backends", "health_check", "timeouts", "retries"]
+        let keys = [
+            "balance", "affinity", "backends", "health_check", "timeouts", "retries", "drain_rate", "rebalance",
+        ]
         guard let entries = self.reader.mapping(node, allowed: keys) else { return nil }
         var pool = PoolConfig(name: name)
         var sawBackends = false
@@ -428,6 +464,10 @@ private final class ConfigFileDecoder {
                 pool.timeouts = self.timeouts(value)
             case "retries":
                 pool.retries = self.reader.int(value, in: 0...10) ?? 2
+            case "drain_rate":
+                pool.drainRate = self.reader.number(value, in: 0...10_000) ?? 20
+            case "rebalance":
+                pool.rebalance = self.reader.choice(value, as: RebalanceMode.self) ?? .manual
             default: break
             }
         }

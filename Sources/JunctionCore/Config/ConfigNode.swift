@@ -155,6 +155,29 @@ final class ConfigReader {
         return value
     }
 
+    /// A number (integer or decimal) in `range`.
+    func number(_ node: ConfigNode, in range: ClosedRange<Double>) -> Double? {
+        guard node.node.tagName == .int || node.node.tagName == .float, let value = node.node.float,
+            value.isFinite
+        else {
+            self.error(node, "expected a number, got \(node.kindDescription)")
+            return nil
+        }
+        guard range.contains(value) else {
+            self.error(
+                node,
+                "must be between \(Self.format(range.lowerBound)) and \(Self.format(range.upperBound)), got \(Self.format(value))"
+            )
+            return nil
+        }
+        return value
+    }
+
+    /// `20` rather than `20.0`.
+    private static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
     /// A boolean (`true`/`false`).
     func bool(_ node: ConfigNode) -> Bool? {
         guard node.node.tagName == .bool, let value = node.node.bool else {

@@ -115,10 +115,38 @@ public struct TLSConfig: Sendable, Equatable {
     public init() {}
 }
 
+/// The bearer token of the admin write endpoints; never printed.
+public struct AdminToken: Sendable, Equatable, CustomStringConvertible {
+    let bytes: [UInt8]
+
+    public init(_ text: String) {
+        self.bytes = Array(text.utf8)
+    }
+
+    public var description: String { "<admin token>" }
+
+    /// Whether `candidate` is the token, in time that depends on the candidate's length only (no
+    /// early exit at the first differing byte).
+    func matches<Bytes: Collection<UInt8>>(_ candidate: Bytes) -> Bool {
+        guard !self.bytes.isEmpty else { return false }
+        var difference = candidate.count ^ self.bytes.count
+        var index = 0
+        for byte in candidate {
+            difference |= Int(byte ^ self.bytes[index % self.bytes.count])
+            index += 1
+        }
+        return difference == 0
+    }
+}
+
 /// The admin listener.
 public struct AdminConfig: Sendable, Equatable {
     /// Where the admin endpoints are served; loopback by default.
     public var address: HostPort = HostPort(host: "127.0.0.1", port: 9901)
+    /// The file the write endpoints' bearer token was read from (its first line), if any.
+    public var tokenFile: String? = nil
+    /// The token; nil: every write answers 403.
+    public var token: AdminToken? = nil
 
     public init() {}
 }
@@ -146,6 +174,14 @@ public struct RouteConfig: Sendable, Equatable {
 public enum BalancePolicy: String, Sendable, Equatable, CaseIterable {
     case leastConn = "least_conn"
     case roundRobin = "round_robin"
+}
+
+/// When a pool moves open tunnels to backends below their share.
+public enum RebalanceMode: String, Sendable, Equatable, CaseIterable {
+    /// Only on `POST /pools/{pool}/rebalance`.
+    case manual
+    /// Also by itself when a backend joins or comes back healthy.
+    case auto
 }
 
 /// Whether a pool keeps a client on one backend.
@@ -187,6 +223,10 @@ public struct PoolConfig: Sendable, Equatable {
     public var timeouts: UpstreamTimeouts = UpstreamTimeouts()
     /// How many other backends are tried after a failure.
     public var retries: Int = 2
+    /// Tunnels closed per second on a draining backend or in a rebalance; 0: left to end.
+    public var drainRate: Double = 20
+    /// When tunnels are rebalanced.
+    public var rebalance: RebalanceMode = .manual
 
     public init(name: String) {
         self.name = name

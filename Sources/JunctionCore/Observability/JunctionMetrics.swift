@@ -18,8 +18,10 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 ///   certificate expires (seconds since the epoch), for an alert well before it does.
 /// - `junction_connections_active{listener}` — open client connections.
 /// - `junction_log_lines_dropped_total` — log and access-log lines a slow reader made Junction drop.
-/// - `junction_tunnels_closed_total{pool,reason}` — WebSocket tunnels ended, by why: `client`,
-///   `backend` (that side closed first), `idle` (tunnel_idle), `shutdown` (the shutdown grace).
+/// - `junction_tunnels_closed_total{pool,reason}` — WebSocket tunnels ended, by why: `client` or
+///   `backend` (the side that sent the first close frame, else ended its side first), `idle`
+///   (tunnel_idle), `drain` (a draining backend's, closed at drain_rate), `rebalance`, `shutdown`
+///   (the shutdown grace).
 public final class JunctionMetrics: Sendable {
     /// What `/metrics` renders.
     let registry = PrometheusCollectorRegistry()
@@ -105,7 +107,7 @@ public final class JunctionMetrics: Sendable {
             for backend in pool.backends {
                 let labels = [("pool", pool.name), ("backend", backend.label)]
                 set(Self.activeConnections, labels, to: Double(backend.active))
-                set(Self.backendHealthy, labels, to: backend.isAvailable(at: now) ? 1 : 0)
+                set(Self.backendHealthy, labels, to: backend.isHealthy(at: now) ? 1 : 0)
                 set(Self.backendTunnels, labels, to: Double(backend.tunnels))
             }
             set(

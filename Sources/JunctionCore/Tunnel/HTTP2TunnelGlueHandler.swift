@@ -30,30 +30,58 @@ final class HTTP2TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandle
         switch self.unwrapInboundIn(data) {
         case .data(let frame):
             if case .byteBuffer(let bytes) = frame.data, bytes.readableBytes > 0 {
-                self.side.tunnel?.count(bytes: bytes.readableBytes, fromClient: true)
+                self.side.tunnel?.relayedFromClient(bytes)
                 self.side.partner?.partnerWrite(bytes)
             }
-            if frame.endStream { self.side.partner?.partnerWriteEOF() }
+            if frame.endStream { self.inputEnded() }
         case .headers(let frame):
             // Trailers on a WebSocket stream carry nothing to relay; END_STREAM still half-closes.
-            if frame.endStream { self.side.partner?.partnerWriteEOF() }
+            if frame.endStream { self.inputEnded() }
         default:
             break
         }
     }
 }
 
+extension HTTP2TunnelGlueHandler {
+    /// The client ended its half of the stream.
+    private func inputEnded() {
+        self.side.tunnel?.inputEnded(fromClient: true)
+        self.side.partner?.partnerWriteEOF()
+    }
+}
+
 extension HTTP2TunnelGlueHandler: TunnelSideHandler {
     func partnerWrite(_ bytes: ByteBuffer) {
+        guard !self.side.isEnding else { return }
         self.side.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
     }
 
     func partnerFlush() {
+        guard !self.side.isEnding else { return }
         self.side.context?.flush()
     }
 
+    func end(_ ending: TunnelEnding) {
+        let wasEnding = self.side.isEnding
+        guard let context = self.side.beginEnding() else { return }
+        switch ending {
+        case .closeFrame(let frame) where !self.sentEndStream && !wasEnding:
+            // The close frame ends our half of the stream; the stream closes when the client ends
+            // its half (its own close frame), or is reset when the tunnel's close grace runs out.
+            self.sentEndStream = true
+            context.writeAndFlush(
+                self.wrapOutboundOut(.data(.init(data: .byteBuffer(frame), endStream: true))),
+                promise: nil
+            )
+        default:
+            // Closing a stream that has not ended both ways is RST_STREAM (CANCEL).
+            context.close(promise: nil)
+        }
+    }
+
     func partnerWriteEOF() {
-        guard !self.sentEndStream, let context = self.side.context else { return }
+        guard !self.side.isEnding, !self.sentEndStream, let context = self.side.context else { return }
         self.sentEndStream = true
         context.writeAndFlush(
             self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),

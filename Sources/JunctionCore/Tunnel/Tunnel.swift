@@ -26,9 +26,22 @@ final class Tunnel: DeadlineTracked {
     private var openSides = 2
     private var bytesFromClient: Int64 = 0
     private var bytesFromUpstream: Int64 = 0
+    /// Frame boundaries of what the backend sends the client, so a close frame can go in between.
+    private var framesToClient = WebSocketFrameTracker()
+    /// Frame boundaries of what the client sends: whoever sends the first close frame is the side
+    /// that ended the tunnel.
+    private var framesFromClient = WebSocketFrameTracker()
+    /// This tunnel's place in the backend's list of open tunnels (drains close the oldest first).
+    private var backendListID: UInt64 = 0
+    /// Set once `close(reason:)` started ending the tunnel: by then both sides are closed, else
+    /// they are reset.
+    private var closingDeadline: NIODeadline?
+
+    /// How long a client may take to read the close frame (and, on HTTP/2, to end its stream).
+    static let closeFrameGrace = TimeAmount.seconds(5)
 
     var sweeperSlot = -1
-    var deadline: NIODeadline { self.lastActivity + self.idleTimeout }
+    var deadline: NIODeadline { min(self.closingDeadline ?? .distantFuture, self.lastActivity + self.idleTimeout) }
 
     /// The backend's active count is owned by the tunnel from now on; `pair` connects its two sides.
     init(
@@ -43,10 +56,12 @@ final class Tunnel: DeadlineTracked {
         self.lease = consume lease
         self.pool = pool
         pool?.members.tunnelCount.add(1, ordering: .relaxed)
-        self.backend.tunnelOpened()
         self.idleTimeout = idleTimeout
         self.onClose = onClose
         self.lastActivity = .now()
+        self.backendListID = self.backend.tunnelOpened(
+            TunnelHandle.Target(tunnel: NIOLoopBound(self, eventLoop: loop.eventLoop))
+        )
         loop.sweeper.register(self)
     }
 
@@ -87,12 +102,19 @@ final class Tunnel: DeadlineTracked {
         self.upstreamSide = upstream
     }
 
-    func count(bytes: Int, fromClient: Bool) {
-        if fromClient {
-            self.bytesFromClient += Int64(bytes)
-        } else {
-            self.bytesFromUpstream += Int64(bytes)
-        }
+    /// Bytes read from the client, on their way upstream.
+    func relayedFromClient(_ bytes: ByteBuffer) {
+        self.bytesFromClient += Int64(bytes.readableBytes)
+        self.framesFromClient.observe(bytes)
+        if self.framesFromClient.sawClose { self.noteCloser(fromClient: true) }
+    }
+
+    /// Bytes read from the backend, on their way to the client: counted, and their frame headers
+    /// followed.
+    func relayedFromUpstream(_ bytes: ByteBuffer) {
+        self.bytesFromUpstream += Int64(bytes.readableBytes)
+        self.framesToClient.observe(bytes)
+        if self.framesToClient.sawClose { self.noteCloser(fromClient: false) }
     }
 
     /// Bytes moved: the idle clock restarts.
@@ -102,24 +124,58 @@ final class Tunnel: DeadlineTracked {
 
     /// Why a tunnel ended, for `junction_tunnels_closed_total{reason}`.
     enum CloseReason: String {
-        case client, backend, idle, shutdown
+        case client, backend, idle, drain, rebalance, shutdown
     }
 
-    /// Set by whoever closes the tunnel on purpose (idle timeout); else the first side to close.
+    /// Ends the tunnel on purpose (a drain or a rebalance, on this tunnel's loop): the backend's
+    /// side closes; the client's gets a WebSocket close 1001 when the backend's stream to it is
+    /// between frames, else a reset (the connection on HTTP/1.1, the stream on HTTP/2).
+    func close(reason: CloseReason) {
+        guard self.closingDeadline == nil, self.openSides > 0 else { return }
+        if self.closeReason == nil { self.closeReason = reason }
+        self.closingDeadline = .now() + Self.closeFrameGrace
+        let ending: TunnelEnding
+        if self.framesToClient.sawClose {
+            // The backend already began the closing handshake: one close frame is all there may be.
+            ending = .close
+        } else if self.framesToClient.isBetweenFrames {
+            let text = reason == .rebalance ? "rebalancing" : "backend draining"
+            ending = .closeFrame(
+                self.loop.allocator.buffer(bytes: WebSocketFrameTracker.closeFrame(code: 1001, reason: text))
+            )
+        } else {
+            ending = .reset
+        }
+        self.clientSide?.end(ending)
+        self.upstreamSide?.closeChannel()
+    }
+
+    /// Set by whoever closes the tunnel on purpose (idle timeout, drain); else by the first side to
+    /// send a close frame, to end its input or to close.
     private var closeReason: CloseReason?
 
-    /// One side's channel closed (`fromClient`: the client's).
-    func sideClosed(fromClient: Bool) {
+    /// One side finished sending (EOF, END_STREAM): without a close frame before it, the side that
+    /// ends first is why the tunnel ends, even when the other one closes the connection first.
+    func inputEnded(fromClient: Bool) {
+        self.noteCloser(fromClient: fromClient)
+    }
+
+    private func noteCloser(fromClient: Bool) {
         if self.closeReason == nil {
             self.closeReason = self.loop.isShuttingDown ? .shutdown : (fromClient ? .client : .backend)
         }
+    }
+
+    /// One side's channel closed (`fromClient`: the client's).
+    func sideClosed(fromClient: Bool) {
+        self.noteCloser(fromClient: fromClient)
         self.openSides -= 1
         guard self.openSides == 0 else { return }
         self.loop.metrics?.tunnelClosed(pool: self.pool?.name ?? "none", reason: self.closeReason ?? .client)
         self.loop.sweeper.unregister(self)
         self.lease = nil
         self.pool?.members.tunnelCount.subtract(1, ordering: .relaxed)
-        self.backend.tunnelClosed()
+        self.backend.tunnelClosed(self.backendListID)
         self.onClose(
             Summary(
                 bytesFromClient: self.bytesFromClient,
@@ -133,6 +189,12 @@ final class Tunnel: DeadlineTracked {
     }
 
     func deadlinePassed(now: NIODeadline) {
+        if let closing = self.closingDeadline, closing <= now {
+            // The client did not take its close frame in time.
+            self.clientSide?.end(.reset)
+            self.upstreamSide?.closeChannel()
+            return
+        }
         // Idle for tunnel_idle.
         if self.closeReason == nil { self.closeReason = .idle }
         self.clientSide?.closeChannel()

@@ -18,4 +18,17 @@ protocol TunnelEndpoint: AnyObject {
     var partnerIsWritable: Bool { get }
     /// Closes this side (idle timeout, shutdown grace).
     func closeChannel()
+    /// Ends the client's side on purpose (drain, rebalance): from now on the partner's bytes and
+    /// close no longer reach it.
+    func end(_ ending: TunnelEnding)
+}
+
+/// How a tunnel ends the client's side when the proxy closes it on purpose.
+enum TunnelEnding {
+    /// A WebSocket close frame, then the connection (HTTP/1.1) or the stream (HTTP/2) ends.
+    case closeFrame(ByteBuffer)
+    /// An ordinary close (the backend's close frame is already on its way).
+    case close
+    /// A reset: TCP RST (HTTP/1.1), RST_STREAM (HTTP/2).
+    case reset
 }

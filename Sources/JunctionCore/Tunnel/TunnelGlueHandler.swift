@@ -35,12 +35,17 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = self.unwrapInboundIn(data)
-        self.side.tunnel?.count(bytes: bytes.readableBytes, fromClient: self.isClientSide)
+        if self.isClientSide {
+            self.side.tunnel?.relayedFromClient(bytes)
+        } else {
+            self.side.tunnel?.relayedFromUpstream(bytes)
+        }
         self.side.partner?.partnerWrite(bytes)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, case .inputClosed = event {
+            self.side.tunnel?.inputEnded(fromClient: self.isClientSide)
             self.side.partner?.partnerWriteEOF()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -52,14 +57,17 @@ final class TunnelGlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 extension TunnelGlueHandler: TunnelSideHandler {
     func partnerWrite(_ bytes: ByteBuffer) {
+        guard !self.side.isEnding else { return }
         self.writeContext?.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
     func partnerFlush() {
+        guard !self.side.isEnding else { return }
         self.writeContext?.flush()
     }
 
     func partnerWriteEOF() {
+        guard !self.side.isEnding else { return }
         self.side.context?.close(mode: .output, promise: nil)
     }
 }

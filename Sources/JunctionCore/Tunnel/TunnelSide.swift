@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What every side of a tunnel does alike, whatever its wire (a socket's bytes or an HTTP/2
 /// stream's DATA frames): the link to its partner and the tunnel, backpressure (a read is held
 /// while the partner cannot write and resumed when it can), and close propagation. The glue
@@ -16,6 +20,9 @@ final class TunnelSide {
     var context: ChannelHandlerContext?
     /// Whether this is the client's side (the close reason says who closed first).
     let isClientSide: Bool
+    /// Set once the tunnel ends this side on purpose (`TunnelEnding`): the partner's bytes, EOF and
+    /// close no longer reach the channel, which closes when the ending is done.
+    private(set) var isEnding = false
     private var readPending = false
 
     init(tunnel: Tunnel, isClientSide: Bool) {
@@ -77,9 +84,18 @@ final class TunnelSide {
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
     /// Closes this side's channel (the partner's close, an idle timeout, the shutdown grace). On an
-    /// HTTP/2 stream that has not ended, that is RST_STREAM (CANCEL).
+    /// HTTP/2 stream that has not ended, that is RST_STREAM (CANCEL). Not while an ending is under
+    /// way: it closes the channel itself.
     func close() {
+        guard !self.isEnding else { return }
         self.context?.close(promise: nil)
+    }
+
+    /// Starts ending this side on purpose; returns its context, or nil when there is nothing left
+    /// to end. A second ending (the close frame's grace ran out) is always a reset.
+    func beginEnding() -> ChannelHandlerContext? {
+        self.isEnding = true
+        return self.context
     }
 }
 
@@ -128,5 +144,27 @@ extension TunnelSideHandler {
 
     func closeChannel() {
         self.side.close()
+    }
+}
+
+extension TunnelGlueHandler {
+    func end(_ ending: TunnelEnding) {
+        guard let context = self.side.beginEnding() else { return }
+        switch ending {
+        case .closeFrame(let frame):
+            // The channel closes once the frame is out; a client that reads nothing is reset when
+            // the tunnel's close grace runs out.
+            context.writeAndFlush(self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .close:
+            context.close(promise: nil)
+        case .reset:
+            // SO_LINGER 0: close sends RST instead of FIN. On the channel's own loop the option is
+            // set at once, before the close below.
+            let provider = context.channel as? SocketOptionProvider
+            _ = provider?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+            context.close(promise: nil)
+        }
     }
 }

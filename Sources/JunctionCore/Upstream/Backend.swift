@@ -31,8 +31,14 @@ public final class Backend: Sendable {
     private let activeCount = Atomic<Int>(0)
     /// Open tunnels alone.
     private let tunnelCount = Atomic<Int>(0)
-    /// Relative weight, 1...100 (the config's, changed in place by a reload).
-    private let weightValue: Atomic<Int>
+    /// Relative weight, 1...100, as the config gives it (changed in place by a reload).
+    private let configuredWeightValue: Atomic<Int>
+    /// A weight set through the admin API (0: none); it wins over the config's and outlives reloads.
+    private let weightOverride = Atomic<Int>(0)
+    /// Why the backend takes no new work, if it does not (`DrainState`).
+    private let drainValue = Atomic<UInt8>(DrainState.none.rawValue)
+    /// Open tunnels by opening order, so a drain can close the oldest first.
+    private let openTunnels = NIOLockedValueBox(OpenTunnels())
     /// Whether the pool runs active health checks (then passive failures wait for a check to pass,
     /// else they wait out a back-off).
     private let activelyChecked: Atomic<Bool>
@@ -75,7 +81,7 @@ public final class Backend: Sendable {
     ) {
         self.address = address
         self.label = label
-        self.weightValue = Atomic(weight)
+        self.configuredWeightValue = Atomic(weight)
         self.poolName = poolName
         self.configuredAddress = configuredAddress ?? label
         self.activelyChecked = Atomic(healthCheck != nil)
@@ -83,15 +89,27 @@ public final class Backend: Sendable {
         self.health = NIOLockedValueBox(HealthRecord(machine: HealthStateMachine(check: healthCheck), lastCheck: nil))
     }
 
-    /// Relative weight, 1...100.
-    public var weight: Int { self.weightValue.load(ordering: .relaxed) }
+    /// Relative weight, 1...100: the admin API's if one was set, else the config's.
+    public var weight: Int {
+        let override = self.weightOverride.load(ordering: .relaxed)
+        return override != 0 ? override : self.configuredWeightValue.load(ordering: .relaxed)
+    }
+
+    /// The weight the config gives.
+    public var configuredWeight: Int { self.configuredWeightValue.load(ordering: .relaxed) }
+
+    /// Sets the weight at run time (admin API); it holds across reloads until the process ends.
+    public func setRuntimeWeight(_ weight: Int) {
+        precondition((1...100).contains(weight), "weight out of range")
+        self.weightOverride.store(weight, ordering: .relaxed)
+    }
 
     /// Whether the pool runs active health checks.
     public var isActivelyChecked: Bool { self.activelyChecked.load(ordering: .relaxed) }
 
-    /// A reload changed the weight.
-    func setWeight(_ weight: Int) {
-        self.weightValue.store(weight, ordering: .relaxed)
+    /// A reload changed the configured weight (a runtime weight, if set, still wins).
+    func setConfiguredWeight(_ weight: Int) {
+        self.configuredWeightValue.store(weight, ordering: .relaxed)
     }
 
     /// A reload changed the pool's health check. The counts stay; so does the health while the
@@ -118,13 +136,56 @@ public final class Backend: Sendable {
     /// Open WebSocket tunnels.
     public var tunnels: Int { self.tunnelCount.load(ordering: .relaxed) }
 
-    /// A tunnel to this backend opened (`Tunnel`) or closed.
-    func tunnelOpened() {
+    /// A tunnel to this backend opened: counted, and listed for drains. Returns its place in the
+    /// list (for `tunnelClosed`).
+    func tunnelOpened(_ handle: TunnelHandle.Target) -> UInt64 {
         self.tunnelCount.add(1, ordering: .relaxed)
+        let id = tunnelSequence.add(1, ordering: .relaxed).newValue
+        self.openTunnels.withLockedValue { $0.add(handle, id: id) }
+        return id
     }
 
-    func tunnelClosed() {
+    /// The tunnel `id` closed.
+    func tunnelClosed(_ id: UInt64) {
         self.tunnelCount.subtract(1, ordering: .relaxed)
+        self.openTunnels.withLockedValue { $0.remove(id) }
+    }
+
+    /// The opening order of the oldest open tunnel not yet taken by a drain.
+    var oldestTunnelID: UInt64? { self.openTunnels.withLockedValue { $0.oldestID } }
+
+    /// The oldest open tunnel, taken off the list for a drain to close.
+    func takeOldestTunnel() -> TunnelHandle? {
+        self.openTunnels.withLockedValue { $0.takeOldest() }
+    }
+
+    /// Why the backend takes no new requests or tunnels, if it does not.
+    public enum DrainState: UInt8, Sendable {
+        /// It takes traffic.
+        case none
+        /// Drained through the admin API, until enabled.
+        case admin
+        /// Gone from the config or DNS; it leaves once its tunnels are closed.
+        case removed
+    }
+
+    /// Whether, and why, the backend is draining.
+    public var drainState: DrainState {
+        DrainState(rawValue: self.drainValue.load(ordering: .relaxed)) ?? .none
+    }
+
+    /// Whether it is draining (no new work) for any reason.
+    public var isDraining: Bool { self.drainValue.load(ordering: .relaxed) != DrainState.none.rawValue }
+
+    /// Starts a drain (`admin` or `removed`) or ends one (`none`).
+    func setDrain(_ state: DrainState) {
+        self.drainValue.store(state.rawValue, ordering: .relaxed)
+    }
+
+    /// `active`, `draining` (tunnels still open) or `drained`, as `/status` shows it.
+    public var stateDescription: String {
+        guard self.isDraining else { return "active" }
+        return self.tunnels > 0 ? "draining" : "drained"
     }
 
     /// Whether the backend is up: not failed its checks, not passively marked down.
@@ -143,8 +204,14 @@ public final class Backend: Sendable {
         self.activeCount.subtract(1, ordering: .relaxed)
     }
 
-    /// Whether new requests may go here at `now`.
+    /// Whether new requests may go here at `now`: healthy and not draining.
     public func isAvailable(at now: NIODeadline) -> Bool {
+        !self.isDraining && self.isHealthy(at: now)
+    }
+
+    /// Whether the backend is up at `now`: its checks pass and it is not backing off (draining or
+    /// not).
+    public func isHealthy(at now: NIODeadline) -> Bool {
         guard self.healthyFlag.load(ordering: .relaxed) else { return false }
         if self.isActivelyChecked { return true }
         let until = self.downUntilNanos.load(ordering: .relaxed)
@@ -219,6 +286,9 @@ public final class Backend: Sendable {
         return min(.nanoseconds(Self.initialBackoff.nanoseconds << shift), Self.maximumBackoff)
     }
 }
+
+/// Opening order of every tunnel in the process, so a drain can tell which is oldest.
+private let tunnelSequence = Atomic<UInt64>(0)
 
 extension Backend: CustomStringConvertible {
     public var description: String { self.label }

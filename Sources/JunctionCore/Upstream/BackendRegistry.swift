@@ -14,6 +14,8 @@ public final class BackendRegistry: Sendable {
 
     private struct State {
         var pools: [String: Backends] = [:]
+        /// Pools the config dropped whose backends still have tunnels open: they drain, then go.
+        var retired: [Backends] = []
         /// The config generation last applied: DNS results resolved under an older one are stale.
         var generation = 0
     }
@@ -38,6 +40,15 @@ public final class BackendRegistry: Sendable {
     /// Every pool, by name.
     var pools: [String: Backends] { self.state.withLockedValue { $0.pools } }
 
+    /// Every pool with tunnels a drain may close: the configured ones and those the config dropped
+    /// while their tunnels were open (forgotten once those are closed).
+    var drainablePools: [Backends] {
+        self.state.withLockedValue { state in
+            state.retired.removeAll { $0.departed.isEmpty }
+            return Array(state.pools.values) + state.retired
+        }
+    }
+
     /// Makes `runtime`'s member lists current: every pool's `update`, and pools the generation no
     /// longer has are dropped (their open requests and tunnels finish on the objects they hold).
     /// Returns what changed, by pool.
@@ -50,12 +61,15 @@ public final class BackendRegistry: Sendable {
             var changes: [String: Backends.Change] = [:]
             for (name, pool) in state.pools where runtime.pools[name] == nil {
                 state.pools[name] = nil
-                var change = Backends.Change()
-                change.removed = pool.all
+                // Every member leaves (and drains, at the pool's last drain rate).
+                let change = pool.update([], healthCheck: pool.healthCheck, loops: loops)
+                if !pool.departed.isEmpty { state.retired.append(pool) }
                 changes[name] = change
             }
             for (name, pool) in runtime.pools {
                 state.pools[name] = pool.members
+                state.retired.removeAll { $0 === pool.members }
+                pool.members.setDrainPolicy(pool.drainPolicy)
                 changes[name] = pool.members.update(
                     runtime.members[name] ?? [],
                     healthCheck: pool.healthCheck,

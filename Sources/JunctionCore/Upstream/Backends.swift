@@ -80,6 +80,22 @@ public final class Backends: Sendable {
     private struct State {
         var members: [Backend]
         var healthCheck: HealthCheckConfig?
+        /// Backends no longer configured whose tunnels are still open: they drain, then leave.
+        var departed: [Backend] = []
+        var drainPolicy = DrainPolicy()
+    }
+
+    /// How the pool closes tunnels on purpose (`drain_rate`, `rebalance`).
+    public struct DrainPolicy: Sendable, Equatable {
+        /// Tunnels closed per second on a draining backend or in a rebalance; 0: none.
+        public var rate: Double = 20
+        /// Whether a backend joining or coming back healthy rebalances the pool by itself.
+        public var autoRebalance = false
+
+        public init(rate: Double = 20, autoRebalance: Bool = false) {
+            self.rate = rate
+            self.autoRebalance = autoRebalance
+        }
     }
 
     /// The backends as one event loop sees them.
@@ -111,13 +127,33 @@ public final class Backends: Sendable {
     /// The pool's active health check, if any.
     public var healthCheck: HealthCheckConfig? { self.state.withLockedValue { $0.healthCheck } }
 
+    /// How the pool closes tunnels on purpose.
+    public var drainPolicy: DrainPolicy {
+        get { self.state.withLockedValue { $0.drainPolicy } }
+    }
+
+    func setDrainPolicy(_ policy: DrainPolicy) {
+        self.state.withLockedValue { $0.drainPolicy = policy }
+    }
+
+    /// Backends that left the pool with tunnels still open (they are draining); the list forgets
+    /// those whose tunnels are all closed.
+    var departed: [Backend] {
+        self.state.withLockedValue { state in
+            state.departed.removeAll { $0.tunnels == 0 }
+            return state.departed
+        }
+    }
+
     /// The members as seen from the event loop with `loopIndex` (data path; call on that loop).
     func onLoop(_ loopIndex: Int) -> [Backend] {
         self.loopViews[loopIndex % self.loopViews.count].backends
     }
 
     /// Makes `members` the pool's backends, in that order: a backend already here keeps its object
-    /// (counts and health), taking the new weight; new ones are created; missing ones are dropped.
+    /// (counts, health, and what the admin API set), taking the new configured weight; new ones are
+    /// created (or, when they left with tunnels still open, come back as they were, taking traffic
+    /// again); missing ones drain and leave.
     /// Each loop in `loops` picks up the new list on its next turn; with no loops (before any
     /// runs) the views change at once.
     @discardableResult
@@ -133,15 +169,27 @@ public final class Backends: Sendable {
             for backend in state.members {
                 existing[backend.memberKey] = backend
             }
+            var departed: [String: Backend] = [:]
+            for backend in state.departed {
+                departed[backend.memberKey] = backend
+            }
             var next: [Backend] = []
             var seen: Set<String> = []
             for member in members where seen.insert(member.key).inserted {
                 if let backend = existing.removeValue(forKey: member.key) {
-                    if backend.weight != member.weight {
-                        backend.setWeight(member.weight)
+                    if backend.configuredWeight != member.weight {
+                        backend.setConfiguredWeight(member.weight)
                         change.reweighted.append(backend)
                     }
                     if change.healthCheckChanged { backend.setHealthCheck(healthCheck) }
+                    next.append(backend)
+                } else if let backend = departed.removeValue(forKey: member.key) {
+                    // Back before its tunnels were all closed (a DNS answer flapping): the same
+                    // object, taking traffic again.
+                    backend.setConfiguredWeight(member.weight)
+                    backend.setHealthCheck(healthCheck)
+                    backend.setDrain(.none)
+                    change.added.append(backend)
                     next.append(backend)
                 } else {
                     let backend = Backend(
@@ -157,6 +205,10 @@ public final class Backends: Sendable {
                 }
             }
             change.removed = state.members.filter { existing[$0.memberKey] != nil }
+            for backend in change.removed {
+                backend.setDrain(.removed)
+            }
+            state.departed = departed.values.filter { $0.tunnels > 0 } + change.removed.filter { $0.tunnels > 0 }
             state.members = next
             state.healthCheck = healthCheck
             return next
@@ -177,7 +229,12 @@ public final class Backends: Sendable {
     /// The members as `update` takes them (DNS discovery keeps a name's last addresses this way).
     func members(configuredAs configuredAddress: String) -> [Member] {
         self.all.filter { $0.configuredAddress == configuredAddress }.map {
-            Member(address: $0.address, label: $0.label, configuredAddress: $0.configuredAddress, weight: $0.weight)
+            Member(
+                address: $0.address,
+                label: $0.label,
+                configuredAddress: $0.configuredAddress,
+                weight: $0.configuredWeight
+            )
         }
     }
 }

@@ -17,6 +17,8 @@ public final class Pool: Sendable {
     public let retries: Int
     /// The active health check, if any.
     public let healthCheck: HealthCheckConfig?
+    /// How tunnels are closed on purpose (drain rate, automatic rebalance).
+    public let drainPolicy: Backends.DrainPolicy
 
     public init(
         name: String,
@@ -25,9 +27,11 @@ public final class Pool: Sendable {
         affinity: AffinityPolicy = .none,
         timeouts: UpstreamTimeouts,
         retries: Int,
-        healthCheck: HealthCheckConfig?
+        healthCheck: HealthCheckConfig?,
+        drainPolicy: Backends.DrainPolicy = Backends.DrainPolicy()
     ) {
         self.name = name
+        self.drainPolicy = drainPolicy
         self.members = members
         self.balancer = balancer
         self.affinity = affinity

@@ -5,7 +5,11 @@ SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, opens an extended CONNECT stream (:protoco
 PATH, then speaks DDP inside it: the server_id greeting, connect -> connected, whoami, and a
 large echo. Prints one JSON line with what it saw; exits non-zero on any failure.
 
-Usage: h2_websocket.py HOST PORT PATH [--tls CAFILE]
+With --wait-close it then prints {"ready": true, "backend": ...} and waits (up to 30 s) for the
+server to end the WebSocket, printing what came: the close frame's code, whether the stream then
+ended (END_STREAM) or was reset.
+
+Usage: h2_websocket.py HOST PORT PATH [--tls CAFILE] [--wait-close]
 """
 
 import json
@@ -21,7 +25,8 @@ import h2.events
 import h2.settings
 
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-cafile = sys.argv[5] if len(sys.argv) > 5 and sys.argv[4] == "--tls" else None
+cafile = sys.argv[sys.argv.index("--tls") + 1] if "--tls" in sys.argv else None
+wait_close = "--wait-close" in sys.argv
 
 sock = socket.create_connection(("127.0.0.1", port), timeout=15)
 if cafile:
@@ -61,6 +66,7 @@ def pump():
         elif isinstance(event, h2.events.StreamEnded):
             ended = True
         elif isinstance(event, h2.events.StreamReset):
+            result["reset"] = int(event.error_code)
             raise RuntimeError(f"stream reset: {event.error_code}")
     sock.sendall(conn.data_to_send())
 
@@ -166,6 +172,42 @@ who = receive_ddp()
 payload = "y" * 200_000
 send_ddp({"msg": "echo", "payload": payload})
 echo = receive_ddp()
+
+
+def wait_for_close():
+    """Waits for the server's close frame; returns its code (None if the stream ended without)."""
+    global buffer
+    sock.settimeout(30)
+    while True:
+        if len(buffer) >= 2 and buffer[0] & 0x0F == 0x8:
+            length = buffer[1] & 0x7F
+            if len(buffer) >= 2 + length:
+                return struct.unpack("!H", buffer[2:4])[0] if length >= 2 else None
+        elif len(buffer) >= 2:
+            receive_frame()
+            continue
+        if ended:
+            return None
+        pump()
+
+
+if wait_close:
+    print(json.dumps({"ready": True, "backend": who.get("backend")}), flush=True)
+    try:
+        result["close_code"] = wait_for_close()
+        # The client answers the close (a masked close frame) and ends its half, as browsers do.
+        mask = os.urandom(4)
+        payload = struct.pack("!H", 1001)
+        send = bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        conn.send_data(stream_id, send, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        while not ended:
+            pump()
+    except Exception as error:
+        result["error"] = f"{type(error).__name__}: {error}"
+    result["ended"] = ended
+    print(json.dumps(result))
+    sys.exit(0)
 conn.end_stream(stream_id)
 sock.sendall(conn.data_to_send())
 result.update(

@@ -141,3 +141,65 @@ final class WebSocketDriver: @unchecked Sendable {
         self.process.writeLine("{\"cmd\": \"quit\"}")
     }
 }
+
+/// Drives Fixtures/ws_fleet.py: many WebSocket clients that record how they were closed and may
+/// reconnect at once, like a Rocket.Chat deployment's browsers.
+final class WebSocketFleet: @unchecked Sendable {
+    private let process: LineProcess
+
+    /// One close a client saw.
+    struct Close {
+        var backend: String
+        /// The close frame's code; nil when the connection was reset without one.
+        var code: Int?
+        /// Seconds on the fleet's monotonic clock.
+        var time: Double
+    }
+
+    /// Where the clients are now.
+    struct Status {
+        var open: [String: Int]
+        var connecting: Int
+        var closes: [Close]
+    }
+
+    init() throws {
+        self.process = try LineProcess(["python3", TestPaths.fixture("ws_fleet.py")])
+    }
+
+    private func command(_ command: [String: Any]) throws -> [String: Any] {
+        let data = try JSONSerialization.data(withJSONObject: command)
+        self.process.writeLine(String(decoding: data, as: UTF8.self))
+        let line = try self.process.readLine(timeout: 90)
+        guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            object["ok"] as? Bool == true
+        else {
+            throw LineProcess.Failure(description: "ws fleet said \(line)")
+        }
+        return object
+    }
+
+    /// Opens `count` clients on `url`; returns how many landed on each backend.
+    @discardableResult
+    func open(_ count: Int, url: String, reconnect: Bool) throws -> [String: Int] {
+        let answer = try self.command(["cmd": "open", "url": url, "count": count, "reconnect": reconnect])
+        return answer["backends"] as? [String: Int] ?? [:]
+    }
+
+    func status() throws -> Status {
+        let answer = try self.command(["cmd": "status"])
+        let closes = (answer["closes"] as? [[String: Any]] ?? []).map {
+            Close(backend: $0["backend"] as? String ?? "?", code: $0["code"] as? Int, time: $0["time"] as? Double ?? 0)
+        }
+        return Status(
+            open: answer["open"] as? [String: Int] ?? [:],
+            connecting: answer["connecting"] as? Int ?? 0,
+            closes: closes
+        )
+    }
+
+    func quit() {
+        self.process.writeLine("{\"cmd\": \"quit\"}")
+        self.process.terminate()
+    }
+}

@@ -1,0 +1,176 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
+/// Closes WebSocket tunnels on purpose, so clients move as a trickle, not a storm: those of
+/// draining backends (admin drain, removal by reload or DNS) and a rebalance's quota, at each
+/// pool's `drain_rate` per second, evenly spaced, oldest first. With `rebalance: auto` it also
+/// starts a rebalance when a backend joins or comes back healthy and stays so for `settle`.
+///
+/// Control plane: one task wakes when the next close is due (or every `idlePoll`), picks the tunnel
+/// and asks that tunnel's event loop to close it.
+final class TunnelDrainer: Service, Sendable {
+    private let registry: BackendRegistry
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    /// How often the drainer looks for work when there is none.
+    static let idlePoll = TimeAmount.milliseconds(100)
+    /// A backend that triggered an automatic rebalance triggers none for this long (a backend
+    /// flapping slowly must not keep tunnels moving).
+    static let autoRebalanceCooldown = TimeAmount.seconds(60)
+
+    private struct State {
+        var pools: [ObjectIdentifier: PoolState] = [:]
+    }
+
+    /// One pool's drain bookkeeping.
+    private struct PoolState {
+        /// When the next tunnel may be closed.
+        var nextClose = NIODeadline.uptimeNanoseconds(0)
+        /// What a rebalance still has to close, by backend.
+        var quotas: [ObjectIdentifier: Int] = [:]
+        /// For `rebalance: auto`: when a backend's join or return to health is due a rebalance.
+        var watch = AutoRebalanceWatch<ObjectIdentifier>(cooldown: TunnelDrainer.autoRebalanceCooldown)
+        /// Draining backends seen with tunnels, to log when each is drained (a removed one leaves
+        /// the pool's lists as its last tunnel closes).
+        var draining: [ObjectIdentifier: Backend] = [:]
+    }
+
+    init(registry: BackendRegistry, logger: Logger) {
+        self.registry = registry
+        self.logger = logger
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let wait = self.step(now: .now())
+                try? await Task.sleep(for: .nanoseconds(wait.nanoseconds))
+            }
+        }
+    }
+
+    /// How long a backend must stay available before an automatic rebalance moves tunnels to it:
+    /// two check intervals (at least 2 s), so a backend flipping health never triggers one.
+    static func settle(for healthCheck: HealthCheckConfig?) -> TimeAmount {
+        max(.seconds(2), (healthCheck?.interval ?? .seconds(1)) * 2)
+    }
+
+    /// Plans a rebalance of `pool` now; returns how many tunnels it will close (0 when the pool is
+    /// balanced or its drain rate is 0).
+    @discardableResult
+    func rebalance(_ pool: Backends, now: NIODeadline = .now()) -> Int {
+        let quotas = self.plan(pool, now: now)
+        let total = quotas.values.reduce(0, +)
+        self.state.withLockedValue { state in
+            state.pools[ObjectIdentifier(pool), default: PoolState()].quotas = quotas
+        }
+        self.logger.info(
+            "rebalance",
+            metadata: ["pool": "\(pool.poolName)", "to_close": "\(total)", "drain_rate": "\(pool.drainPolicy.rate)"]
+        )
+        return total
+    }
+
+    /// What each backend above its share closes, by backend; empty when the rate is 0.
+    private func plan(_ pool: Backends, now: NIODeadline) -> [ObjectIdentifier: Int] {
+        guard pool.drainPolicy.rate > 0 else { return [:] }
+        let members = pool.all
+        let closes = RebalancePlan.toClose(
+            members.map {
+                RebalancePlan.Entry(tunnels: $0.tunnels, weight: $0.weight, eligible: $0.isAvailable(at: now))
+            }
+        )
+        var quotas: [ObjectIdentifier: Int] = [:]
+        for (backend, count) in zip(members, closes) where count > 0 {
+            quotas[ObjectIdentifier(backend)] = count
+        }
+        return quotas
+    }
+
+    /// One round: closes the tunnels that are due, starts automatic rebalances; returns how long to
+    /// sleep.
+    func step(now: NIODeadline) -> TimeAmount {
+        let pools = self.registry.drainablePools
+        var wait = Self.idlePoll
+        var autoRebalances: [Backends] = []
+        var drained: [Backend] = []
+        self.state.withLockedValue { state in
+            let live = Set(pools.map(ObjectIdentifier.init))
+            state.pools = state.pools.filter { live.contains($0.key) }
+            for pool in pools {
+                let key = ObjectIdentifier(pool)
+                var poolState = state.pools[key] ?? PoolState()
+                defer { state.pools[key] = poolState }
+                let policy = pool.drainPolicy
+                let members = pool.all
+                if policy.autoRebalance, self.watch(members, in: &poolState, pool: pool, now: now) {
+                    autoRebalances.append(pool)
+                }
+                let draining = members.filter { $0.isDraining } + pool.departed
+                for backend in draining where backend.tunnels > 0 {
+                    poolState.draining[ObjectIdentifier(backend)] = backend
+                }
+                for (key, backend) in poolState.draining where backend.tunnels == 0 || !backend.isDraining {
+                    poolState.draining[key] = nil
+                    if backend.isDraining { drained.append(backend) }
+                }
+                guard policy.rate > 0 else {
+                    poolState.quotas = [:]
+                    continue
+                }
+                let rebalancing = members.filter { !$0.isDraining && (poolState.quotas[ObjectIdentifier($0)] ?? 0) > 0 }
+                let candidates = draining.map { ($0, Tunnel.CloseReason.drain) } + rebalancing.map { ($0, .rebalance) }
+                // The candidate whose oldest open tunnel is the oldest of all.
+                let next = candidates.compactMap { candidate in candidate.0.oldestTunnelID.map { (candidate, $0) } }
+                    .min { $0.1 < $1.1 }?.0
+                guard let (backend, reason) = next else {
+                    poolState.quotas = [:]
+                    continue
+                }
+                let interval = TimeAmount.nanoseconds(Int64(1e9 / policy.rate))
+                guard now >= poolState.nextClose else {
+                    wait = min(wait, poolState.nextClose - now)
+                    continue
+                }
+                if let handle = backend.takeOldestTunnel() {
+                    handle.close(reason: reason)
+                    if reason == .rebalance {
+                        poolState.quotas[ObjectIdentifier(backend)]! -= 1
+                    }
+                }
+                poolState.nextClose = now + interval
+                wait = min(wait, interval)
+            }
+        }
+        for backend in drained {
+            self.logger.info(
+                "backend drained",
+                metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)"]
+            )
+        }
+        for pool in autoRebalances {
+            self.rebalance(pool, now: now)
+        }
+        return max(wait, .milliseconds(1))
+    }
+
+    /// Follows each member's availability (`AutoRebalanceWatch`); true when a join or a return to
+    /// health is due a rebalance and one would move tunnels.
+    private func watch(_ members: [Backend], in poolState: inout PoolState, pool: Backends, now: NIODeadline) -> Bool {
+        let due = poolState.watch.observe(
+            members.map { (ObjectIdentifier($0), $0.isAvailable(at: now)) },
+            now: now,
+            settle: Self.settle(for: pool.healthCheck)
+        )
+        // Not while a rebalance is still closing tunnels, nor when the pool is balanced already
+        // (then it does not count against the cooldown).
+        guard !due.isEmpty, poolState.quotas.values.allSatisfy({ $0 <= 0 }), !self.plan(pool, now: now).isEmpty
+        else { return false }
+        for key in due { poolState.watch.rebalanced(key, at: now) }
+        return true
+    }
+}
