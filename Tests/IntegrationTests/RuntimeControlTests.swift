@@ -315,6 +315,25 @@ struct RuntimeControlTests {
         #expect(status.closes.count == 10, "once: \(status.closes.count) closes")
     }
 
+    @Test("Draining a tunnel in the middle of a frame resets the client's connection instead of corrupting the frame")
+    func midFrameReset() throws {
+        let peer = try LineProcess(["python3", TestPaths.fixture("ws_midframe.py")])
+        defer { peer.terminate() }
+        let ready = try peer.readLine()
+        let backend = "127.0.0.1:\(ready.dropFirst("ready ".count))"
+        let junction = try JunctionProcess(
+            yaml: Self.ddpConfig([backend], poolExtra: "    drain_rate: 20"),
+            files: Self.files,
+            waitForListeners: 2
+        )
+        peer.writeLine("\(junction.port("http"))")
+        #expect(try peer.readLine() == "connected")
+        #expect(try Self.post(junction, "/pools/ddp-streamer/backends/\(backend)/drain").status == 202)
+        let result = try JSONSerialization.jsonObject(with: Data(try peer.readLine().utf8)) as? [String: Any] ?? [:]
+        #expect(result["reset"] as? Bool == true, "a TCP reset: \(result)")
+        #expect(result["after"] as? String == "", "no close frame inside the backend's frame: \(result)")
+    }
+
     @Test("Draining an RFC 8441 tunnel sends close 1001 in a DATA frame and ends the stream")
     func http2CloseFrame() throws {
         let a = try DDPBackend(name: "A")
