@@ -92,6 +92,33 @@ struct DrainTests {
         #expect(tracker.isBetweenFrames && tracker.sawClose)
     }
 
+    // MARK: OpenTunnels
+
+    @Test("Open tunnels come out oldest first, closed ones skipped; the queue stays bounded under churn")
+    func openTunnels() {
+        var tunnels = OpenTunnels<String>()
+        for id in UInt64(1)...5 { tunnels.add("t\(id)", id: id) }
+        tunnels.remove(1)
+        tunnels.remove(3)
+        #expect(tunnels.oldestID() == 2)
+        #expect(tunnels.takeOldest()?.target == "t2")
+        #expect(tunnels.takeOldest()?.target == "t4", "3 closed by itself meanwhile")
+        tunnels.add("t6", id: 6)
+        #expect(tunnels.takeOldest()?.id == 5)
+        #expect(tunnels.takeOldest()?.id == 6)
+        #expect(tunnels.takeOldest() == nil && tunnels.count == 0)
+
+        // A backend whose tunnels open and close by the thousand, never drained: no growth.
+        var churn = OpenTunnels<Int>()
+        churn.add(0, id: 1)
+        for id in UInt64(2)...100_000 {
+            churn.add(Int(id), id: id)
+            churn.remove(id)
+        }
+        #expect(churn.count == 1 && churn.queued < 200, "\(churn.queued) ids queued")
+        #expect(churn.takeOldest()?.id == 1)
+    }
+
     // MARK: RebalancePlan
 
     /// Tunnels and weights of a pool, and what a rebalance closes on each backend.
@@ -140,6 +167,9 @@ struct DrainTests {
         var available: [Bool]
         var triggers: [Int]
         var rebalances = true
+        /// Seconds before which the caller is busy (an earlier rebalance still closing) and leaves
+        /// the event due.
+        var busyUntil = 0
         var testDescription: String { self.name }
     }
 
@@ -165,6 +195,12 @@ struct DrainTests {
             triggers: [3, 8],
             rebalances: false
         ),
+        WatchCase(
+            name: "an event during a rebalance in progress waits for it, not lost",
+            available: Array(repeating: true, count: 10),
+            triggers: [6],
+            busyUntil: 6
+        ),
     ]
 
     @Test(
@@ -177,9 +213,9 @@ struct DrainTests {
         for (second, available) in test.available.enumerated() {
             let now = NIODeadline.uptimeNanoseconds(UInt64(second + 1) * 1_000_000_000)
             let due = watch.observe([(key: 1, available: available)], now: now, settle: .seconds(3))
-            if !due.isEmpty {
+            if !due.isEmpty, second >= test.busyUntil {
                 triggers.append(second)
-                if test.rebalances { watch.rebalanced(1, at: now) }
+                watch.settle(1, rebalanced: test.rebalances, at: now)
             }
         }
         #expect(triggers == test.triggers)

@@ -465,7 +465,11 @@ private final class ConfigFileDecoder {
             case "retries":
                 pool.retries = self.reader.int(value, in: 0...10) ?? 2
             case "drain_rate":
-                pool.drainRate = self.reader.number(value, in: 0...10_000) ?? 20
+                let rate = self.reader.number(value, in: 0...10_000) ?? 20
+                if rate > 0 && rate < 0.01 {
+                    self.reader.error(value, "must be 0 (leave tunnels open) or at least 0.01, got \(rate)")
+                }
+                pool.drainRate = rate
             case "rebalance":
                 pool.rebalance = self.reader.choice(value, as: RebalanceMode.self) ?? .manual
             default: break

@@ -16,6 +16,9 @@ final class TunnelDrainer: Service, Sendable {
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
+    /// The most tunnels one pool closes in one round (each still on its schedule): a round that
+    /// woke late catches up on what came due, a bounded amount at a time.
+    static let closesPerRound = 64
     /// How often the drainer looks for work when there is none.
     static let idlePoll = TimeAmount.milliseconds(100)
     /// A backend that triggered an automatic rebalance triggers none for this long (a backend
@@ -57,6 +60,12 @@ final class TunnelDrainer: Service, Sendable {
     /// two check intervals (at least 2 s), so a backend flipping health never triggers one.
     static func settle(for healthCheck: HealthCheckConfig?) -> TimeAmount {
         max(.seconds(2), (healthCheck?.interval ?? .seconds(1)) * 2)
+    }
+
+    /// Time between two closes at `rate` per second (at least 100 µs: the config allows up to
+    /// 10,000 per second).
+    static func interval(rate: Double) -> TimeAmount {
+        .nanoseconds(Int64(max(1e9 / max(rate, 0.01), 100_000)))
     }
 
     /// Plans a rebalance of `pool` now; returns how many tunnels it will close (0 when the pool is
@@ -122,28 +131,35 @@ final class TunnelDrainer: Service, Sendable {
                     poolState.quotas = [:]
                     continue
                 }
-                let rebalancing = members.filter { !$0.isDraining && (poolState.quotas[ObjectIdentifier($0)] ?? 0) > 0 }
-                let candidates = draining.map { ($0, Tunnel.CloseReason.drain) } + rebalancing.map { ($0, .rebalance) }
-                // The candidate whose oldest open tunnel is the oldest of all.
-                let next = candidates.compactMap { candidate in candidate.0.oldestTunnelID.map { (candidate, $0) } }
-                    .min { $0.1 < $1.1 }?.0
-                guard let (backend, reason) = next else {
-                    poolState.quotas = [:]
-                    continue
-                }
-                let interval = TimeAmount.nanoseconds(Int64(1e9 / policy.rate))
+                let interval = Self.interval(rate: policy.rate)
                 guard now >= poolState.nextClose else {
                     wait = min(wait, poolState.nextClose - now)
                     continue
                 }
-                if let handle = backend.takeOldestTunnel() {
-                    handle.close(reason: reason)
-                    if reason == .rebalance {
-                        poolState.quotas[ObjectIdentifier(backend)]! -= 1
+                // Paced from the previous close, not from when this round woke, so the rate holds
+                // at any speed; after a pause the schedule starts over instead of catching up in a
+                // burst.
+                if now - poolState.nextClose > interval { poolState.nextClose = now }
+                var budget = Self.closesPerRound
+                while budget > 0, now >= poolState.nextClose {
+                    budget -= 1
+                    let quotas = poolState.quotas
+                    let rebalancing = members.filter { !$0.isDraining && (quotas[ObjectIdentifier($0)] ?? 0) > 0 }
+                    let candidates =
+                        draining.map { ($0, Tunnel.CloseReason.drain) } + rebalancing.map { ($0, .rebalance) }
+                    // The candidate whose oldest open tunnel is the oldest of all.
+                    let next = candidates.compactMap { candidate in candidate.0.oldestTunnelID.map { (candidate, $0) } }
+                        .min { $0.1 < $1.1 }?.0
+                    guard let (backend, reason) = next, let handle = backend.takeOldestTunnel() else {
+                        // Nothing left to close: a quota still open has nothing to give.
+                        poolState.quotas = [:]
+                        break
                     }
+                    handle.close(reason: reason)
+                    if reason == .rebalance { poolState.quotas[ObjectIdentifier(backend)]! -= 1 }
+                    poolState.nextClose = poolState.nextClose + interval
                 }
-                poolState.nextClose = now + interval
-                wait = min(wait, interval)
+                wait = min(wait, max(poolState.nextClose - now, .zero))
             }
         }
         for backend in drained {
@@ -155,7 +171,7 @@ final class TunnelDrainer: Service, Sendable {
         for pool in autoRebalances {
             self.rebalance(pool, now: now)
         }
-        return max(wait, .milliseconds(1))
+        return max(wait, .microseconds(100))
     }
 
     /// Follows each member's availability (`AutoRebalanceWatch`); true when a join or a return to
@@ -166,11 +182,11 @@ final class TunnelDrainer: Service, Sendable {
             now: now,
             settle: Self.settle(for: pool.healthCheck)
         )
-        // Not while a rebalance is still closing tunnels, nor when the pool is balanced already
-        // (then it does not count against the cooldown).
-        guard !due.isEmpty, poolState.quotas.values.allSatisfy({ $0 <= 0 }), !self.plan(pool, now: now).isEmpty
-        else { return false }
-        for key in due { poolState.watch.rebalanced(key, at: now) }
-        return true
+        // While a rebalance is still closing tunnels the event waits (it stays due).
+        guard !due.isEmpty, poolState.quotas.values.allSatisfy({ $0 <= 0 }) else { return false }
+        // A pool balanced already settles the event without a cooldown.
+        let moves = !self.plan(pool, now: now).isEmpty
+        for key in due { poolState.watch.settle(key, rebalanced: moves, at: now) }
+        return moves
     }
 }

@@ -36,6 +36,8 @@ package final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannel
     package static let maxBodyBytes = 16 * 1024
 
     private let answer: (HTTPRequestHead, ByteBuffer) -> Answer
+    /// Whether the body is kept for the answer (else read and dropped, whatever its size).
+    private let readsBody: Bool
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var refused = false
@@ -43,11 +45,13 @@ package final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannel
     /// Answers from the head and the body.
     package init(answerWithBody answer: @escaping (HTTPRequestHead, ByteBuffer) -> Answer) {
         self.answer = answer
+        self.readsBody = true
     }
 
     /// Answers from the head alone (a body is read and ignored).
-    package convenience init(answer: @escaping (HTTPRequestHead) -> Answer) {
-        self.init(answerWithBody: { head, _ in answer(head) })
+    package init(answer: @escaping (HTTPRequestHead) -> Answer) {
+        self.answer = { head, _ in answer(head) }
+        self.readsBody = false
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -57,6 +61,7 @@ package final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannel
             self.head = head
             self.body.clear()
         case .body(let chunk):
+            guard self.readsBody else { return }
             guard self.body.readableBytes + chunk.readableBytes <= Self.maxBodyBytes else {
                 self.refused = true
                 let text = "413 Content Too Large: bodies here are at most \(Self.maxBodyBytes) bytes\n"

@@ -74,6 +74,14 @@ extension HTTP2TunnelGlueHandler: TunnelSideHandler {
                 self.wrapOutboundOut(.data(.init(data: .byteBuffer(frame), endStream: true))),
                 promise: nil
             )
+        case .close where !self.sentEndStream && !wasEnding:
+            // The backend's close frame is on its way (perhaps held by flow control): END_STREAM
+            // behind it, and the same grace.
+            self.sentEndStream = true
+            context.writeAndFlush(
+                self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+                promise: nil
+            )
         default:
             // Closing a stream that has not ended both ways is RST_STREAM (CANCEL).
             context.close(promise: nil)

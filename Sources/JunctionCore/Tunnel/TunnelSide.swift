@@ -158,7 +158,11 @@ extension TunnelGlueHandler {
                 context.close(promise: nil)
             }
         case .close:
-            context.close(promise: nil)
+            // The backend's own close frame may still be queued for a slow client: the channel
+            // closes once everything before this empty write is out.
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
         case .reset:
             // SO_LINGER 0: close sends RST instead of FIN. On the channel's own loop the option is
             // set at once, before the close below.

@@ -38,7 +38,7 @@ public final class Backend: Sendable {
     /// Why the backend takes no new work, if it does not (`DrainState`).
     private let drainValue = Atomic<UInt8>(DrainState.none.rawValue)
     /// Open tunnels by opening order, so a drain can close the oldest first.
-    private let openTunnels = NIOLockedValueBox(OpenTunnels())
+    private let openTunnels = NIOLockedValueBox(OpenTunnels<TunnelHandle.Target>())
     /// Whether the pool runs active health checks (then passive failures wait for a check to pass,
     /// else they wait out a back-off).
     private let activelyChecked: Atomic<Bool>
@@ -152,11 +152,11 @@ public final class Backend: Sendable {
     }
 
     /// The opening order of the oldest open tunnel not yet taken by a drain.
-    var oldestTunnelID: UInt64? { self.openTunnels.withLockedValue { $0.oldestID } }
+    var oldestTunnelID: UInt64? { self.openTunnels.withLockedValue { $0.oldestID() } }
 
     /// The oldest open tunnel, taken off the list for a drain to close.
     func takeOldestTunnel() -> TunnelHandle? {
-        self.openTunnels.withLockedValue { $0.takeOldest() }
+        self.openTunnels.withLockedValue { $0.takeOldest() }.map { TunnelHandle(id: $0.id, target: $0.target) }
     }
 
     /// Why the backend takes no new requests or tunnels, if it does not.

@@ -31,6 +31,10 @@ public final class BackendRegistry: Sendable {
     func backends(named name: String) -> Backends {
         self.state.withLockedValue { state in
             if let existing = state.pools[name] { return existing }
+            // Dropped by an earlier reload and still draining: the same members come back.
+            if let index = state.retired.firstIndex(where: { $0.poolName == name }) {
+                return state.retired[index]
+            }
             let created = Backends(poolName: name, loopCount: self.loopCount)
             state.pools[name] = created
             return created

@@ -80,7 +80,8 @@ public final class Backends: Sendable {
     private struct State {
         var members: [Backend]
         var healthCheck: HealthCheckConfig?
-        /// Backends no longer configured whose tunnels are still open: they drain, then leave.
+        /// Backends no longer configured with requests or tunnels still open: they drain, then
+        /// leave.
         var departed: [Backend] = []
         var drainPolicy = DrainPolicy()
     }
@@ -136,11 +137,12 @@ public final class Backends: Sendable {
         self.state.withLockedValue { $0.drainPolicy = policy }
     }
 
-    /// Backends that left the pool with tunnels still open (they are draining); the list forgets
-    /// those whose tunnels are all closed.
+    /// Backends that left the pool with requests or tunnels still open (they are draining: an
+    /// upgrade still waiting for its 101 becomes a tunnel to close too); the list forgets those
+    /// with nothing open.
     var departed: [Backend] {
         self.state.withLockedValue { state in
-            state.departed.removeAll { $0.tunnels == 0 }
+            state.departed.removeAll { $0.active == 0 }
             return state.departed
         }
     }
@@ -208,7 +210,7 @@ public final class Backends: Sendable {
             for backend in change.removed {
                 backend.setDrain(.removed)
             }
-            state.departed = departed.values.filter { $0.tunnels > 0 } + change.removed.filter { $0.tunnels > 0 }
+            state.departed = departed.values.filter { $0.active > 0 } + change.removed.filter { $0.active > 0 }
             state.members = next
             state.healthCheck = healthCheck
             return next
