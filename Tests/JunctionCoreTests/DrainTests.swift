@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -219,6 +220,24 @@ struct DrainTests {
             }
         }
         #expect(triggers == test.triggers)
+    }
+
+    // MARK: TunnelDrainer
+
+    @Test("With nothing to close the drainer sleeps its idle poll, not its pacing interval")
+    func idleDrainerSleeps() {
+        let registry = BackendRegistry()
+        let pool = registry.backends(named: "ddp")
+        pool.update([BackendRegistryTests.member(3001), BackendRegistryTests.member(3002)], healthCheck: nil)
+        pool.setDrainPolicy(Backends.DrainPolicy(rate: 20, autoRebalance: true))
+        pool.all[0].setDrain(.admin)
+        let drainer = TunnelDrainer(registry: registry, logger: Logger(label: "test"))
+        var now = NIODeadline.now()
+        for _ in 0..<5 {
+            #expect(drainer.step(now: now) == TunnelDrainer.idlePoll)
+            now = now + .milliseconds(100)
+        }
+        #expect(drainer.rebalance(pool, now: now) == 0, "no tunnels: nothing to move")
     }
 
     // MARK: Backend state across reloads

@@ -141,6 +141,7 @@ final class TunnelDrainer: Service, Sendable {
                 // burst.
                 if now - poolState.nextClose > interval { poolState.nextClose = now }
                 var budget = Self.closesPerRound
+                var workLeft = true
                 while budget > 0, now >= poolState.nextClose {
                     budget -= 1
                     let quotas = poolState.quotas
@@ -153,13 +154,15 @@ final class TunnelDrainer: Service, Sendable {
                     guard let (backend, reason) = next, let handle = backend.takeOldestTunnel() else {
                         // Nothing left to close: a quota still open has nothing to give.
                         poolState.quotas = [:]
+                        workLeft = false
                         break
                     }
                     handle.close(reason: reason)
                     if reason == .rebalance { poolState.quotas[ObjectIdentifier(backend)]! -= 1 }
                     poolState.nextClose = poolState.nextClose + interval
                 }
-                wait = min(wait, max(poolState.nextClose - now, .zero))
+                // Idle pools wake the drainer only every `idlePoll`.
+                if workLeft { wait = min(wait, max(poolState.nextClose - now, .zero)) }
             }
         }
         for backend in drained {
