@@ -1,0 +1,201 @@
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+
+@testable import JunctionCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Upstream connections as `EmbeddedChannel`s on the client's loop (the connector seam), so a
+/// whole exchange runs without a network.
+final class EmbeddedConnector: UpstreamConnector, @unchecked Sendable {
+    let loop: EmbeddedEventLoop
+    private(set) var channels: [EmbeddedChannel] = []
+
+    init(loop: EmbeddedEventLoop) {
+        self.loop = loop
+    }
+
+    func connect(
+        to address: SocketAddress,
+        on eventLoop: EventLoop,
+        timeout: TimeAmount,
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) -> EventLoopFuture<Channel> {
+        let channel = EmbeddedChannel(loop: self.loop)
+        self.channels.append(channel)
+        return initializer(channel).flatMap { channel.connect(to: address) }.map { channel }
+    }
+}
+
+/// A client connection on a plain listener whose catch-all route goes to one backend, played by
+/// the benchmark byte for byte.
+final class Exchange {
+    let client: EmbeddedChannel
+    let connector: EmbeddedConnector
+
+    static let request = ByteBuffer(
+        string: "GET /api/v1/info?x=1 HTTP/1.1\r\nHost: chat.example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
+    )
+    static let response = ByteBuffer(
+        string: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+    )
+    static let upgradeRequest = ByteBuffer(
+        string: "GET /websocket HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    static let upgradeResponse = ByteBuffer(
+        string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+    /// A 128-byte DDP message, masked as a client sends it, and as the backend answers it.
+    static let clientFrame = ByteBuffer(
+        bytes: [0x81, 0xFE, 0x00, 0x80, 0, 0, 0, 0] + Array(repeating: 0x78, count: 128)
+    )
+    static let serverFrame = ByteBuffer(bytes: [0x81, 0x7E, 0x00, 0x80] + Array(repeating: 0x78, count: 128))
+
+    init() throws {
+        self.client = EmbeddedChannel()
+        self.connector = EmbeddedConnector(loop: self.client.embeddedEventLoop)
+        var config = JunctionConfig()
+        config.routes = [RouteConfig(name: "all", pool: "app")]
+        let registry = BackendRegistry()
+        let pool = Pool(
+            name: "app",
+            members: registry.backends(named: "app"),
+            balancer: LeastConnectionsBalancer(),
+            timeouts: UpstreamTimeouts(),
+            retries: 1,
+            healthCheck: nil
+        )
+        let member = Backends.Member(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: 1),
+            label: "127.0.0.1:1",
+            configuredAddress: "127.0.0.1:1",
+            weight: 1
+        )
+        let runtime = RuntimeConfig(
+            config: config,
+            pools: ["app": pool],
+            members: ["app": [member]],
+            registry: registry
+        )
+        registry.apply(runtime)
+        let loop = LoopContext(
+            eventLoop: self.client.embeddedEventLoop,
+            runtime: runtime,
+            accessLogSink: nil,
+            connector: self.connector
+        )
+        let listener = ListenerConfig(name: "bench", address: HostPort(host: "127.0.0.1", port: 80))
+        self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
+        try self.client.pipeline.syncOperations.addHandler(
+            ClientConnection(loop: loop, settings: ListenerSettings(config: listener, tls: nil))
+        )
+        try self.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
+    }
+
+    var upstream: EmbeddedChannel { self.connector.channels[0] }
+
+    /// What went wrong in a benchmark's exchange (it would count the wrong thing).
+    struct Unexpected: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Takes what `channel` wrote; returns how many bytes.
+    @discardableResult
+    static func drain(_ channel: EmbeddedChannel) throws -> Int {
+        var total = 0
+        while let data = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { total += buffer.readableBytes }
+        }
+        return total
+    }
+
+    /// Fails unless `channel` wrote exactly `expected` bytes.
+    static func expect(_ channel: EmbeddedChannel, bytes expected: Int, _ what: String) throws {
+        let written = try Self.drain(channel)
+        guard written == expected else {
+            throw Unexpected(description: "\(what): \(written) bytes written, expected \(expected)")
+        }
+    }
+
+    /// One request to the backend and its response back to the client.
+    func roundTrip() throws {
+        try self.client.writeInbound(Self.request)
+        guard try Self.drain(self.upstream) > Self.request.readableBytes else {
+            throw Unexpected(description: "the request did not reach the backend")
+        }
+        try self.upstream.writeInbound(Self.response)
+        guard try Self.drain(self.client) >= Self.response.readableBytes else {
+            throw Unexpected(description: "the response did not reach the client")
+        }
+    }
+
+    /// Upgrades the connection to a tunnel.
+    func upgrade() throws {
+        try self.client.writeInbound(Self.upgradeRequest)
+        try Self.drain(self.upstream)
+        try self.upstream.writeInbound(Self.upgradeResponse)
+        self.client.embeddedEventLoop.run()
+        guard try Self.drain(self.client) > 0 else { throw Unexpected(description: "no 101 to the client") }
+    }
+
+    /// One message to the backend and its answer back, each as one read with its read burst's end.
+    func echo() throws {
+        try self.client.writeInbound(Self.clientFrame)
+        self.client.pipeline.fireChannelReadComplete()
+        try Self.expect(self.upstream, bytes: Self.clientFrame.readableBytes, "client to backend")
+        try self.upstream.writeInbound(Self.serverFrame)
+        self.upstream.pipeline.fireChannelReadComplete()
+        try Self.expect(self.client, bytes: Self.serverFrame.readableBytes, "backend to client")
+    }
+}
+
+/// Inputs of the pure hot paths.
+enum HotPathFixtures {
+    /// The Rocket.Chat split's routes.
+    static func routes() -> RouteTable {
+        var config = JunctionConfig()
+        var ddp = RouteConfig(name: "ddp", pool: "ddp")
+        ddp.pathPrefixes = ["/sockjs", "/websocket"]
+        config.routes = [ddp, RouteConfig(name: "monolith", pool: "monolith")]
+        let pools = ["ddp", "monolith"].map { name in
+            Pool(
+                name: name,
+                backends: [],
+                balancer: LeastConnectionsBalancer(),
+                timeouts: UpstreamTimeouts(),
+                retries: 1,
+                healthCheck: nil
+            )
+        }
+        return RuntimeConfig(config: config, pools: Dictionary(uniqueKeysWithValues: pools.map { ($0.name, $0) }))
+            .routes
+    }
+
+    static let http2Headers: HPACKHeaders = [
+        ":method": "GET", ":scheme": "https", ":authority": "chat.example.com", ":path": "/api/v1/info?x=1",
+        "user-agent": "bench", "accept": "*/*",
+    ]
+
+    /// An HTTP/2 request's header block as the stream handler converts it and the exchange rewrites
+    /// it for upstream.
+    static func convertHTTP2Head(route: RouteTable) -> Int {
+        guard case .success(let request) = HTTP2HeadConverter.request(Self.http2Headers, endStream: true) else {
+            fatalError("the fixture is a valid request")
+        }
+        let bytes = HeaderRewriter.upstreamRequestBytes(
+            request.head,
+            facts: request.facts,
+            clientAddress: "203.0.113.7",
+            scheme: "https",
+            requestID: "0123456789abcdef",
+            defaultHost: "chat.example.com:443",
+            allocator: ByteBufferAllocator()
+        )
+        return bytes.readableBytes
+    }
+}
