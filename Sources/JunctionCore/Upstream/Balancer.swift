@@ -28,7 +28,9 @@ public final class LeastConnectionsBalancer: Balancer {
     public func select(from backends: [Backend], excluding tried: [Backend], now: NIODeadline) -> Backend? {
         if backends.isEmpty { return nil }
         let start = self.cursor.add(1, ordering: .relaxed).oldValue
-        for allowTried in [false, true] {
+        // Two passes (untried first, then any), without an array literal: it would allocate per pick.
+        for pass in 0..<2 {
+            let allowTried = pass == 1
             var best: Backend?
             var bestActive = 0
             for offset in 0..<backends.count {
@@ -65,7 +67,8 @@ public final class RoundRobinBalancer: Balancer {
             }
             slot -= backend.weight
         }
-        for allowTried in [false, true] {
+        for pass in 0..<2 {
+            let allowTried = pass == 1
             for offset in 0..<backends.count {
                 let backend = backends[(startIndex + offset) % backends.count]
                 if Self.isCandidate(backend, tried: tried, now: now, allowTried: allowTried) { return backend }
