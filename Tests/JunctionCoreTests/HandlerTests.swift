@@ -56,6 +56,55 @@ struct HandlerTests {
         return text
     }
 
+    /// An admin-style responder on an embedded connection; `readsBody` picks the answering init.
+    static func makeResponder(readsBody: Bool) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+        let responder =
+            readsBody
+            ? SimpleHTTPResponder(answerWithBody: { _, body in .init("got \(body.readableBytes)\n") })
+            : SimpleHTTPResponder(answer: { _ in .init("head only\n") })
+        try channel.pipeline.syncOperations.addHandler(responder)
+        try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 9901)).wait()
+        return channel
+    }
+
+    @Test(
+        "Admin answers: a body over the bound is 413 and closes; a head-only answer ignores any body; an idle connection is closed"
+    )
+    func simpleResponderBounds() throws {
+        let limit = SimpleHTTPResponder.maxBodyBytes
+        let post = { (size: Int) in
+            ByteBuffer(
+                string: "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: \(size)\r\n\r\n"
+                    + String(repeating: "x", count: size)
+            )
+        }
+        let small = try Self.makeResponder(readsBody: true)
+        try small.writeInbound(post(limit))
+        #expect(try Self.written(small).hasSuffix("got \(limit)\n"))
+
+        #expect(small.isActive, "keep-alive")
+
+        let large = try Self.makeResponder(readsBody: true)
+        try large.writeInbound(post(limit + 1))
+        let refused = try Self.written(large)
+        #expect(refused.hasPrefix("HTTP/1.1 413"), "\(refused)")
+        large.embeddedEventLoop.run()
+        #expect(!large.isActive, "closed after the 413")
+
+        let headOnly = try Self.makeResponder(readsBody: false)
+        try headOnly.writeInbound(post(limit * 4))
+        #expect(try Self.written(headOnly).hasSuffix("head only\n"))
+
+        let idle = try Self.makeResponder(readsBody: true)
+        try idle.writeInbound(ByteBuffer(string: "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"))
+        #expect(idle.isActive)
+        idle.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.read)
+        idle.embeddedEventLoop.run()
+        #expect(!idle.isActive, "a stalled body is closed on the read timeout")
+    }
+
     @Test("No route: 404 with a one-line body, and the connection stays open")
     func noRoute() throws {
         let (channel, _) = try Self.makeFront()

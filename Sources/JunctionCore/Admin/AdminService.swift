@@ -155,6 +155,9 @@ final class AdminService: Service {
     private let state: AdminState
     private let logger: Logger
 
+    /// How long an admin connection may send nothing before it is closed.
+    static let idleTimeout = TimeAmount.seconds(30)
+
     init(address: HostPort, group: EventLoopGroup, state: AdminState, logger: Logger) {
         self.address = address
         self.group = group
@@ -170,6 +173,11 @@ final class AdminService: Service {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // A connection that sends nothing for this long (a stalled head or body,
+                        // an idle keep-alive) is closed by the responder.
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(readTimeout: AdminService.idleTimeout)
+                        )
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
                             SimpleHTTPResponder { head, body in AdminAnswers.answer(head, body: body, state: state) }

@@ -73,10 +73,16 @@ final class TunnelDrainer: Service, Sendable {
     @discardableResult
     func rebalance(_ pool: Backends, now: NIODeadline = .now()) -> Int {
         let quotas = self.plan(pool, now: now)
-        let total = quotas.values.reduce(0, +)
         self.state.withLockedValue { state in
             state.pools[ObjectIdentifier(pool), default: PoolState()].quotas = quotas
         }
+        return self.logRebalance(pool, quotas)
+    }
+
+    /// Logs a rebalance that starts; returns how many tunnels it closes.
+    @discardableResult
+    private func logRebalance(_ pool: Backends, _ quotas: [ObjectIdentifier: Int]) -> Int {
+        let total = quotas.values.reduce(0, +)
         self.logger.info(
             "rebalance",
             metadata: ["pool": "\(pool.poolName)", "to_close": "\(total)", "drain_rate": "\(pool.drainPolicy.rate)"]
@@ -105,7 +111,7 @@ final class TunnelDrainer: Service, Sendable {
     func step(now: NIODeadline) -> TimeAmount {
         let pools = self.registry.drainablePools
         var wait = Self.idlePoll
-        var autoRebalances: [Backends] = []
+        var autoRebalances: [(pool: Backends, quotas: [ObjectIdentifier: Int])] = []
         var drained: [Backend] = []
         self.state.withLockedValue { state in
             let live = Set(pools.map(ObjectIdentifier.init))
@@ -116,8 +122,9 @@ final class TunnelDrainer: Service, Sendable {
                 defer { state.pools[key] = poolState }
                 let policy = pool.drainPolicy
                 let members = pool.all
-                if policy.autoRebalance, self.watch(members, in: &poolState, pool: pool, now: now) {
-                    autoRebalances.append(pool)
+                if policy.autoRebalance, let quotas = self.watch(members, in: &poolState, pool: pool, now: now) {
+                    poolState.quotas = quotas
+                    autoRebalances.append((pool, quotas))
                 }
                 let draining = members.filter { $0.isDraining } + pool.departed
                 for backend in draining where backend.tunnels > 0 {
@@ -171,25 +178,30 @@ final class TunnelDrainer: Service, Sendable {
                 metadata: ["pool": "\(backend.poolName)", "backend": "\(backend.label)"]
             )
         }
-        for pool in autoRebalances {
-            self.rebalance(pool, now: now)
+        for (pool, quotas) in autoRebalances {
+            self.logRebalance(pool, quotas)
         }
         return max(wait, .microseconds(100))
     }
 
-    /// Follows each member's availability (`AutoRebalanceWatch`); true when a join or a return to
-    /// health is due a rebalance and one would move tunnels.
-    private func watch(_ members: [Backend], in poolState: inout PoolState, pool: Backends, now: NIODeadline) -> Bool {
+    /// Follows each member's availability (`AutoRebalanceWatch`); when a join or a return to health
+    /// is due a rebalance that moves tunnels, returns its quotas.
+    private func watch(
+        _ members: [Backend],
+        in poolState: inout PoolState,
+        pool: Backends,
+        now: NIODeadline
+    ) -> [ObjectIdentifier: Int]? {
         let due = poolState.watch.observe(
             members.map { (ObjectIdentifier($0), $0.isAvailable(at: now)) },
             now: now,
             settle: Self.settle(for: pool.healthCheck)
         )
         // While a rebalance is still closing tunnels the event waits (it stays due).
-        guard !due.isEmpty, poolState.quotas.values.allSatisfy({ $0 <= 0 }) else { return false }
+        guard !due.isEmpty, poolState.quotas.values.allSatisfy({ $0 <= 0 }) else { return nil }
         // A pool balanced already settles the event without a cooldown.
-        let moves = !self.plan(pool, now: now).isEmpty
-        for key in due { poolState.watch.settle(key, rebalanced: moves, at: now) }
-        return moves
+        let quotas = self.plan(pool, now: now)
+        for key in due { poolState.watch.settle(key, rebalanced: !quotas.isEmpty, at: now) }
+        return quotas.isEmpty ? nil : quotas
     }
 }

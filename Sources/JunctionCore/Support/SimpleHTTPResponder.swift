@@ -3,8 +3,9 @@ import NIOHTTP1
 
 /// Serves small, complete answers computed from the request head and a small body: the admin
 /// endpoints and the demo backends. A body over `maxBodyBytes` gets 413 and the connection closes;
-/// HEAD gets the head only; `Connection: close` is honoured. Not for proxied traffic, which never
-/// goes through NIO's response encoder.
+/// HEAD gets the head only; `Connection: close` is honoured; an `IdleStateHandler` read timeout
+/// ahead of it closes the connection. Not for proxied traffic, which never goes through NIO's
+/// response encoder.
 package final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannelHandler {
     package typealias InboundIn = HTTPServerRequestPart
     package typealias OutboundOut = HTTPServerResponsePart
@@ -78,6 +79,14 @@ package final class SimpleHTTPResponder: ChannelInboundHandler, RemovableChannel
             guard let head = self.head else { return }
             self.head = nil
             self.respond(context: context, head: head, answer: self.answer(head, self.body))
+        }
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 

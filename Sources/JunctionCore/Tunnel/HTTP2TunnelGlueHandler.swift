@@ -66,22 +66,10 @@ extension HTTP2TunnelGlueHandler: TunnelSideHandler {
         let wasEnding = self.side.isEnding
         guard let context = self.side.beginEnding() else { return }
         switch ending {
-        case .closeFrame(let frame) where !self.sentEndStream && !wasEnding:
-            // The close frame ends our half of the stream; the stream closes when the client ends
-            // its half (its own close frame), or is reset when the tunnel's close grace runs out.
-            self.sentEndStream = true
-            context.writeAndFlush(
-                self.wrapOutboundOut(.data(.init(data: .byteBuffer(frame), endStream: true))),
-                promise: nil
-            )
-        case .close where !self.sentEndStream && !wasEnding:
-            // The backend's close frame is on its way (perhaps held by flow control): END_STREAM
-            // behind it, and the same grace.
-            self.sentEndStream = true
-            context.writeAndFlush(
-                self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
-                promise: nil
-            )
+        case .graceful(let last) where !self.sentEndStream && !wasEnding:
+            // `last` ends our half of the stream; the stream closes when the client ends its half
+            // (its own close frame), or is reset when the tunnel's close grace runs out.
+            self.endStream(context: context, with: last)
         default:
             // Closing a stream that has not ended both ways is RST_STREAM (CANCEL).
             context.close(promise: nil)
@@ -90,9 +78,14 @@ extension HTTP2TunnelGlueHandler: TunnelSideHandler {
 
     func partnerWriteEOF() {
         guard !self.side.isEnding, !self.sentEndStream, let context = self.side.context else { return }
+        self.endStream(context: context, with: ByteBuffer())
+    }
+
+    /// A last DATA frame carrying `bytes` and END_STREAM.
+    private func endStream(context: ChannelHandlerContext, with bytes: ByteBuffer) {
         self.sentEndStream = true
         context.writeAndFlush(
-            self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+            self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes), endStream: true))),
             promise: nil
         )
     }

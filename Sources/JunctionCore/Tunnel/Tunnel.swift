@@ -137,11 +137,11 @@ final class Tunnel: DeadlineTracked {
         let ending: TunnelEnding
         if self.framesToClient.sawClose {
             // The backend already began the closing handshake: one close frame is all there may be.
-            ending = .close
+            ending = .graceful(last: ByteBuffer())
         } else if self.framesToClient.isBetweenFrames {
             let text = reason == .rebalance ? "rebalancing" : "backend draining"
-            ending = .closeFrame(
-                self.loop.allocator.buffer(bytes: WebSocketFrameTracker.closeFrame(code: 1001, reason: text))
+            ending = .graceful(
+                last: self.loop.allocator.buffer(bytes: WebSocketFrameTracker.closeFrame(code: 1001, reason: text))
             )
         } else {
             ending = .reset

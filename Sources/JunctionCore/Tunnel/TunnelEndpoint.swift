@@ -25,10 +25,10 @@ protocol TunnelEndpoint: AnyObject {
 
 /// How a tunnel ends the client's side when the proxy closes it on purpose.
 enum TunnelEnding {
-    /// A WebSocket close frame, then the connection (HTTP/1.1) or the stream (HTTP/2) ends.
-    case closeFrame(ByteBuffer)
-    /// An ordinary close (the backend's close frame is already on its way).
-    case close
+    /// `last` (Junction's close frame, or nothing when the backend's own is already on its way)
+    /// behind everything queued, then the connection (HTTP/1.1) or our half of the stream (HTTP/2)
+    /// ends.
+    case graceful(last: ByteBuffer)
     /// A reset: TCP RST (HTTP/1.1), RST_STREAM (HTTP/2).
     case reset
 }

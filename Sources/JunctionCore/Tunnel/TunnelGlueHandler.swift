@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One side of a WebSocket tunnel: relays every byte read on its channel to the partner side's
 /// channel, with backpressure (it stops reading while the partner cannot write), half-close and
 /// close propagation. The pattern of swift-nio-examples' connect-proxy `GlueHandler`.
@@ -69,5 +73,24 @@ extension TunnelGlueHandler: TunnelSideHandler {
     func partnerWriteEOF() {
         guard !self.side.isEnding else { return }
         self.side.context?.close(mode: .output, promise: nil)
+    }
+
+    func end(_ ending: TunnelEnding) {
+        guard let context = self.side.beginEnding() else { return }
+        switch ending {
+        case .graceful(let last):
+            // The channel closes once `last`, and everything queued before it, is out (a close on
+            // the spot would drop queued writes); a client that reads nothing is reset when the
+            // tunnel's close grace runs out.
+            context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .reset:
+            // SO_LINGER 0: close sends RST instead of FIN. On the channel's own loop the option is
+            // set at once, before the close below.
+            let provider = context.channel as? SocketOptionProvider
+            _ = provider?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+            context.close(promise: nil)
+        }
     }
 }

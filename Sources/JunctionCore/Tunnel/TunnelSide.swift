@@ -1,9 +1,5 @@
 import NIOCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// What every side of a tunnel does alike, whatever its wire (a socket's bytes or an HTTP/2
 /// stream's DATA frames): the link to its partner and the tunnel, backpressure (a read is held
 /// while the partner cannot write and resumed when it can), and close propagation. The glue
@@ -144,31 +140,5 @@ extension TunnelSideHandler {
 
     func closeChannel() {
         self.side.close()
-    }
-}
-
-extension TunnelGlueHandler {
-    func end(_ ending: TunnelEnding) {
-        guard let context = self.side.beginEnding() else { return }
-        switch ending {
-        case .closeFrame(let frame):
-            // The channel closes once the frame is out; a client that reads nothing is reset when
-            // the tunnel's close grace runs out.
-            context.writeAndFlush(self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        case .close:
-            // The backend's own close frame may still be queued for a slow client: the channel
-            // closes once everything before this empty write is out.
-            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        case .reset:
-            // SO_LINGER 0: close sends RST instead of FIN. On the channel's own loop the option is
-            // set at once, before the close below.
-            let provider = context.channel as? SocketOptionProvider
-            _ = provider?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
-            context.close(promise: nil)
-        }
     }
 }

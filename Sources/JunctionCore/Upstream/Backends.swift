@@ -129,9 +129,7 @@ public final class Backends: Sendable {
     public var healthCheck: HealthCheckConfig? { self.state.withLockedValue { $0.healthCheck } }
 
     /// How the pool closes tunnels on purpose.
-    public var drainPolicy: DrainPolicy {
-        get { self.state.withLockedValue { $0.drainPolicy } }
-    }
+    public var drainPolicy: DrainPolicy { self.state.withLockedValue { $0.drainPolicy } }
 
     func setDrainPolicy(_ policy: DrainPolicy) {
         self.state.withLockedValue { $0.drainPolicy = policy }
