@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Junction vs nginx, side by side: wrk through each proxy in front of one shared nginx backend,
-# plain HTTP/1.1 and over TLS, interleaved, in one run. See Benchmarks/README.md.
+# Junction vs nginx, HAProxy and nghttpx, side by side, in one run: each proxy in front of one
+# shared nginx backend, plain HTTP/1.1 and TLS HTTP/1.1 (wrk), TLS HTTP/2 (h2load), WebSocket echo
+# (ws_echo.c), interleaved; then idle WebSockets (memory per tunnel). See Benchmarks/README.md.
 #
 #   Benchmarks/run.sh [--duration 10] [--rounds 3] [--connections 50] [--threads 1]
 #                     [--warmup 2] [--websockets 2000] [--junction PATH]
+#                     [--proxies junction,nginx,haproxy,nghttpx] [--cases plain,tls,h2,ws-echo,ws-idle]
 #
-# Core layout (2-core machine): the proxy under test on core 0, wrk and the backend on core 1.
-# Needs: bash, awk, taskset, openssl, curl, wrk, h2load, nginx, python3 with `websockets`.
+# Core layout (2-core machine): the proxy under test on core 0, the load and the backends on core 1.
+# nghttpx only takes part in the h2 case. Needs: bash, awk, taskset, openssl, curl, wrk, h2load,
+# nginx, haproxy, nghttpx, cc, python3 with `websockets` (only those the chosen cases need).
 
 set -euo pipefail
 
@@ -18,15 +21,23 @@ ROUNDS=3
 CONNECTIONS=50
 H2_CONNECTIONS=10
 H2_STREAMS=10
+ECHO_TUNNELS=100
+ECHO_SIZE=128
 THREADS=1
 WARMUP=2
 WEBSOCKETS=2000
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
+PROXIES_ARG="junction,nginx,haproxy,nghttpx"
+CASES_ARG="plain,tls,h2,ws-echo,ws-idle"
+PROXIES_GIVEN=0
 PROXY_CPU=0
 LOAD_CPU=1
 
+ALL_PROXIES=(junction nginx haproxy nghttpx)
+ALL_CASES=(plain tls h2 ws-echo ws-idle)
+
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
     exit 2
 }
 
@@ -39,7 +50,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --duration | --rounds | --connections | --threads | --warmup | --websockets | --junction)
+        --duration | --rounds | --connections | --threads | --warmup | --websockets | --junction | --proxies | --cases)
             [ $# -ge 2 ] || die "$1 needs a value" ;;
     esac
     case "$1" in
@@ -50,6 +61,8 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=${2:-}; shift 2 ;;
         --websockets) WEBSOCKETS=${2:-}; shift 2 ;;
         --junction) JUNCTION=${2:-}; shift 2 ;;
+        --proxies) PROXIES_ARG=${2:-}; PROXIES_GIVEN=1; shift 2 ;;
+        --cases) CASES_ARG=${2:-}; shift 2 ;;
         -h | --help) usage ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage ;;
     esac
@@ -61,19 +74,78 @@ done
 [ "$DURATION" -ge 1 ] || die "--duration must be >= 1"
 [ "$ROUNDS" -ge 1 ] || die "--rounds must be >= 1"
 [ "$CONNECTIONS" -ge 1 ] || die "--connections must be >= 1"
-[ "$THREADS" -ge 1 ] || die "--threads must be >= 1 (the same worker count is given to both proxies)"
+[ "$THREADS" -ge 1 ] || die "--threads must be >= 1 (the same worker count is given to every proxy)"
 
-if [ ! -x "$JUNCTION" ]; then
-    die "Junction binary not found or not executable: $JUNCTION
+# --proxies / --cases: comma-separated subsets; the run order stays the canonical one.
+declare -A WANT_PROXY=() WANT_CASE=()
+parse_list() { # option value assoc-name allowed...
+    local opt=$1 value=$2 item ok a
+    local -n want=$3
+    local -a items
+    shift 3
+    [ -n "$value" ] || die "$opt needs at least one of: $(IFS=,; echo "$*")"
+    IFS=, read -r -a items <<<"$value"
+    for item in "${items[@]}"; do
+        ok=0
+        for a in "$@"; do [ "$item" = "$a" ] && ok=1; done
+        [ "$ok" = 1 ] || die "$opt: unknown value '$item' (choose from $(IFS=,; echo "$*"))"
+        [ -z "${want[$item]:-}" ] || die "$opt: '$item' is listed twice"
+        want[$item]=1
+    done
+}
+parse_list --proxies "$PROXIES_ARG" WANT_PROXY "${ALL_PROXIES[@]}"
+parse_list --cases "$CASES_ARG" WANT_CASE "${ALL_CASES[@]}"
+
+# Which proxy takes part in which case: nghttpx only fronts HTTP/2.
+applies() { [ "$1" != nghttpx ] || [ "$2" = h2 ]; } # proxy case
+
+# The measured throughput cases (in run order) and the idle-WebSocket case, as chosen.
+RUN_CASES=()
+for kase in plain tls h2 ws-echo; do
+    [ -n "${WANT_CASE[$kase]:-}" ] && RUN_CASES+=("$kase")
+done
+IDLE_WS=0
+if [ -n "${WANT_CASE[ws-idle]:-}" ] && [ "$WEBSOCKETS" -gt 0 ]; then IDLE_WS=1; fi
+has_case() { local k; for k in "${RUN_CASES[@]}"; do [ "$k" = "$1" ] && return 0; done; return 1; }
+
+# The proxies that run: chosen, and with at least one chosen case that applies to them.
+PROXIES=()
+for proxy in "${ALL_PROXIES[@]}"; do
+    [ -n "${WANT_PROXY[$proxy]:-}" ] || continue
+    used=0
+    for kase in "${RUN_CASES[@]}"; do applies "$proxy" "$kase" && used=1; done
+    if [ "$IDLE_WS" = 1 ] && applies "$proxy" ws-idle; then used=1; fi
+    if [ "$used" = 1 ]; then
+        PROXIES+=("$proxy")
+    elif [ "$PROXIES_GIVEN" = 1 ]; then
+        echo "run.sh: note: $proxy has no case to run among --cases $CASES_ARG (nghttpx only runs h2); skipped" >&2
+    fi
+done
+[ "${#PROXIES[@]}" -gt 0 ] || die "nothing to run: no chosen proxy applies to the chosen cases (--websockets 0 skips ws-idle)"
+has_proxy() { local p; for p in "${PROXIES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+
+if has_proxy junction; then
+    if [ ! -x "$JUNCTION" ]; then
+        die "Junction binary not found or not executable: $JUNCTION
 Build it first at the repository root:   swift build -c release -Xswiftc -enforce-exclusivity=unchecked
 or pass another binary with --junction PATH."
+    fi
+    JUNCTION=$(cd "$(dirname "$JUNCTION")" && pwd)/$(basename "$JUNCTION")
 fi
-JUNCTION=$(cd "$(dirname "$JUNCTION")" && pwd)/$(basename "$JUNCTION")
 
-for tool in wrk nginx openssl taskset curl python3 awk; do
-    command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not installed (Debian: apt-get install -y wrk nginx openssl util-linux curl python3)"
+need_tool() { # tool debian-package why
+    command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed (Debian: apt-get install -y $2); $3"
+}
+need_tool nginx nginx "it is the backend"
+for tool in openssl taskset curl python3 awk; do
+    need_tool "$tool" "openssl util-linux curl python3 gawk" "the script needs it"
 done
-if [ "$WEBSOCKETS" -gt 0 ]; then
+if has_case plain || has_case tls; then need_tool wrk wrk "the plain and tls cases need it (or pass --cases without them)"; fi
+if has_case h2; then need_tool h2load nghttp2-client "the h2 case needs it (or pass --cases without h2)"; fi
+if has_case ws-echo; then need_tool cc gcc "the ws-echo case builds Benchmarks/ws_echo.c (or pass --cases without ws-echo)"; fi
+if has_proxy haproxy; then need_tool haproxy haproxy "or pass --proxies without haproxy"; fi
+if has_proxy nghttpx; then need_tool nghttpx nghttp2-proxy "or pass --proxies without nghttpx"; fi
+if [ "$IDLE_WS" = 1 ]; then
     python3 -c 'import websockets' 2>/dev/null \
         || die "the idle-WebSocket case needs Python's websockets (python3 -m pip install websockets), or pass --websockets 0"
     [ "$WEBSOCKETS" -le 4000 ] || die "--websockets is at most 4000 (nginx has worker_connections 8192, two per tunnel)"
@@ -82,7 +154,7 @@ if [ "$WEBSOCKETS" -gt 0 ]; then
 fi
 NGINX_BIN=$(command -v nginx)
 NCPU=$(nproc)
-[ "$NCPU" -ge 2 ] || die "needs at least 2 CPU cores (proxy on core $PROXY_CPU, wrk + backend on core $LOAD_CPU); have $NCPU"
+[ "$NCPU" -ge 2 ] || die "needs at least 2 CPU cores (proxy on core $PROXY_CPU, load + backends on core $LOAD_CPU); have $NCPU"
 CLK_TCK=$(getconf CLK_TCK)
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -94,26 +166,59 @@ chmod 755 "$WORK"
 # ---------------------------------------------------------------------------------------------
 # Process bookkeeping and cleanup (runs on every exit, including failures and Ctrl-C).
 
-PIDS=()          # every long-lived process this script started (nginx masters, junction)
+PIDS=()              # every long-lived process this script started (proxies, backends, clients)
+declare -A PID_START=() # pid -> start time (field 22 of /proc/<pid>/stat), so a reused pid is never hit
+
+# Start time of a pid in clock ticks since boot, or "gone".
+proc_start() {
+    local line rest fields
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || { echo "gone"; return; }
+    rest=${line##*) }
+    read -r -a fields <<<"$rest"
+    echo "${fields[19]}"
+}
+
+track() { # pid
+    PIDS+=("$1")
+    PID_START[$1]=$(proc_start "$1")
+}
+
+# True while pid is still the process recorded in PID_START and has not exited (zombie).
+still_ours() {
+    local line rest fields
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    rest=${line##*) }
+    read -r -a fields <<<"$rest"
+    [ "${fields[0]}" != Z ] && [ "${fields[19]}" = "${PID_START[$1]:-none}" ]
+}
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    local pid i
+    local pid i d
+    local -a tree=()
+    # Every descendant first (nginx workers, the nghttpx worker), so none outlives its parent.
     for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
+        still_ours "$pid" || continue
+        for d in $(descendant_pids "$pid"); do
+            PID_START[$d]=$(proc_start "$d")
+            tree+=("$d")
+        done
+    done
+    for pid in "${PIDS[@]}"; do
+        still_ours "$pid" && kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in "${PIDS[@]}"; do
         for ((i = 0; i < 50; i++)); do
+            still_ours "$pid" || break
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        if kill -0 "$pid" 2>/dev/null; then
-            # nginx workers are children of the master: take them down too.
-            for c in $(child_pids "$pid"); do kill -KILL "$c" 2>/dev/null || true; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        if still_ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
         wait "$pid" 2>/dev/null || true
+    done
+    for d in "${tree[@]}"; do
+        if still_ours "$d"; then kill -KILL "$d" 2>/dev/null || true; fi
     done
     rm -rf "$WORK"
     exit "$rc"
@@ -136,6 +241,28 @@ child_pids() {
     done
 }
 
+# Every descendant of a pid: children, grandchildren, ... (one scan of /proc).
+descendant_pids() {
+    local f line rest fields pid p c
+    local -A kids=()
+    local -a queue=("$1")
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue
+        rest=${line##*) }
+        read -r -a fields <<<"$rest"
+        pid=${f#/proc/}
+        kids[${fields[1]}]+="${pid%/stat} "
+    done
+    while [ "${#queue[@]}" -gt 0 ]; do
+        p=${queue[0]}
+        queue=("${queue[@]:1}")
+        for c in ${kids[$p]:-}; do
+            echo "$c"
+            queue+=("$c")
+        done
+    done
+}
+
 # utime+stime in clock ticks of one pid (all its threads), or "gone".
 pid_ticks() {
     local line rest fields
@@ -147,13 +274,14 @@ pid_ticks() {
     echo $((fields[11] + fields[12]))
 }
 
-# CPU ticks of a proxy: the process plus its direct children (nginx: master + workers).
-# Prints "<ticks> <sorted pid list>" so that callers can check the set did not change.
+# CPU ticks of a proxy: the process plus all its descendants (nginx: master + workers; nghttpx:
+# main + worker process). Prints "<ticks> <sorted pid list>" so that callers can check the set
+# did not change.
 proxy_ticks() {
     local root=$1 total=0 t pids p
     pids=$(
         echo "$root"
-        child_pids "$root"
+        descendant_pids "$root"
     )
     pids=$(echo "$pids" | sort -n | tr '\n' ',')
     for p in ${pids//,/ }; do
@@ -179,12 +307,18 @@ for s in socks:
 EOF
 }
 
-# Wait (bounded) until URL answers 200 with the backend body through it.
+# Wait (bounded) until URL answers 200 with the backend body through it; with a fourth argument
+# "h2", the answer must also come over HTTP/2 (ALPN h2).
 wait_http() {
-    local url=$1 pid=$2 what=$3 i body
+    local url=$1 pid=$2 what=$3 proto=${4:-} i body out
+    local -a flags=()
+    [ "$proto" = h2 ] && flags=(--http2)
     for ((i = 0; i < 100; i++)); do
         kill -0 "$pid" 2>/dev/null || die "$what exited during startup; see its log in $RESULTS"
-        if body=$(curl -ks --max-time 2 -o - -w '' "$url" 2>/dev/null) && [ "$body" = "$BACKEND_BODY" ]; then
+        if out=$(curl -ks "${flags[@]}" --max-time 2 -o "$WORK/probe-body" -w '%{http_version}' "$url" 2>/dev/null) \
+            && body=$(cat "$WORK/probe-body") && [ "$body" = "$BACKEND_BODY" ]; then
+            [ "$proto" != h2 ] || [ "$out" = 2 ] \
+                || die "$what answered on $url over HTTP/$out, not HTTP/2 (ALPN h2 not offered?)"
             return 0
         fi
         sleep 0.1
@@ -195,7 +329,8 @@ wait_http() {
 # ---------------------------------------------------------------------------------------------
 # Ports, certificate, configurations.
 
-read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS WS_BACKEND_PORT <<<"$(free_ports 6)"
+read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS H_PLAIN H_TLS X_TLS WS_BACKEND_PORT ECHO_PORT \
+    <<<"$(free_ports 10)"
 
 # Fixed 100-byte body: these 99 characters plus "\n".
 BACKEND_BODY="Hello from the Junction benchmark backend: this fixed text/plain body is exactly one hundred bytes."
@@ -204,6 +339,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -days 2 -subj "/CN=localhost" \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 \
     || die "openssl could not make the ECDSA P-256 certificate"
+# HAProxy's `crt` takes the certificate and its key in one file.
+cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/cert-key.pem"
 
 # When run as root, nginx workers would switch to nobody/www-data; keep them as the caller so
 # that they can use the temp prefix.
@@ -226,7 +363,7 @@ EOF
 mkdir -p "$WORK/backend/logs" "$WORK/nginx/logs"
 
 cat >"$WORK/backend/nginx.conf" <<EOF
-# Shared backend for both proxies: a fixed ~100-byte 200 answer.
+# Shared backend for every proxy: a fixed ~100-byte 200 answer.
 $NGINX_USER_LINE
 worker_processes 1;
 pid $WORK/backend/nginx.pid;
@@ -259,6 +396,9 @@ $(nginx_common_http "$WORK/nginx")
     keepalive_timeout 75s;
     upstream wsbackend {
         server 127.0.0.1:$WS_BACKEND_PORT;
+    }
+    upstream wsecho {
+        server 127.0.0.1:$ECHO_PORT;
     }
     upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
@@ -295,12 +435,64 @@ $(nginx_common_http "$WORK/nginx")
             proxy_read_timeout 1h;
             proxy_send_timeout 1h;
         }
+        location /ws-echo {
+            # The WebSocket echo case: the same, to the C echo backend.
+            proxy_pass http://wsecho;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
     }
 }
 EOF
 
+cat >"$WORK/haproxy.cfg" <<EOF
+# HAProxy as a second reference: same listeners, backend and forwarded headers as nginx.
+global
+    nbthread $THREADS
+    maxconn 9000
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+    mode http
+    maxconn 9000
+    option forwardfor
+    timeout connect 5s
+    timeout client 75s
+    timeout server 75s
+    timeout http-keep-alive 75s
+    timeout tunnel 1h
+frontend proxy
+    bind 127.0.0.1:$H_PLAIN
+    bind 127.0.0.1:$H_TLS ssl crt $WORK/cert-key.pem alpn h2,http/1.1
+    unique-id-format %[uuid()]
+    acl websocket path_beg /websocket
+    acl wsecho path_beg /ws-echo
+    use_backend wsbackend if websocket
+    use_backend wsecho if wsecho
+    default_backend backend
+backend backend
+    # keep-alive to the backend, shared between client connections (nginx: upstream keepalive)
+    http-reuse always
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Request-ID %[unique-id]
+    # Junction also returns the request id to the client
+    http-after-response set-header X-Request-ID %[unique-id]
+    server backend 127.0.0.1:$BACKEND_PORT
+backend wsbackend
+    server wsbackend 127.0.0.1:$WS_BACKEND_PORT
+backend wsecho
+    server wsecho 127.0.0.1:$ECHO_PORT
+EOF
+
 cat >"$WORK/junction.yaml" <<EOF
-# Junction under test: same listeners, backend and worker count as the nginx proxy.
+# Junction under test: same listeners, backend and worker count as the other proxies.
 threads: $THREADS
 listeners:
   - name: plain
@@ -319,6 +511,10 @@ routes:
     match:
       path_prefix: /websocket
     pool: wsbackend
+  - name: wsecho
+    match:
+      path_prefix: /ws-echo
+    pool: wsecho
   - name: all
     pool: backend
 pools:
@@ -328,63 +524,129 @@ pools:
   wsbackend:
     backends:
       - address: 127.0.0.1:$WS_BACKEND_PORT
+  wsecho:
+    backends:
+      - address: 127.0.0.1:$ECHO_PORT
 logging:
   access_log: off
   level: warning
 EOF
 
+# nghttpx (HTTP/2 case only): TLS with ALPN h2 in front, HTTP/1.1 to the backend. An empty --conf
+# so that /etc/nghttpx/nghttpx.conf (Debian's, with syslog) is not read. --workers=T worker threads;
+# for T = 1, --single-thread instead: the worker process's main thread does it all (no acceptor thread).
+: >"$WORK/nghttpx.conf"
+NGHTTPX_THREADING="--workers=$THREADS"
+[ "$THREADS" != 1 ] || NGHTTPX_THREADING="--single-thread"
+NGHTTPX_ARGS=(
+    --conf="$WORK/nghttpx.conf"
+    --frontend="127.0.0.1,$X_TLS"
+    --backend="127.0.0.1,$BACKEND_PORT"
+    --no-ocsp
+    --tls-min-proto-version=TLSv1.2
+    --add-x-forwarded-for
+    --no-via
+    --log-level=WARN
+    --errorlog-file=/dev/stderr
+)
+NGHTTPX_ARGS+=("$NGHTTPX_THREADING")
+NGHTTPX_ARGS+=("$WORK/key.pem" "$WORK/cert.pem")
+
 cp "$WORK/backend/nginx.conf" "$RESULTS/backend-nginx.conf"
-cp "$WORK/nginx/nginx.conf" "$RESULTS/proxy-nginx.conf"
-cp "$WORK/junction.yaml" "$RESULTS/junction.yaml"
+has_proxy nginx && cp "$WORK/nginx/nginx.conf" "$RESULTS/proxy-nginx.conf"
+has_proxy haproxy && cp "$WORK/haproxy.cfg" "$RESULTS/proxy-haproxy.cfg"
+has_proxy junction && cp "$WORK/junction.yaml" "$RESULTS/junction.yaml"
+has_proxy nghttpx && echo "nghttpx ${NGHTTPX_ARGS[*]}" >"$RESULTS/proxy-nghttpx.cmd"
 
 "$NGINX_BIN" -t -q -p "$WORK/backend" -c "$WORK/backend/nginx.conf" 2>"$RESULTS/backend-nginx-t.log" \
     || { cat "$RESULTS/backend-nginx-t.log" >&2; die "backend nginx config is invalid"; }
-"$NGINX_BIN" -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$RESULTS/proxy-nginx-t.log" \
-    || { cat "$RESULTS/proxy-nginx-t.log" >&2; die "proxy nginx config is invalid"; }
-"$JUNCTION" check --config "$WORK/junction.yaml" >"$RESULTS/junction-check.log" 2>&1 \
-    || { cat "$RESULTS/junction-check.log" >&2; die "junction check rejected the generated config"; }
+if has_proxy nginx; then
+    "$NGINX_BIN" -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$RESULTS/proxy-nginx-t.log" \
+        || { cat "$RESULTS/proxy-nginx-t.log" >&2; die "proxy nginx config is invalid"; }
+fi
+if has_proxy haproxy; then
+    haproxy -c -q -f "$WORK/haproxy.cfg" >"$RESULTS/proxy-haproxy-c.log" 2>&1 \
+        || { cat "$RESULTS/proxy-haproxy-c.log" >&2; die "haproxy -c rejected the generated config"; }
+fi
+if has_proxy junction; then
+    "$JUNCTION" check --config "$WORK/junction.yaml" >"$RESULTS/junction-check.log" 2>&1 \
+        || { cat "$RESULTS/junction-check.log" >&2; die "junction check rejected the generated config"; }
+fi
 
 # ---------------------------------------------------------------------------------------------
-# Start the backend and both proxies; they run for the whole benchmark.
+# Start the backends and the proxies; they run for the whole benchmark.
 
 taskset -c "$LOAD_CPU" "$NGINX_BIN" -p "$WORK/backend" -c "$WORK/backend/nginx.conf" -g "daemon off;" \
     >"$RESULTS/backend-nginx.log" 2>&1 &
 BACKEND_PID=$!
-PIDS+=("$BACKEND_PID")
+track "$BACKEND_PID"
 
-if [ "$WEBSOCKETS" -gt 0 ]; then
+# Wait (bounded) until a backend prints a line starting with "ready" on its output file.
+wait_ready() { # pid file what
+    local i
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^ready' "$2" 2>/dev/null && return 0
+        kill -0 "$1" 2>/dev/null || die "$3 exited during startup; see $RESULTS"
+        sleep 0.1
+    done
+    die "$3 did not start within 10 s"
+}
+
+if [ "$IDLE_WS" = 1 ]; then
     taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" serve "$WS_BACKEND_PORT" \
         >"$WORK/ws-backend.out" 2>"$RESULTS/ws-backend.log" &
     WS_BACKEND_PID=$!
-    PIDS+=("$WS_BACKEND_PID")
+    track "$WS_BACKEND_PID"
 fi
 
-taskset -c "$PROXY_CPU" "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;" \
-    >"$RESULTS/proxy-nginx.log" 2>&1 &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-
-taskset -c "$PROXY_CPU" "$JUNCTION" run --config "$WORK/junction.yaml" >"$RESULTS/junction.log" 2>&1 &
-JUNCTION_PID=$!
-PIDS+=("$JUNCTION_PID")
-
-wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" "backend nginx"
-wait_http "http://127.0.0.1:$N_PLAIN/" "$NGINX_PID" "nginx (plain)"
-wait_http "https://127.0.0.1:$N_TLS/" "$NGINX_PID" "nginx (TLS)"
-wait_http "http://127.0.0.1:$J_PLAIN/" "$JUNCTION_PID" "junction (plain)"
-wait_http "https://127.0.0.1:$J_TLS/" "$JUNCTION_PID" "junction (TLS)"
-
-if [ "$WEBSOCKETS" -gt 0 ]; then
-    for ((i = 0; i < 100; i++)); do
-        grep -q '^ready' "$WORK/ws-backend.out" 2>/dev/null && break
-        kill -0 "$WS_BACKEND_PID" 2>/dev/null || die "the WebSocket backend exited; see $RESULTS/ws-backend.log"
-        sleep 0.1
-    done
-    grep -q '^ready' "$WORK/ws-backend.out" || die "the WebSocket backend did not start within 10 s"
+WS_ECHO="$WORK/ws_echo"
+if has_case ws-echo; then
+    cc -O2 -o "$WS_ECHO" "$SCRIPT_DIR/ws_echo.c" 2>"$RESULTS/ws_echo-cc.log" \
+        || { cat "$RESULTS/ws_echo-cc.log" >&2; die "cc could not build Benchmarks/ws_echo.c"; }
+    taskset -c "$LOAD_CPU" "$WS_ECHO" serve "$ECHO_PORT" >"$WORK/ws-echo-backend.out" 2>"$RESULTS/ws-echo-backend.log" &
+    ECHO_BACKEND_PID=$!
+    track "$ECHO_BACKEND_PID"
 fi
 
-NGINX_WORKERS=$(child_pids "$NGINX_PID" | wc -l)
-[ "$NGINX_WORKERS" -eq "$THREADS" ] || die "proxy nginx has $NGINX_WORKERS worker processes, expected $THREADS"
+declare -A PROXY_PID=()
+if has_proxy nginx; then
+    taskset -c "$PROXY_CPU" "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;" \
+        >"$RESULTS/proxy-nginx.log" 2>&1 &
+    PROXY_PID[nginx]=$!
+    track "$!"
+fi
+if has_proxy haproxy; then
+    # -db: foreground, one process (its threads are counted with it)
+    taskset -c "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" >"$RESULTS/proxy-haproxy.log" 2>&1 &
+    PROXY_PID[haproxy]=$!
+    track "$!"
+fi
+if has_proxy nghttpx; then
+    taskset -c "$PROXY_CPU" nghttpx "${NGHTTPX_ARGS[@]}" >"$RESULTS/proxy-nghttpx.log" 2>&1 &
+    PROXY_PID[nghttpx]=$!
+    track "$!"
+fi
+if has_proxy junction; then
+    taskset -c "$PROXY_CPU" "$JUNCTION" run --config "$WORK/junction.yaml" >"$RESULTS/junction.log" 2>&1 &
+    PROXY_PID[junction]=$!
+    track "$!"
+fi
+
+pid_of() { echo "${PROXY_PID[$1]}"; }
+
+# Dies with the proxy's exit status (or the signal that ended it) if it is gone.
+proxy_alive() { # proxy
+    local pid rc=0
+    pid=$(pid_of "$1")
+    still_ours "$pid" && return 0
+    wait "$pid" 2>/dev/null || rc=$?
+    local why=""
+    if [ "$rc" = 0 ] && [ "$1" = junction ]; then
+        why=": Junction exits 0 after a graceful shutdown, so something outside this script sent it SIGTERM or SIGINT"
+    fi
+    if [ "$rc" -gt 128 ]; then rc="signal $((rc - 128))"; else rc="status $rc"; fi
+    die "$1 is no longer running (it exited with $rc$why; see $RESULTS/*.log)"
+}
 
 url_of() { # proxy case
     case "$1-$2" in
@@ -392,9 +654,70 @@ url_of() { # proxy case
         junction-tls | junction-h2) echo "https://127.0.0.1:$J_TLS/" ;;
         nginx-plain) echo "http://127.0.0.1:$N_PLAIN/" ;;
         nginx-tls | nginx-h2) echo "https://127.0.0.1:$N_TLS/" ;;
+        haproxy-plain) echo "http://127.0.0.1:$H_PLAIN/" ;;
+        haproxy-tls | haproxy-h2) echo "https://127.0.0.1:$H_TLS/" ;;
+        nghttpx-h2) echo "https://127.0.0.1:$X_TLS/" ;;
+        *) die "internal: no URL for $1 $2" ;;
     esac
 }
-pid_of() { if [ "$1" = junction ]; then echo "$JUNCTION_PID"; else echo "$NGINX_PID"; fi; }
+plain_port_of() { # proxy: the plain listener, where the WebSocket cases connect
+    case "$1" in
+        junction) echo "$J_PLAIN" ;;
+        nginx) echo "$N_PLAIN" ;;
+        haproxy) echo "$H_PLAIN" ;;
+        *) die "internal: $1 has no plain listener" ;;
+    esac
+}
+
+wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" "backend nginx"
+for proxy in "${PROXIES[@]}"; do
+    pid=$(pid_of "$proxy")
+    if [ "$proxy" = nghttpx ]; then
+        wait_http "$(url_of nghttpx h2)" "$pid" "nghttpx (TLS, h2)" h2
+        continue
+    fi
+    wait_http "$(url_of "$proxy" plain)" "$pid" "$proxy (plain)"
+    wait_http "$(url_of "$proxy" tls)" "$pid" "$proxy (TLS)"
+    if has_case h2; then wait_http "$(url_of "$proxy" h2)" "$pid" "$proxy (TLS, h2)" h2; fi
+done
+
+if [ "$IDLE_WS" = 1 ]; then
+    wait_ready "$WS_BACKEND_PID" "$WORK/ws-backend.out" "the WebSocket backend (ws_idle.py serve)"
+    for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" ws-idle || continue
+        # one WebSocket opened, echoed and closed (stdin at EOF: the holder closes at once)
+        url="ws://127.0.0.1:$(plain_port_of "$proxy")/websocket"
+        timeout 30 taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" 1 \
+            </dev/null >/dev/null 2>"$RESULTS/ws-probe-$proxy.log" \
+            || die "$proxy does not relay a WebSocket on $url; see $RESULTS/ws-probe-$proxy.log"
+    done
+fi
+if has_case ws-echo; then
+    wait_ready "$ECHO_BACKEND_PID" "$WORK/ws-echo-backend.out" "the WebSocket echo backend (ws_echo serve)"
+    for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" ws-echo || continue
+        ok=0
+        for ((i = 0; i < 50; i++)); do
+            if timeout 5 taskset -c "$LOAD_CPU" "$WS_ECHO" load "$(plain_port_of "$proxy")" /ws-echo 1 0.2 "$ECHO_SIZE" \
+                >"$WORK/ws-echo-probe.out" 2>"$RESULTS/ws-echo-probe-$proxy.log" \
+                && awk '$1 == "round_trips" && $2 > 0 {found = 1} END {exit !found}' "$WORK/ws-echo-probe.out"; then
+                ok=1
+                break
+            fi
+            sleep 0.1
+        done
+        [ "$ok" = 1 ] || die "$proxy does not relay the WebSocket echo on" \
+            "ws://127.0.0.1:$(plain_port_of "$proxy")/ws-echo; see $RESULTS/ws-echo-probe-$proxy.log"
+    done
+fi
+
+if has_proxy nginx; then
+    NGINX_WORKERS=$(child_pids "$(pid_of nginx)" | wc -l)
+    [ "$NGINX_WORKERS" -eq "$THREADS" ] || die "proxy nginx has $NGINX_WORKERS worker processes, expected $THREADS"
+fi
+if has_proxy nghttpx; then
+    [ -n "$(descendant_pids "$(pid_of nghttpx)")" ] || die "nghttpx has no worker process"
+fi
 
 # p99 from wrk's latency distribution, in milliseconds.
 to_ms() {
@@ -408,26 +731,33 @@ to_ms() {
 CSV="$RESULTS/runs.csv"
 echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util" >"$CSV"
 
-# One wrk run through one proxy; appends a CSV line unless it is a warm-up.
+# One load run through one proxy; appends a CSV line unless it is a warm-up. For ws-echo the
+# "requests" are echo round trips and there is no p99 (the column stays empty).
 run_case() { # round proxy case duration
-    local round=$1 proxy=$2 kase=$3 dur=$4 url pid out before after t0 t1
+    local round=$1 proxy=$2 kase=$3 dur=$4 url="" pid out before after t0 t1
     local b_ticks a_ticks b_set a_set reqs rps p99raw p99 cpu_s wall rpc util
-    url=$(url_of "$proxy" "$kase")
+    [ "$kase" = ws-echo ] || url=$(url_of "$proxy" "$kase")
     pid=$(pid_of "$proxy")
     out="$RESULTS/$round-$proxy-$kase.txt"
-    kill -0 "$pid" 2>/dev/null || die "$proxy is no longer running (see $RESULTS/*.log)"
+    proxy_alive "$proxy"
 
     before=$(proxy_ticks "$pid")
     t0=$(date +%s.%N)
-    if [ "$kase" = h2 ]; then
-        # HTTP/2 over TLS: h2load, H2_CONNECTIONS connections with H2_STREAMS streams each.
-        taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D"$dur" \
-            --log-file="$out.log" "$url" >"$out" 2>&1 \
-            || { cat "$out" >&2; die "h2load failed for $proxy $kase (round $round)"; }
-    else
-        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency "$url" >"$out" 2>&1 \
-            || { cat "$out" >&2; die "wrk failed for $proxy $kase (round $round)"; }
-    fi
+    case "$kase" in
+        h2)
+            # HTTP/2 over TLS: h2load, H2_CONNECTIONS connections with H2_STREAMS streams each.
+            taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D"$dur" \
+                --log-file="$out.log" "$url" >"$out" 2>&1 \
+                || { cat "$out" >&2; die "h2load failed for $proxy $kase (round $round)"; } ;;
+        ws-echo)
+            # ECHO_TUNNELS WebSockets, one ECHO_SIZE-byte message in flight on each (closed loop).
+            taskset -c "$LOAD_CPU" "$WS_ECHO" load "$(plain_port_of "$proxy")" /ws-echo "$ECHO_TUNNELS" "$dur" "$ECHO_SIZE" \
+                >"$out" 2>&1 \
+                || { cat "$out" >&2; die "the WebSocket echo client failed for $proxy (round $round)"; } ;;
+        *)
+            taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency "$url" >"$out" 2>&1 \
+                || { cat "$out" >&2; die "wrk failed for $proxy $kase (round $round)"; } ;;
+    esac
     t1=$(date +%s.%N)
     after=$(proxy_ticks "$pid")
 
@@ -435,43 +765,55 @@ run_case() { # round proxy case duration
     read -r a_ticks a_set <<<"$after"
     [ "$b_set" = "$a_set" ] || die "$proxy process set changed during the run ($b_set -> $a_set): a worker died?"
 
-    if [ "$kase" = h2 ]; then
-        if ! grep -q "^Application protocol: h2" "$out"; then
-            cat "$out" >&2
-            die "$proxy did not negotiate h2 (raw output: $out)"
-        fi
-        # Every request must succeed with a 2xx.
-        if ! awk '/^requests:/ {ok = ($2 == $8 && $10 == 0 && $12 == 0 && $14 == 0)} END {exit !ok}' "$out" \
-            || ! awk '/^status codes:/ {ok = ($5 == 0 && $7 == 0 && $9 == 0)} END {exit !ok}' "$out"; then
-            cat "$out" >&2
-            die "$proxy $kase (round $round): h2load saw failed or non-2xx requests (raw output: $out)"
-        fi
-        reqs=$(awk '/^requests:/ {print $8; exit}' "$out")
-        rps=$(awk '/^finished in/ {print $4; exit}' "$out")
-        rps=${rps%,}
-        # p99 from h2load's per-request log (third column: microseconds).
-        p99raw=$(awk '{print $3}' "$out.log" | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.3fms", v[int(NR * 0.99)] / 1000}')
-        rm -f "$out.log"
-    else
-        if grep -q "Non-2xx or 3xx responses" "$out"; then
-            cat "$out" >&2
-            die "$proxy $kase (round $round): wrk saw non-2xx/3xx responses (raw output: $out)"
-        fi
-        if grep -q "Socket errors" "$out"; then
-            cat "$out" >&2
-            die "$proxy $kase (round $round): wrk saw socket errors (raw output: $out)"
-        fi
-        reqs=$(awk '$2 == "requests" && $3 == "in" {print $1; exit}' "$out")
-        rps=$(awk '$1 == "Requests/sec:" {print $2; exit}' "$out")
-        p99raw=$(awk 'f && $1 == "99%" {print $2; exit} /Latency Distribution/ {f = 1}' "$out")
-    fi
+    case "$kase" in
+        h2)
+            if ! grep -q "^Application protocol: h2" "$out"; then
+                cat "$out" >&2
+                die "$proxy did not negotiate h2 (raw output: $out)"
+            fi
+            # Every request must succeed with a 2xx.
+            if ! awk '/^requests:/ {ok = ($2 == $8 && $10 == 0 && $12 == 0 && $14 == 0)} END {exit !ok}' "$out" \
+                || ! awk '/^status codes:/ {ok = ($5 == 0 && $7 == 0 && $9 == 0)} END {exit !ok}' "$out"; then
+                cat "$out" >&2
+                die "$proxy $kase (round $round): h2load saw failed or non-2xx requests (raw output: $out)"
+            fi
+            reqs=$(awk '/^requests:/ {print $8; exit}' "$out")
+            rps=$(awk '/^finished in/ {print $4; exit}' "$out")
+            rps=${rps%,}
+            # p99 from h2load's per-request log (third column: microseconds).
+            p99raw=$(awk '{print $3}' "$out.log" | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.3fms", v[int(NR * 0.99)] / 1000}')
+            rm -f "$out.log"
+            ;;
+        ws-echo)
+            reqs=$(awk '$1 == "round_trips" {print $2; exit}' "$out")
+            rps=$(awk '$1 == "round_trips" && $4 > 0 {printf "%.2f", $2 / $4; exit}' "$out")
+            p99raw=none
+            ;;
+        *)
+            if grep -q "Non-2xx or 3xx responses" "$out"; then
+                cat "$out" >&2
+                die "$proxy $kase (round $round): wrk saw non-2xx/3xx responses (raw output: $out)"
+            fi
+            if grep -q "Socket errors" "$out"; then
+                cat "$out" >&2
+                die "$proxy $kase (round $round): wrk saw socket errors (raw output: $out)"
+            fi
+            reqs=$(awk '$2 == "requests" && $3 == "in" {print $1; exit}' "$out")
+            rps=$(awk '$1 == "Requests/sec:" {print $2; exit}' "$out")
+            p99raw=$(awk 'f && $1 == "99%" {print $2; exit} /Latency Distribution/ {f = 1}' "$out")
+            ;;
+    esac
     if [ -z "$reqs" ] || [ -z "$rps" ] || [ -z "$p99raw" ]; then
         cat "$out" >&2
         die "could not parse the load generator's output for $proxy $kase (round $round): $out"
     fi
     [ "$reqs" -gt 0 ] || die "$proxy $kase (round $round): zero requests completed"
-    p99=$(to_ms "$p99raw")
-    [ "$p99" != bad ] || die "unknown latency unit in '$p99raw' ($out)"
+    if [ "$p99raw" = none ]; then
+        p99=""
+    else
+        p99=$(to_ms "$p99raw")
+        [ "$p99" != bad ] || die "unknown latency unit in '$p99raw' ($out)"
+    fi
 
     cpu_s=$(awk -v t=$((a_ticks - b_ticks)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
@@ -479,73 +821,95 @@ run_case() { # round proxy case duration
     util=$(awk -v c="$cpu_s" -v w="$wall" 'BEGIN {printf "%.0f%%", 100 * c / w}')
 
     if [ "$round" = warmup ]; then
-        printf '  warm-up  %-8s %-5s %10s req/s\n' "$proxy" "$kase" "$rps"
+        printf '  warm-up  %-8s %-7s %10s /s\n' "$proxy" "$kase" "$rps"
         return
     fi
     echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util" >>"$CSV"
-    printf '  round %-2s %-8s %-5s %10s req/s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s req/CPU-s\n' \
-        "$round" "$proxy" "$kase" "$rps" "$p99" "$cpu_s" "$util" "$rpc"
+    printf '  round %-2s %-8s %-7s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s\n' \
+        "$round" "$proxy" "$kase" "$rps" "${p99:-–}" "$cpu_s" "$util" "$rpc"
 }
 
 # ---------------------------------------------------------------------------------------------
 # Header, then the interleaved runs.
 
-JUNCTION_VERSION=$("$JUNCTION" version 2>&1 | head -1)
-NGINX_VERSION=$("$NGINX_BIN" -v 2>&1 | head -1)
-WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 {print $1, $2}')  # wrk -v exits 1
+VERSIONS=()
+has_proxy junction && VERSIONS+=("junction: $("$JUNCTION" version 2>&1 | awk 'NR == 1')")
+VERSIONS+=("$("$NGINX_BIN" -v 2>&1 | awk 'NR == 1')")
+has_proxy haproxy && VERSIONS+=("$(haproxy -v 2>&1 | awk 'NR == 1 {print $1, $2, $3}')")
+has_proxy nghttpx && VERSIONS+=("$(nghttpx --version 2>&1 | awk 'NR == 1')")
+if has_case plain || has_case tls; then
+    VERSIONS+=("$( (wrk -v 2>&1 || true) | awk 'NR == 1 {print $1, $2}')") # wrk -v exits 1
+fi
+has_case h2 && VERSIONS+=("$(h2load --version 2>&1 | awk 'NR == 1')")
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 KERNEL=$(uname -r)
 CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 
+name_of() {
+    case "$1" in
+        junction) echo Junction ;; haproxy) echo HAProxy ;; *) echo "$1" ;;
+    esac
+}
+
+ORDER=()
+for kase in "${RUN_CASES[@]}"; do
+    for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" "$kase" && ORDER+=("$proxy-$kase")
+    done
+done
+
 {
-    echo "# Junction vs nginx"
+    TITLE=""
+    for p in "${PROXIES[@]}"; do TITLE+="${TITLE:+, }$(name_of "$p")"; done
+    echo "# $TITLE side by side"
     echo
     echo "- command: \`$CMDLINE\`"
     echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "- machine: nproc=$NCPU, $CPU_MODEL, Linux $KERNEL"
-    echo "- versions: junction: $JUNCTION_VERSION; $NGINX_VERSION; $WRK_VERSION"
+    echo "- versions: $(IFS=';'; echo "${VERSIONS[*]}" | sed 's/;/; /g')"
     echo "- setup: proxies pinned to core $PROXY_CPU with $THREADS worker(s) each" \
-        "(junction threads: $THREADS, nginx worker_processes $THREADS); backend nginx (1 worker)" \
-        "and wrk (-t1 -c$CONNECTIONS -d${DURATION}s) pinned to core $LOAD_CPU;" \
-        "~100-byte 200 body; HTTP/1.1 keep-alive; TLS: ECDSA P-256;" \
-        "h2: h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS over TLS (ALPN h2), HTTP/1.1 to the backend"
-    echo "- rounds: $ROUNDS, order per round: junction-plain, nginx-plain, junction-tls, nginx-tls, junction-h2, nginx-h2;" \
-        "median over rounds"
+        "(junction threads: $THREADS, nginx worker_processes $THREADS, haproxy nbthread $THREADS," \
+        "nghttpx $NGHTTPX_THREADING); backend nginx (1 worker), WebSocket backends and load generators" \
+        "pinned to core $LOAD_CPU; ~100-byte 200 body; HTTP/1.1 keep-alive to the backend; TLS: ECDSA P-256;" \
+        "wrk -t1 -c$CONNECTIONS -d${DURATION}s; h2: h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS over TLS (ALPN h2)," \
+        "HTTP/1.1 to the backend; ws-echo: ws_echo.c, $ECHO_TUNNELS tunnels, one $ECHO_SIZE-byte message in flight on each"
+    echo "- rounds: $ROUNDS, order per round: ${ORDER[*]}; median over rounds"
     echo "- load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews results)"
     echo "- raw output: Benchmarks/results/$STAMP/"
 } >"$RESULTS/header.md"
 cat "$RESULTS/header.md"
 echo
 
-CASES=(plain tls h2)
-PROXIES=(junction nginx)
-
-if [ "$WARMUP" -gt 0 ]; then
+if [ "$WARMUP" -gt 0 ] && [ "${#RUN_CASES[@]}" -gt 0 ]; then
     echo "Warm-up (${WARMUP}s per case, not counted):"
-    for kase in "${CASES[@]}"; do
+    for kase in "${RUN_CASES[@]}"; do
         for proxy in "${PROXIES[@]}"; do
+            applies "$proxy" "$kase" || continue
             run_case warmup "$proxy" "$kase" "$WARMUP"
         done
     done
 fi
 
-echo "Runs:"
-for ((r = 1; r <= ROUNDS; r++)); do
-    for kase in "${CASES[@]}"; do
-        for proxy in "${PROXIES[@]}"; do
-            run_case "$r" "$proxy" "$kase" "$DURATION"
+if [ "${#RUN_CASES[@]}" -gt 0 ]; then
+    echo "Runs:"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for kase in "${RUN_CASES[@]}"; do
+            for proxy in "${PROXIES[@]}"; do
+                applies "$proxy" "$kase" || continue
+                run_case "$r" "$proxy" "$kase" "$DURATION"
+            done
         done
     done
-done
-echo
+    echo
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Idle WebSockets: the proxy's resident memory with N tunnels open and idle, per tunnel.
 
-# Resident memory of a proxy in KiB: the process plus its direct children (nginx: master + workers).
+# Resident memory of a proxy in KiB: the process plus its descendants (nginx: master + workers).
 proxy_rss_kb() {
     local total=0 p v
-    for p in $1 $(child_pids "$1"); do
+    for p in $1 $(descendant_pids "$1"); do
         v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
         total=$((total + ${v:-0}))
     done
@@ -558,16 +922,14 @@ echo "proxy,tunnels,rss_before_kb,rss_open_kb,bytes_per_tunnel" >"$WS_CSV"
 measure_idle_websockets() { # proxy
     local proxy=$1 pid url before open line i hold_pid per
     pid=$(pid_of "$proxy")
-    case "$proxy" in
-        junction) url="ws://127.0.0.1:$J_PLAIN/websocket" ;;
-        nginx) url="ws://127.0.0.1:$N_PLAIN/websocket" ;;
-    esac
+    url="ws://127.0.0.1:$(plain_port_of "$proxy")/websocket"
     before=$(proxy_rss_kb "$pid")
     rm -f "$WORK/hold-in" "$WORK/hold-out"
     mkfifo "$WORK/hold-in"
     taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" "$WEBSOCKETS" \
         <"$WORK/hold-in" >"$WORK/hold-out" 2>"$RESULTS/ws-hold-$proxy.log" &
     hold_pid=$!
+    track "$hold_pid"
     exec 7>"$WORK/hold-in"
     line=""
     for ((i = 0; i < 1200; i++)); do
@@ -595,9 +957,10 @@ measure_idle_websockets() { # proxy
         "$proxy" "$WEBSOCKETS" "$before" "$open" "$per"
 }
 
-if [ "$WEBSOCKETS" -gt 0 ]; then
+if [ "$IDLE_WS" = 1 ]; then
     echo "Idle WebSockets ($WEBSOCKETS through each proxy, one message each, then held):"
     for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" ws-idle || continue
         measure_idle_websockets "$proxy"
     done
     echo
@@ -606,59 +969,133 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Summary: medians per case and proxy.
 
-median() { # proxy case column
+median() { # proxy case column: the median over the rounds, or "nan" when there is none
     awk -F, -v p="$1" -v c="$2" -v col="$3" \
-        'NR > 1 && $2 == p && $3 == c {print $col}' "$CSV" | sort -g |
+        'NR > 1 && $2 == p && $3 == c && $col != "" {print $col}' "$CSV" | sort -g |
         awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit}
              if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
+# Formatted cell: "–" for nan/empty, else the number with the given printf format.
+fmt() { # value format
+    if [ -z "$1" ] || [ "$1" = nan ]; then echo "–"; else awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; fi
+}
+ratio() { # numerator denominator
+    if [ -z "$1" ] || [ -z "$2" ] || [ "$1" = nan ] || [ "$2" = nan ]; then echo "–"; return; fi
+    awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "–"}'
+}
+
+label_of() {
+    case "$1" in
+        plain) echo "plain HTTP/1.1 (wrk)" ;;
+        tls) echo "TLS HTTP/1.1 (wrk)" ;;
+        h2) echo "TLS HTTP/2 (h2load)" ;;
+        ws-echo) echo "WebSocket echo ($ECHO_TUNNELS tunnels, $ECHO_SIZE B)" ;;
+        ws-idle) echo "$WEBSOCKETS idle WebSockets" ;;
+    esac
+}
+
+# The ratio columns: Junction against each other proxy in the run.
+OTHERS=()
+if has_proxy junction; then
+    for p in "${PROXIES[@]}"; do [ "$p" = junction ] || OTHERS+=("$p"); done
+fi
+
+ws_bytes() { # proxy: bytes per idle tunnel, or nan
+    awk -F, -v p="$1" 'NR > 1 && $1 == p {v = $5} END {print (v == "" ? "nan" : v)}' "$WS_CSV"
+}
+
 {
-    echo "| case | Junction req/s | nginx req/s | ratio | Junction p99 | nginx p99 | Junction req per CPU-s | nginx req per CPU-s | ratio per CPU-s |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for kase in "${CASES[@]}"; do
-        j_rps=$(median junction "$kase" 6); n_rps=$(median nginx "$kase" 6)
-        j_p99=$(median junction "$kase" 7); n_p99=$(median nginx "$kase" 7)
-        j_rpc=$(median junction "$kase" 9); n_rpc=$(median nginx "$kase" 9)
-        case "$kase" in tls) label="TLS (HTTP/1.1)" ;; h2) label="TLS HTTP/2 (h2load)" ;; *) label="plain HTTP/1.1" ;; esac
-        awk -v l="$label" -v jr="$j_rps" -v nr="$n_rps" -v jp="$j_p99" -v np="$n_p99" \
-            -v jc="$j_rpc" -v nc="$n_rpc" 'BEGIN {
-            printf "| %s | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %.0f | %.0f | %.2f |\n",
-                l, jr, nr, (nr > 0 ? jr / nr : 0), jp, np, jc, nc, (nc > 0 ? jc / nc : 0) }'
+    # Main table: the proxy's efficiency, per CPU-second of the proxy, and memory per idle tunnel.
+    row="| case | unit |"
+    sep="|---|---|"
+    for p in "${PROXIES[@]}"; do row+=" $(name_of "$p") |"; sep+="---:|"; done
+    for o in "${OTHERS[@]}"; do row+=" Junction / $(name_of "$o") |"; sep+="---:|"; done
+    echo "$row"
+    echo "$sep"
+    declare -A val=()
+    for kase in "${RUN_CASES[@]}"; do
+        if [ "$kase" = ws-echo ]; then unit="round trips per CPU-s"; else unit="req per CPU-s"; fi
+        row="| $(label_of "$kase") | $unit |"
+        val=()
+        for p in "${PROXIES[@]}"; do
+            if applies "$p" "$kase"; then val[$p]=$(median "$p" "$kase" 9); else val[$p]=nan; fi
+            row+=" $(fmt "${val[$p]}" %.0f) |"
+        done
+        for o in "${OTHERS[@]}"; do row+=" $(ratio "${val[junction]}" "${val[$o]}") |"; done
+        echo "$row"
     done
-    if [ "$WEBSOCKETS" -gt 0 ]; then
-        awk -F, 'NR > 1 {v[$1] = $5; n = $2} END {
-            printf "| %d idle WebSockets | | | | | | %s bytes each | %s bytes each | %.2f |\n",
-                n, v["junction"], v["nginx"], (v["junction"] > 0 ? v["nginx"] / v["junction"] : 0) }' "$WS_CSV"
+    if [ "$IDLE_WS" = 1 ]; then
+        row="| $(label_of ws-idle) | bytes per tunnel (lower is better) |"
+        for p in "${PROXIES[@]}"; do
+            if applies "$p" ws-idle; then row+=" $(fmt "$(ws_bytes "$p")" %.0f) |"; else row+=" – |"; fi
+        done
+        for o in "${OTHERS[@]}"; do
+            if applies "$o" ws-idle; then row+=" $(ratio "$(ws_bytes "$o")" "$(ws_bytes junction)") |"; else row+=" – |"; fi
+        done
+        echo "$row"
     fi
     echo
-    echo "Medians over $ROUNDS round(s) of ${DURATION}s; ratio = Junction / nginx (higher is better for" \
-        "Junction; for p99 lower is better). req per CPU-s = requests completed / (utime+stime of" \
-        "the proxy's processes during the run)."
+    if [ "${#RUN_CASES[@]}" -gt 0 ]; then
+        echo "Medians over $ROUNDS round(s) of ${DURATION}s. Per CPU-s = requests (or echo round trips) completed /" \
+            "(utime+stime of the proxy's processes, all threads and child processes, during the run)."
+    fi
+    if [ "${#OTHERS[@]}" -gt 0 ]; then
+        echo "Junction / X: above 1 is better for Junction; for the idle-WebSocket row it is X's bytes / Junction's" \
+            "bytes, so above 1 is better for Junction there too."
+    fi
+    echo "– : not applicable (nghttpx only runs h2) or not measured."
     echo
-    if [ "$WEBSOCKETS" -gt 0 ]; then
-        echo "Idle WebSockets: the proxy's resident memory (all its processes) with $WEBSOCKETS tunnels open" \
-            "minus before, per tunnel, after the throughput runs; its ratio is nginx / Junction (higher is" \
-            "better for Junction)."
+    if [ "${#RUN_CASES[@]}" -gt 0 ]; then
+        # As the client sees it: throughput and latency in this setup.
+        row="| case |"
+        sep="|---|"
+        for p in "${PROXIES[@]}"; do row+=" $(name_of "$p") /s |"; sep+="---:|"; done
+        for p in "${PROXIES[@]}"; do row+=" $(name_of "$p") p99 |"; sep+="---:|"; done
+        echo "$row"
+        echo "$sep"
+        for kase in "${RUN_CASES[@]}"; do
+            row="| $(label_of "$kase") |"
+            for p in "${PROXIES[@]}"; do
+                if applies "$p" "$kase"; then row+=" $(fmt "$(median "$p" "$kase" 6)" %.0f) |"; else row+=" – |"; fi
+            done
+            for p in "${PROXIES[@]}"; do
+                if applies "$p" "$kase"; then row+=" $(fmt "$(median "$p" "$kase" 7)" '%.2f ms') |"; else row+=" – |"; fi
+            done
+            echo "$row"
+        done
         echo
+        echo "/s: requests per second as the load generator saw them (ws-echo: round trips per second);" \
+            "p99: 99th percentile latency (wrk --latency; h2load's per-request log; none for ws-echo)."
+        echo
+        echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
+        echo
+        echo "| round | proxy | case | requests | /s | p99 ms | proxy CPU-s | proxy CPU util | per CPU-s |"
+        echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
+        awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+            $1, $2, $3, $4, $6, ($7 == "" ? "–" : $7), $8, $10, $9}' "$CSV"
     fi
-    echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
-    echo
-    echo "| round | proxy | case | requests | req/s | p99 ms | proxy CPU-s | proxy CPU util | req per CPU-s |"
-    echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
-    awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $6, $7, $8, $10, $9}' "$CSV"
+    if [ "$IDLE_WS" = 1 ]; then
+        echo
+        echo "Idle WebSockets: the proxy's resident memory (all its processes) with $WEBSOCKETS tunnels open" \
+            "minus before, per tunnel, measured after the throughput runs."
+    fi
 } >"$RESULTS/table.md"
 
 { echo; echo "Load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg)"; } >>"$RESULTS/table.md"
 cat "$RESULTS/header.md" "$RESULTS/table.md" >"$RESULTS/summary.md"
 cat "$RESULTS/table.md"
 
-# Anything the proxies complained about during the run.
-for log in junction.log proxy-nginx.log backend-nginx.log; do
-    if grep -qiE "error|warn|crit|alert|emerg" "$RESULTS/$log" 2>/dev/null; then
+# Anything the proxies complained about during the run (but nghttpx's note that --single-thread
+# means one worker, which it prints on every start).
+for log in junction.log proxy-nginx.log proxy-haproxy.log proxy-nghttpx.log backend-nginx.log ws-echo-backend.log; do
+    [ -f "$RESULTS/$log" ] || continue
+    lines=$(grep -iE "error|warn|crit|alert|emerg" "$RESULTS/$log" | grep -vF 'single-thread: Set workers to 1' \
+        | awk 'NR <= 5' || true)
+    if [ -n "$lines" ]; then
         echo
         echo "note: $log has warnings/errors:"
-        grep -iE "error|warn|crit|alert|emerg" "$RESULTS/$log" | head -5
+        echo "$lines"
     fi
 done
 for log in "$WORK/nginx/logs/error.log" "$WORK/backend/logs/error.log"; do
@@ -670,4 +1107,4 @@ for log in "$WORK/nginx/logs/error.log" "$WORK/backend/logs/error.log"; do
     fi
 done
 echo
-echo "Saved: Benchmarks/results/$STAMP/summary.md (and raw wrk outputs, configs, runs.csv)"
+echo "Saved: Benchmarks/results/$STAMP/summary.md (and raw load-generator outputs, configs, runs.csv)"
