@@ -16,7 +16,13 @@ cd "$(dirname "$0")"
 MODE=${1:-run}
 case "$MODE" in run | check | update) ;; *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;; esac
 
-swift build --product HotPaths 2>&1 | grep -E "error|warning: unre|Compiling HotPaths|Build" || true
+# A failed build must fail the check, never fall back on an older binary.
+if ! build_log=$(swift build --product HotPaths 2>&1); then
+    echo "$build_log" | grep -E "error" | head -20 >&2
+    echo "run.sh: HotPaths did not build" >&2
+    exit 1
+fi
+echo "$build_log" | grep -E "warning: unre|Build" || true
 binary=.build/debug/HotPaths
 [ -x "$binary" ] || { echo "run.sh: HotPaths did not build" >&2; exit 1; }
 output=$("$binary" --quiet true 2>&1) || { echo "$output" | tail -20 >&2; echo "run.sh: HotPaths failed" >&2; exit 1; }

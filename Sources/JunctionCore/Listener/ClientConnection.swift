@@ -24,6 +24,9 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
     private var machine: ClientConnectionStateMachine
     private let loop: LoopContext
     private let settings: ListenerSettings
+    /// The listener's open connections (its limiter counted this one in at accept; it counts
+    /// itself out when it leaves the pipeline).
+    private let counter: ConnectionCounter?
     private var context: ChannelHandlerContext?
     private var front = Front.none
     /// Set once setup is over: reads go straight on.
@@ -32,10 +35,11 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
     var sweeperSlot = -1
     var deadline: NIODeadline { self.machine.deadline }
 
-    init(loop: LoopContext, settings: ListenerSettings, now: NIODeadline = .now()) {
+    init(loop: LoopContext, settings: ListenerSettings, counter: ConnectionCounter? = nil, now: NIODeadline = .now()) {
         let limits = loop.runtime.limits
         self.loop = loop
         self.settings = settings
+        self.counter = counter
         self.machine = ClientConnectionStateMachine(
             setup: .init(
                 proxyProtocol: settings.config.proxyProtocol,
@@ -77,6 +81,7 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.loop.sweeper.unregister(self)
+        self.counter?.connectionClosed()
         self.context = nil
         self.front = .none
     }

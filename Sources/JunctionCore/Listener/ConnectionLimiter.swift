@@ -1,10 +1,21 @@
 import NIOCore
 import Synchronization
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 /// The open client connections of one listener, and its `limits.max_connections` (0: none).
+///
+/// The listener's `ConnectionLimiter` counts a connection in when it is accepted (on the server
+/// channel's loop, so the next accept already sees it) and its `ClientConnection` counts it out
+/// when it leaves the pipeline, so an open connection costs no close callback of its own. (A
+/// connection NIO fails to register never gets its `ClientConnection` and stays counted; that
+/// takes an `epoll_ctl` failure.)
 final class ConnectionCounter: Sendable {
     let open = Atomic<Int>(0)
     private let limitValue: Atomic<Int>
+    /// Wakes the listener's held accept once a close brings the count back under the limit; set
+    /// once by its `ConnectionLimiter`, read only when a close crosses the limit.
+    private let underLimit = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     init(limit: Int = 0) {
         self.limitValue = Atomic(limit)
@@ -16,6 +27,25 @@ final class ConnectionCounter: Sendable {
     /// A reload may change the limit; it applies to the next accept.
     func setLimit(_ limit: Int) {
         self.limitValue.store(limit, ordering: .relaxed)
+    }
+
+    /// A connection of this listener was accepted.
+    func connectionOpened() {
+        self.open.add(1, ordering: .relaxed)
+    }
+
+    /// A connection of this listener went away: back under the limit, the held accept goes on.
+    func connectionClosed() {
+        let before = self.open.subtract(1, ordering: .relaxed).oldValue
+        let limit = self.limit
+        if limit > 0 && before >= limit {
+            self.underLimit.withLockedValue { $0 }?()
+        }
+    }
+
+    /// What to call when a close brings the count back under the limit.
+    func whenUnderLimit(_ wake: @escaping @Sendable () -> Void) {
+        self.underLimit.withLockedValue { $0 = wake }
     }
 }
 
@@ -45,6 +75,18 @@ final class ConnectionLimiter: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.state.value.context = context
+        let state = self.state
+        let serverLoop = context.eventLoop
+        self.counter.whenUnderLimit {
+            // On the server channel's loop: accept again if an accept was held.
+            serverLoop.execute {
+                let state = state.value
+                if state.readPending, let context = state.context {
+                    state.readPending = false
+                    context.read()
+                }
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -52,25 +94,7 @@ final class ConnectionLimiter: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let child = self.unwrapInboundIn(data)
-        let counter = self.counter
-        counter.open.add(1, ordering: .relaxed)
-        let state = self.state
-        let serverLoop = context.eventLoop
-        child.closeFuture.whenComplete { _ in
-            let before = counter.open.subtract(1, ordering: .relaxed).oldValue
-            let limit = counter.limit
-            if limit > 0 && before >= limit {
-                // Back under the limit: accept again (on the server channel's loop).
-                serverLoop.execute {
-                    let state = state.value
-                    if state.readPending, let context = state.context {
-                        state.readPending = false
-                        context.read()
-                    }
-                }
-            }
-        }
+        self.counter.connectionOpened()
         context.fireChannelRead(data)
     }
 

@@ -24,6 +24,7 @@ struct SocketConnector: UpstreamConnector {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: ReadBuffers.connection)
             .channelInitializer(initializer)
             .connect(to: address)
     }

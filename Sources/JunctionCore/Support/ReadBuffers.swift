@@ -1,0 +1,18 @@
+import NIOCore
+
+/// How large the buffers are that sockets read into, on client and upstream connections alike.
+///
+/// NIO keeps each channel's read buffer for its next read, and the buffer never shrinks: what it
+/// starts at is what every idle connection holds (NIO's default of 2 KiB was 4 KiB of the ~10 KiB
+/// an idle WebSocket cost, client side plus upstream side). Reads start at 256 bytes and grow
+/// with what arrives (a request head of a few KiB takes a few more reads once; an upload grows
+/// the buffer to 64 KiB within a few reads).
+enum ReadBuffers {
+    /// Client and upstream connections, from accept or connect.
+    static let connection = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536)
+
+    /// A WebSocket tunnel's two sockets, from the splice on: DDP messages are small and a tunnel
+    /// lives for hours, so one large message must not leave 64 KiB behind on each side for the
+    /// rest of its life; 16 KiB still moves a large message in a few reads.
+    static let tunnel = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 16384)
+}
