@@ -92,4 +92,32 @@ struct StreamingTests {
         #expect(monolith.stats.sourceBytesWritten.load(ordering: .relaxed) == size)
         #expect(junction.stop() == 0)
     }
+
+    @Test("A WebSocket that moved a large message keeps at most 16 KiB of read buffer per side while idle")
+    func tunnelReadBuffersAfterALargeMessage() throws {
+        let ddp = try DDPBackend(name: "A")
+        defer { ddp.stop() }
+        let junction = try JunctionProcess(yaml: TestConfig.split(monolith: ["127.0.0.1:9"], ddp: [ddp.address]))
+        let url = "ws://127.0.0.1:\(junction.port("http"))/websocket"
+        // Warm up so the baseline includes the loop's steady-state allocations.
+        let warm = try LineProcess(["python3", TestPaths.fixture("ws_large_then_idle.py"), url, "4", "200000"])
+        #expect(try warm.readLine() == "ready 4")
+        warm.writeLine("")
+        #expect(try warm.readLine() == "closed")
+        let before = junction.memory()
+
+        // 200 tunnels, each relays a 200 kB message both ways, then idles. NIO's read buffers only
+        // grow: without the tunnel's 16 KiB cap both sides keep 64 KiB each (~135 kB a tunnel).
+        let count = 200
+        let clients = try LineProcess(["python3", TestPaths.fixture("ws_large_then_idle.py"), url, "\(count)", "200000"])
+        #expect(try clients.readLine(timeout: 120) == "ready \(count)")
+        let perTunnel = (junction.memory().rss - before.rss) * 1024 / count
+        #expect(
+            perTunnel < 56 * 1024 || TestPaths.underSanitizer,
+            "RSS grew \(perTunnel) bytes per idle tunnel after a 200 kB message"
+        )
+        clients.writeLine("")
+        #expect(try clients.readLine() == "closed")
+        #expect(junction.stop() == 0)
+    }
 }

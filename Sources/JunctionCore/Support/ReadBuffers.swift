@@ -15,4 +15,13 @@ enum ReadBuffers {
     /// lives for hours, so one large message must not leave 64 KiB behind on each side for the
     /// rest of its life; 16 KiB still moves a large message in a few reads.
     static let tunnel = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 16384)
+
+    /// Switches a spliced socket to tunnel buffers, on its event loop. One read per wake-up too:
+    /// NIO keeps up to one buffer per read of a wake-up (a buffer still queued on the other side
+    /// cannot be reused, so a large message left four behind on each side).
+    static func useTunnelBuffers(on channel: Channel) {
+        guard let options = channel.syncOptions else { return }
+        _ = try? options.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
+        _ = try? options.setOption(ChannelOptions.recvAllocator, value: Self.tunnel)
+    }
 }

@@ -38,7 +38,7 @@ enum TunnelSplicer {
         }
         // A WebSocket closes each direction on its own: let EOF through as a half-close.
         client.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenComplete { _ in }
-        _ = try? client.channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: ReadBuffers.tunnel)
+        ReadBuffers.useTunnelBuffers(on: client.channel)
         // Reads may have been held back by the HTTP handler; the glue decides from now on.
         client.channel.read()
         upstream.channel.read()
@@ -85,6 +85,6 @@ enum TunnelSplicer {
         )
         decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in glue.partner?.partnerFlush() }
         upstream.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenComplete { _ in }
-        _ = try? upstream.channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: ReadBuffers.tunnel)
+        ReadBuffers.useTunnelBuffers(on: upstream.channel)
     }
 }
