@@ -109,7 +109,9 @@ struct StreamingTests {
         // 200 tunnels, each relays a 200 kB message both ways, then idles. NIO's read buffers only
         // grow: without the tunnel's 16 KiB cap both sides keep 64 KiB each (~135 kB a tunnel).
         let count = 200
-        let clients = try LineProcess(["python3", TestPaths.fixture("ws_large_then_idle.py"), url, "\(count)", "200000"])
+        let clients = try LineProcess([
+            "python3", TestPaths.fixture("ws_large_then_idle.py"), url, "\(count)", "200000",
+        ])
         #expect(try clients.readLine(timeout: 120) == "ready \(count)")
         let perTunnel = (junction.memory().rss - before.rss) * 1024 / count
         #expect(

@@ -77,6 +77,10 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
             }
         }
         self.passThrough = self.machine.passesBytesThrough
+        // Set up after its listener began draining: it missed the broadcast.
+        if self.counter?.isDraining == true {
+            self.quiesce()
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -130,6 +134,18 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
             return
         }
         // The owner decides for every phase (tunnels included): the event goes no further.
+        self.quiesce()
+    }
+
+    /// Whether this connection was accepted by the listener that counts with `counter`.
+    func belongs(to counter: ConnectionCounter) -> Bool {
+        self.counter === counter
+    }
+
+    /// The listener drains (or Junction shuts down): finish what is under way, then close, within
+    /// the shutdown grace.
+    func quiesce() {
+        guard self.context != nil else { return }
         switch self.machine.quiesce(now: .now()) {
         case .close:
             self.closeAfterFlush()

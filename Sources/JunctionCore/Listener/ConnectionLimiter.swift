@@ -16,6 +16,10 @@ final class ConnectionCounter: Sendable {
     /// Wakes the listener's held accept once a close brings the count back under the limit; set
     /// once by its `ConnectionLimiter`, read only when a close crosses the limit.
     private let underLimit = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+    /// Set once the listener drains: a connection set up after that is told at once.
+    private let drainingFlag = Atomic<Bool>(false)
+    /// Called once when the last connection of a draining listener goes.
+    private let allClosed = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     init(limit: Int = 0) {
         self.limitValue = Atomic(limit)
@@ -40,6 +44,32 @@ final class ConnectionCounter: Sendable {
         let limit = self.limit
         if limit > 0 && before >= limit {
             self.underLimit.withLockedValue { $0 }?()
+        }
+        if before == 1 && self.isDraining {
+            self.takeAllClosed()?()
+        }
+    }
+
+    /// Whether the listener is draining (its connections finish and close).
+    var isDraining: Bool { self.drainingFlag.load(ordering: .sequentiallyConsistent) }
+
+    /// The listener drains: from now on `whenAllClosed` can fire.
+    func startDraining() {
+        self.drainingFlag.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// Calls `done` once no connection is left (at once if none is open now).
+    func whenAllClosed(_ done: @escaping @Sendable () -> Void) {
+        self.allClosed.withLockedValue { $0 = done }
+        if self.value == 0 {
+            self.takeAllClosed()?()
+        }
+    }
+
+    private func takeAllClosed() -> (@Sendable () -> Void)? {
+        self.allClosed.withLockedValue { callback in
+            defer { callback = nil }
+            return callback
         }
     }
 

@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOExtras
 import NIOHTTP1
 import NIOPosix
 
@@ -38,7 +37,7 @@ final class Listener: Sendable {
     /// Where the listener is in its life.
     enum State: Sendable {
         case idle
-        case serving(Channel, ServerQuiescingHelper)
+        case serving(Channel)
         case draining
         case stopped
     }
@@ -74,9 +73,8 @@ final class Listener: Sendable {
 
     /// Binds the socket and prints the `listening ...` line.
     func start() async throws {
-        let quiesce = ServerQuiescingHelper(group: self.group)
-        let channel = try await self.bind(quiesce: quiesce)
-        self.state.withLockedValue { $0 = .serving(channel, quiesce) }
+        let channel = try await self.bind()
+        self.state.withLockedValue { $0 = .serving(channel) }
         let settings = self.current
         let bound =
             channel.localAddress.flatMap { address in
@@ -92,19 +90,34 @@ final class Listener: Sendable {
     /// Stops accepting and waits until the open connections are gone: they close once idle, get
     /// `Connection: close` or GOAWAY, and are cut after `grace`.
     func drain(grace: TimeAmount) async {
-        let serving: (Channel, ServerQuiescingHelper)? = self.state.withLockedValue { state in
-            guard case .serving(let channel, let quiesce) = state else { return nil }
+        let serving: Channel? = self.state.withLockedValue { state in
+            guard case .serving(let channel) = state else { return nil }
             state = .draining
-            return (channel, quiesce)
+            return channel
         }
-        guard let (channel, quiesce) = serving else { return }
+        guard let channel = serving else { return }
         let name = self.name
         self.logger.info(
             "listener draining",
             metadata: ["listener": "\(name)", "open_connections": "\(self.counter.value)"]
         )
+        // Stop accepting, then tell every connection of this listener, on its own loop (each
+        // `ClientConnection` is in its loop's sweeper from setup to close; one set up after
+        // `startDraining` tells itself).
         let drained = channel.eventLoop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: drained)
+        self.counter.startDraining()
+        channel.close(promise: nil)
+        let listenerCounter = self.counter
+        for context in self.contexts.all {
+            context.eventLoop.execute {
+                context.sweeper.forEach { item in
+                    if let connection = item as? ClientConnection, connection.belongs(to: listenerCounter) {
+                        connection.quiesce()
+                    }
+                }
+            }
+        }
+        self.counter.whenAllClosed { drained.succeed() }
         // Each connection closes itself once idle, or when the grace is over (its own deadline, set
         // a moment after this one): say then what is still open.
         let counter = self.counter
@@ -135,7 +148,7 @@ final class Listener: Sendable {
         self.logger.info("listener stopped", metadata: ["listener": "\(name)"])
     }
 
-    private func bind(quiesce: ServerQuiescingHelper) async throws -> Channel {
+    private func bind() async throws -> Channel {
         let contexts = self.contexts
         let counter = self.counter
         let address = self.address
@@ -145,7 +158,6 @@ final class Listener: Sendable {
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                     try sync.addHandler(ConnectionLimiter(counter: counter, eventLoop: channel.eventLoop))
                 }
             }

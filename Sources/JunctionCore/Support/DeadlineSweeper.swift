@@ -53,6 +53,13 @@ final class DeadlineSweeper {
         }
     }
 
+    /// Calls `body` with every tracked item (a copy of the list: `body` may unregister items).
+    func forEach(_ body: (any DeadlineTracked) -> Void) {
+        for item in self.tracked {
+            body(item)
+        }
+    }
+
     /// The number of tracked items (for tests and status).
     var count: Int { self.tracked.count }
 
