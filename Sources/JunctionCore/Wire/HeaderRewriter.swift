@@ -343,8 +343,12 @@ public enum HeaderRewriter {
         var tokens: [Substring]?
         // Only a 10-byte name can be "Connection": most headers are skipped on their length.
         for (name, value) in headers where name.utf8.count == 10 && HeaderName(name) == .connection {
-            for token in value.split(separator: ",") {
-                let option = token.trimmingOWS()
+            // Token by token without `split` (an array per response, for the usual `keep-alive`).
+            var rest = value[...]
+            while !rest.isEmpty {
+                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+                let option = rest[..<comma].trimmingOWS()
+                rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
                 if option.isEmpty || option.equalsCaseInsensitive("close") || option.equalsCaseInsensitive("keep-alive")
                     || option.equalsCaseInsensitive("upgrade")
                 {
