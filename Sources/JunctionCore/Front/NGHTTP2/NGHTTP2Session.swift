@@ -39,6 +39,11 @@ final class NGHTTP2Session {
         var maxHeaderListSize: UInt32 = 128 * 1024
         /// A request list over this many bytes gets 431 (Junction: `limits.max_header_bytes`).
         var headerBudget: Int = 64 * 1024
+        /// The connection's receive window (nil: HTTP/2's default, 65,535). With windows opened
+        /// only by `consume`, a connection window no larger than one stream's lets one slow upload
+        /// stall every stream; the front makes it the sum of the stream windows, so the bound on
+        /// held request body stays `maxConcurrentStreams` × `initialWindowSize`.
+        var connectionWindowSize: UInt32?
     }
 
     /// One stream's state, reached through nghttp2's stream user-data pointer; alive while it
@@ -66,6 +71,8 @@ final class NGHTTP2Session {
         var trailers: HPACKHeaders?
         /// The provider returned NGHTTP2_ERR_DEFERRED: new bytes must resume it.
         var deferred = false
+        /// RST_STREAM NO_ERROR once the response's last frame is sent (`resetAfterResponse`).
+        var resetAfterResponse = false
         var closed = false
         /// The session's list of live streams (strong forward, unowned back): the owner of every
         /// stream, so nghttp2's user-data pointer needs no retain of its own.
@@ -113,6 +120,16 @@ final class NGHTTP2Session {
         // Queued only: the server's SETTINGS goes out with the first `drainOutput` (RFC 9113 3.4).
         let submitted = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         precondition(submitted == 0, "nghttp2_submit_settings: \(submitted)")
+        if let window = configuration.connectionWindowSize {
+            // Queues the WINDOW_UPDATE for stream 0 behind the SETTINGS.
+            let rv = nghttp2_session_set_local_window_size(
+                session,
+                UInt8(NGHTTP2_FLAG_NONE.rawValue),
+                0,
+                Int32(clamping: window)
+            )
+            precondition(rv == 0, "nghttp2_session_set_local_window_size: \(rv)")
+        }
     }
 
     deinit {
@@ -275,6 +292,13 @@ final class NGHTTP2Session {
     /// RST_STREAM with `code`; the stream closes (and `streamClosed` follows) once it is sent.
     func resetStream(_ id: Int32, code: UInt32) {
         _ = nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code)
+    }
+
+    /// The request body is not wanted (the answer came before the request ended): RST_STREAM
+    /// NO_ERROR once the response's last frame is sent (RFC 9113 8.1). Resetting at once would
+    /// drop the response body still queued behind the head.
+    func resetAfterResponse(stream id: Int32) {
+        self.stream(id)?.resetAfterResponse = true
     }
 
     /// The upstream took `bytes` of the stream's request body: open the stream and connection
@@ -531,8 +555,20 @@ final class NGHTTP2Session {
     }
 
     fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
-        if UInt32(frame.pointee.hd.type) == NGHTTP2_GOAWAY.rawValue, frame.pointee.goaway.error_code != 0 {
-            self.connectionError = self.connectionError ?? frame.pointee.goaway.error_code
+        let hd = frame.pointee.hd
+        switch UInt32(hd.type) {
+        case NGHTTP2_GOAWAY.rawValue:
+            if frame.pointee.goaway.error_code != 0 {
+                self.connectionError = self.connectionError ?? frame.pointee.goaway.error_code
+            }
+        case NGHTTP2_DATA.rawValue, NGHTTP2_HEADERS.rawValue:
+            guard hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0, let stream = self.stream(hd.stream_id),
+                stream.resetAfterResponse
+            else { return 0 }
+            stream.resetAfterResponse = false
+            self.resetStream(hd.stream_id, code: UInt32(NGHTTP2_NO_ERROR.rawValue))
+        default:
+            break
         }
         return 0
     }
