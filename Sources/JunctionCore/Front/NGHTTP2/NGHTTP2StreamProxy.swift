@@ -2,6 +2,7 @@ import CNGHTTP2
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
+import NIOWebSocket
 
 /// One HTTP/2 stream of a client connection on libnghttp2: converts its request into the same
 /// `ProxyRequest` / `ProxyExchange` the HTTP/1.1 front uses, and the upstream's HTTP/1.1 response
@@ -36,6 +37,8 @@ final class NGHTTP2StreamProxy {
     private var relay: ResponseRelay?
     private var exchange: ProxyExchange?
     private var webSocketKey: String?
+    /// The RFC 8441 tunnel the stream became once the backend accepted the WebSocket.
+    private var tunnel: NGHTTP2TunnelEndpoint?
     /// Whether the client ended its side of the stream (END_STREAM seen).
     private var requestEnded = false
     /// Request body handed to the exchange whose window is not opened yet.
@@ -79,6 +82,11 @@ final class NGHTTP2StreamProxy {
             self.early.append(.data(bytes, endStream: endStream))
             return
         }
+        if let tunnel = self.tunnel {
+            tunnel.clientData(bytes, endStream: endStream)
+            self.touchUpstream()
+            return
+        }
         if endStream { self.requestEnded = true }
         if bytes.readableBytes > 0 { self.requestBody(bytes) }
         if endStream { self.exchange?.sendEnd(nil) }
@@ -89,6 +97,11 @@ final class NGHTTP2StreamProxy {
             self.early.append(.trailers(trailers))
             return
         }
+        if let tunnel = self.tunnel {
+            // Trailers on a WebSocket stream carry nothing to relay; they still end its half.
+            tunnel.clientEnded()
+            return
+        }
         self.requestEnded = true
         self.exchange?.sendEnd(Self.http1Fields(trailers))
     }
@@ -97,6 +110,7 @@ final class NGHTTP2StreamProxy {
     func flushUpstream() {
         self.touched = false
         self.exchange?.flushRequest()
+        self.tunnel?.readBurstEnded()
     }
 
     private func dispatch(_ block: HPACKHeaders, endStream: Bool) {
@@ -126,11 +140,6 @@ final class NGHTTP2StreamProxy {
                 keepAlive: true
             )
             self.respond(head: head, body: HTTPSRedirect.body(location: location))
-            return
-        }
-        if self.webSocketKey != nil {
-            // RFC 8441 tunnels are not carried by this front yet (docs/nghttp2-front.md, step 3).
-            self.respondNotImplemented("RFC 8441 WebSockets over HTTP/2 are not supported by this front yet")
             return
         }
         let proxyRequest = ProxyRequest(
@@ -221,6 +230,10 @@ final class NGHTTP2StreamProxy {
         guard !self.isClosed else { return }
         self.isClosed = true
         self.early = []
+        if let tunnel = self.tunnel {
+            self.tunnel = nil
+            tunnel.streamClosed()
+        }
         if let exchange = self.exchange {
             self.exchange = nil
             exchange.cancel()
@@ -249,17 +262,6 @@ final class NGHTTP2StreamProxy {
             keepAlive: true
         )
         self.respond(head: head, body: body)
-    }
-
-    private func respondNotImplemented(_ reason: String) {
-        guard let relay = self.relay else { return }
-        let status = HTTPResponseStatus.notImplemented
-        let body = "\(status.code) \(status.reasonPhrase): \(reason) (request \(relay.record.requestID))\n"
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        headers.add(name: "X-Request-ID", value: relay.record.requestID)
-        self.respond(head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
     }
 
     private func respond(head: HTTPResponseHead, body: String) {
@@ -306,6 +308,7 @@ extension NGHTTP2StreamProxy: ProxyExchangeDelegate, ResponseWire {
     /// The session framed the queued body, or the socket drained: the upstream may be read again.
     func downstreamBecameWritable() {
         self.exchange?.downstreamBecameWritable()
+        self.tunnel?.downstreamBecameWritable()
     }
 
     func exchangeReceivedResponseHead(_ head: HTTPResponseHead, backend: Backend, setCookie: String?) {
@@ -373,12 +376,39 @@ extension NGHTTP2StreamProxy: ProxyExchangeDelegate, ResponseWire {
     }
 
     func exchangeUpgraded(_ head: HTTPResponseHead, upstream: UpstreamConnection, lease: consuming BackendLease) {
-        // Extended CONNECT is answered 501 before dispatch, so no upgrade is asked for; the lease
-        // ends here.
-        _ = consume lease
-        upstream.close()
+        let backend = lease.backend
+        guard !self.isClosed, self.relay != nil, let upstreamChannel = upstream.channel, let key = self.webSocketKey
+        else {
+            // The lease ends here: the stream is gone.
+            upstream.close()
+            return
+        }
         self.exchange = nil
-        self.relay?.finish(on: self.loop)
-        self.reset()
+        // RFC 8441 puts the HTTP/1.1 handshake on Junction: check the backend's accept for our key.
+        let checker = NIOWebSocketClientUpgrader(requestKey: key) { channel, _ in
+            channel.eventLoop.makeSucceededVoidFuture()
+        }
+        guard checker.shouldAllowUpgrade(upgradeResponse: head) else {
+            _ = consume lease
+            upstream.close()
+            self.relay!.failed(on: backend)
+            self.respond(.badGateway("the backend's Sec-WebSocket-Accept does not match the key Junction sent"))
+            return
+        }
+        let record = self.relay!.tunnelOpened(status: 200, backend: backend)
+        // The stream stays open both ways: its DATA is the WebSocket's bytes from now on.
+        self.session.submitResponse(
+            stream: self.id,
+            headers: HTTP2HeadConverter.webSocketAccepted(head, requestID: record.requestID),
+            hasBody: true
+        )
+        let tunnel = Tunnel(loop: self.loop, lease: lease, route: self.relay!.route, record: record)
+        let endpoint = NGHTTP2TunnelEndpoint(id: self.id, connection: self.connection, tunnel: tunnel)
+        self.tunnel = endpoint
+        // Request bytes that went upstream before the handshake (none from a conforming client)
+        // have their window opened here.
+        self.releaseOwed()
+        self.connection.outputPending()
+        TunnelSplicer.splice(tunnel: tunnel, stream: endpoint, upstream: (channel: upstreamChannel, handler: upstream))
     }
 }
