@@ -194,7 +194,25 @@ struct NGHTTP2SessionTests {
         ("a frame over SETTINGS_MAX_FRAME_SIZE", Frames.header(length: 16_385, type: 0, stream: 1), 6),
         ("SETTINGS with 33 entries (max 32)", Frames.settings(entries: 33), 11),
         ("a HEADERS block in 9 CONTINUATION frames (max 8)", Frames.continuationFlood(continuations: 9), 11),
+        // h2spec 5.1.1/2: nghttp2 alone ignores the second HEADERS.
+        (
+            "HEADERS on stream 3 after stream 5 (RFC 9113 5.1.1)",
+            Frames.request(stream: 5) + Frames.request(stream: 3), 1
+        ),
     ]
+
+    @Test("Stream ids may grow by more than 2, and trailers on a lower, known stream are no error")
+    func streamIDGaps() throws {
+        let session = NGHTTP2Session()
+        // Stream 1 open (no END_STREAM), then 7 (skipping 3 and 5), then stream 1's trailers.
+        let bytes =
+            Frames.preface + Frames.settings(entries: 0) + Frames.request(stream: 1, endStream: false)
+            + Frames.request(stream: 7)
+            + Frames.frame(type: 1, flags: 0x5, stream: 1, payload: [0x40, 0x01, 0x78, 0x01, 0x79])
+        #expect(session.receive(ByteBuffer(bytes: bytes)) == .ok)
+        #expect(!Frames.parse(session.output()).contains { $0.type == 7 })
+        #expect(session.receive(ByteBuffer(bytes: Frames.request(stream: 5))) == .connectionError(1))
+    }
 
     @Test(
         "A bad frame is a connection error: receive says so and a GOAWAY with its code is in the output",
@@ -612,6 +630,16 @@ enum Frames {
 
     static func frame(type: UInt8, flags: UInt8 = 0, stream: UInt32, payload: [UInt8]) -> [UInt8] {
         Self.header(length: payload.count, type: type, flags: flags, stream: stream) + payload
+    }
+
+    /// A GET / (static-table fields, `:authority a`) on `stream`, ending it unless `endStream` is false.
+    static func request(stream: UInt32, endStream: Bool = true) -> [UInt8] {
+        Self.frame(
+            type: 1,
+            flags: endStream ? 0x5 : 0x4,
+            stream: stream,
+            payload: [0x82, 0x87, 0x84, 0x41, 0x01, UInt8(ascii: "a")]
+        )
     }
 
     /// SETTINGS with `entries` copies of SETTINGS_HEADER_TABLE_SIZE = 4096.

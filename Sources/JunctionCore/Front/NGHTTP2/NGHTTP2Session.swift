@@ -102,6 +102,12 @@ final class NGHTTP2Session {
     private(set) var connectionError: UInt32?
     /// nghttp2 failed fatally while sending (out of memory, a callback failure): nothing more works.
     private var failed = false
+    /// The highest stream id a client HEADERS frame used.
+    private var highestClientStreamID: Int32 = 0
+    /// Client stream ids jumped over (RFC 9113 5.1.1: implicitly closed), as closed ranges; a few
+    /// only, the oldest dropped (a well-behaved client skips none).
+    private var skippedStreamIDs: [ClosedRange<Int32>] = []
+    private static let maxSkippedRanges = 8
 
     init(configuration: Configuration = Configuration(), delegate: NGHTTP2SessionDelegate? = nil) {
         self.configuration = configuration
@@ -419,6 +425,24 @@ final class NGHTTP2Session {
 
     // MARK: nghttp2 callbacks (as methods; the C function pointers below only dispatch)
 
+    /// RFC 9113 5.1.1: a HEADERS frame on a stream id the client already jumped over is a connection
+    /// error. nghttp2 only ignores such a frame (it cannot tell a skipped id from a stream it
+    /// forgot), so the session remembers the ids that were skipped.
+    fileprivate func onBeginFrame(_ hd: UnsafePointer<nghttp2_frame_hd>) -> Int32 {
+        let id = hd.pointee.stream_id
+        guard UInt32(hd.pointee.type) == NGHTTP2_HEADERS.rawValue, id & 1 == 1 else { return 0 }
+        if id > self.highestClientStreamID {
+            if id > self.highestClientStreamID + 2 {
+                if self.skippedStreamIDs.count == Self.maxSkippedRanges { self.skippedStreamIDs.removeFirst() }
+                self.skippedStreamIDs.append((self.highestClientStreamID + 2)...(id - 2))
+            }
+            self.highestClientStreamID = id
+        } else if self.skippedStreamIDs.contains(where: { $0.contains(id) }) {
+            _ = nghttp2_session_terminate_session(self.session, UInt32(NGHTTP2_PROTOCOL_ERROR.rawValue))
+        }
+        return 0
+    }
+
     fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let id = frame.pointee.hd.stream_id
         switch frame.pointee.headers.cat {
@@ -631,6 +655,9 @@ final class NGHTTP2Session {
     private nonisolated(unsafe) static let callbacks: OpaquePointer = {
         var callbacks: OpaquePointer?
         precondition(nghttp2_session_callbacks_new(&callbacks) == 0)
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, hd, user in
+            NGHTTP2Session.session(user).onBeginFrame(hd!)
+        }
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, user in
             NGHTTP2Session.session(user).onBeginHeaders(frame!)
         }
