@@ -126,11 +126,13 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
     // MARK: output
 
     /// A stream (or the owner) submitted frames. Drained at the end of the read burst when one is
-    /// under way; else once per event-loop tick (`now`: at once when the session is not running),
-    /// so the answers of many streams share one write.
+    /// under way, else once per event-loop tick (`now`: at once when the session is not running),
+    /// so the answers of many streams share one write. The tick's drain is scheduled during a read
+    /// burst too: it finds nothing once `channelReadComplete` drained, and it does not leave the
+    /// output behind should a read ever come without its `channelReadComplete`.
     func outputPending(now: Bool = false) {
-        guard !self.inReadBurst, let context = self.context else { return }
-        if now && !self.inSession {
+        guard let context = self.context else { return }
+        if now && !self.inSession && !self.inReadBurst {
             self.flushOutput(context: context)
             return
         }
