@@ -334,6 +334,15 @@ struct NGHTTP2SessionTests {
         link.pump()
         #expect(link.recorder.heads.isEmpty == !reported)
         #expect(link.client.responses[id]?.status == status)
+        if status == "431" {
+            // Reported for the access log, with the pseudo-header fields only.
+            let refused = try #require(link.recorder.refused.first)
+            #expect(refused.id == id && refused.status == 431)
+            #expect(refused.pseudoHeaders[":path"] == ["/"])
+            #expect(refused.pseudoHeaders["x-big-0"].isEmpty)
+        } else {
+            #expect(link.recorder.refused.isEmpty)
+        }
         #expect(link.client.responses[id]?.closedCode == resetCode ?? 0)
         #expect(link.results.allSatisfy { $0 == .ok }, "a stream error, not a connection error")
 
@@ -402,6 +411,7 @@ final class Recorder: NGHTTP2SessionDelegate {
     var writable: [Int32] = []
     var goAways: [(lastStreamID: Int32, code: UInt32)] = []
     var pings: [UInt64] = []
+    var refused: [(id: Int32, pseudoHeaders: HPACKHeaders, status: UInt)] = []
 
     var ended: Set<Int32> {
         Set(self.data.filter { $0.endStream }.map { $0.id } + self.heads.filter { $0.endStream }.map { $0.id })
@@ -434,6 +444,9 @@ final class Recorder: NGHTTP2SessionDelegate {
     func streamWritable(_ id: Int32) { self.writable.append(id) }
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) { self.goAways.append((lastStreamID, errorCode)) }
     func pingAcked(_ data: UInt64) { self.pings.append(data) }
+    func streamRefused(_ id: Int32, pseudoHeaders: HPACKHeaders, status: UInt) {
+        self.refused.append((id, pseudoHeaders, status))
+    }
 }
 
 /// An nghttp2 client session: requests with optional bodies and trailers, responses recorded.

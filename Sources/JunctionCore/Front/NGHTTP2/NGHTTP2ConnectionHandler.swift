@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHPACK
+import NIOHTTP1
 
 /// The HTTP/2 front of one client connection on libnghttp2: the last handler of its pipeline,
 /// owning the connection's `NGHTTP2Session` and one `NGHTTP2StreamProxy` per open stream.
@@ -233,6 +234,25 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, NGHTTP2SessionDelega
 
     func streamWritable(_ id: Int32) {
         self.streams[id]?.downstreamBecameWritable()
+    }
+
+    /// A head over `limits.max_header_bytes`, answered 431 by the session: logged as the old front
+    /// logged it (the method and target it kept, status 431).
+    func streamRefused(_ id: Int32, pseudoHeaders: HPACKHeaders, status: UInt) {
+        let method = pseudoHeaders.first(name: ":method").map { HTTPMethod(rawValue: $0) } ?? .GET
+        let record = AccessRecord(
+            start: .now(),
+            client: self.clientAddress,
+            listener: self.listener.name,
+            method: method,
+            target: pseudoHeaders.first(name: ":path") ?? "-",
+            version: HTTPVersion(major: 2, minor: 0),
+            status: status,
+            requestID: self.loop.nextRequestID(),
+            referer: nil,
+            userAgent: nil
+        )
+        self.loop.requestFinished(record)
     }
 
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {

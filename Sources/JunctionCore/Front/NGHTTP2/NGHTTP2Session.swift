@@ -417,10 +417,12 @@ final class NGHTTP2Session {
     /// The 431 for a request head over the budget (no body; the request's own body, if any, is
     /// not wanted: RST_STREAM NO_ERROR after the response, RFC 9113 8.1).
     private func refuse(_ stream: Stream, endStream: Bool) {
+        let pseudo = stream.fields
         stream.fields = HPACKHeaders()
         let headers: HPACKHeaders = [":status": "431", "content-length": "0"]
         self.submitResponse(stream: stream.id, headers: headers, hasBody: false)
         if !endStream { self.resetStream(stream.id, code: UInt32(NGHTTP2_NO_ERROR.rawValue)) }
+        self.delegate?.streamRefused(stream.id, pseudoHeaders: pseudo, status: 431)
     }
 
     // MARK: nghttp2 callbacks (as methods; the C function pointers below only dispatch)
@@ -476,10 +478,15 @@ final class NGHTTP2Session {
                 // Trailers over the budget: the stream is reset (nghttp2 sends INTERNAL_ERROR).
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
             }
-            // Keep counting (up to the SETTINGS limit), stop keeping: answered 431 at the end.
+            // Keep counting (up to the SETTINGS limit), stop keeping: answered 431 at the end. The
+            // pseudo-header fields (first in a block) stay, for the access log's line.
             if !stream.overBudget {
                 stream.overBudget = true
-                stream.fields = HPACKHeaders()
+                var pseudo = HPACKHeaders()
+                for (name, value, _) in stream.fields where name.utf8.first == UInt8(ascii: ":") {
+                    pseudo.add(name: name, value: value)
+                }
+                stream.fields = pseudo
             }
             return 0
         }

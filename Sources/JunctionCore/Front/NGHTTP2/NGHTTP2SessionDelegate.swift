@@ -29,6 +29,11 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     /// The stream's queued response body went into frames: the upstream may be read again.
     func streamWritable(_ id: Int32)
 
+    /// The session answered a request itself with `status` (431: the head was over the budget);
+    /// the stream is not reported otherwise. `pseudoHeaders`: the head's pseudo-header fields that
+    /// fit in the budget, for the access log.
+    func streamRefused(_ id: Int32, pseudoHeaders: HPACKHeaders, status: UInt)
+
     /// The client sent GOAWAY: it opens no more streams.
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32)
 
@@ -39,6 +44,7 @@ protocol NGHTTP2SessionDelegate: AnyObject {
 extension NGHTTP2SessionDelegate {
     func streamTrailers(_ id: Int32, _ trailers: HPACKHeaders) {}
     func streamWritable(_ id: Int32) {}
+    func streamRefused(_ id: Int32, pseudoHeaders: HPACKHeaders, status: UInt) {}
     func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) {}
     func pingAcked(_ data: UInt64) {}
 }
