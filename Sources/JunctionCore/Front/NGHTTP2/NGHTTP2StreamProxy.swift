@@ -192,7 +192,7 @@ final class NGHTTP2StreamProxy {
 
     /// Opens the client's windows for the body the upstream took.
     private func releaseOwed() {
-        guard self.owed > 0 else { return }
+        guard self.owed > 0, !self.isClosed else { return }
         self.session.consume(stream: self.id, bytes: self.owed)
         self.owed = 0
         // The WINDOW_UPDATE goes out with the read burst's output, or on this tick.
@@ -230,6 +230,9 @@ final class NGHTTP2StreamProxy {
         guard !self.isClosed else { return }
         self.isClosed = true
         self.early = []
+        // The session gave the stream's unconsumed bytes back already; and the connection may be
+        // gone: nothing may reach it from here on.
+        self.owed = 0
         if let tunnel = self.tunnel {
             self.tunnel = nil
             tunnel.streamClosed()
@@ -331,7 +334,7 @@ extension NGHTTP2StreamProxy: ProxyExchangeDelegate, ResponseWire {
     }
 
     func writeResponseBody(_ bytes: ByteBuffer) {
-        guard bytes.readableBytes > 0 else { return }
+        guard bytes.readableBytes > 0, !self.isClosed else { return }
         self.session.submitData(stream: self.id, bytes, endStream: false)
     }
 
@@ -356,6 +359,7 @@ extension NGHTTP2StreamProxy: ProxyExchangeDelegate, ResponseWire {
     }
 
     func exchangeFlush() {
+        guard !self.isClosed else { return }
         self.connection.outputPending()
     }
 

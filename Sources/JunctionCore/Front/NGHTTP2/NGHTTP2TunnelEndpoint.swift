@@ -74,6 +74,9 @@ final class NGHTTP2TunnelEndpoint: TunnelEndpoint {
     func streamClosed() {
         guard !self.isClosed else { return }
         self.isClosed = true
+        // The session gave the stream's unconsumed bytes back already; and the connection may be
+        // gone: nothing may reach it from here on.
+        self.owed = 0
         let tunnel = self.tunnel
         let partner = self.partner
         self.tunnel = nil
@@ -83,7 +86,7 @@ final class NGHTTP2TunnelEndpoint: TunnelEndpoint {
     }
 
     private func releaseOwed() {
-        guard self.owed > 0 else { return }
+        guard self.owed > 0, !self.isClosed else { return }
         self.session.consume(stream: self.id, bytes: self.owed)
         self.owed = 0
         self.connection.outputPending()
@@ -139,6 +142,7 @@ final class NGHTTP2TunnelEndpoint: TunnelEndpoint {
     }
 
     func end(_ ending: TunnelEnding) {
+        guard !self.isClosed else { return }
         let wasEnding = self.isEnding
         self.isEnding = true
         switch ending {
