@@ -215,6 +215,17 @@ struct NGHTTP2SessionTests {
     }
 
     @Test(
+        "A first stream above 1 skips the ones below it; the highest id is no overflow (found by FuzzHTTP2Front)",
+        arguments: [(UInt32(3), UInt32(1)), (UInt32(0x7FFF_FFFF), UInt32(0x7FFF_FFFD))]
+    )
+    func firstStreamAboveOne(first: UInt32, skipped: UInt32) throws {
+        let session = NGHTTP2Session()
+        let bytes = Frames.preface + Frames.settings(entries: 0) + Frames.request(stream: first)
+        #expect(session.receive(ByteBuffer(bytes: bytes)) == .ok)
+        #expect(session.receive(ByteBuffer(bytes: Frames.request(stream: skipped))) == .connectionError(1))
+    }
+
+    @Test(
         "A bad frame is a connection error: receive says so and a GOAWAY with its code is in the output",
         arguments: connectionErrors
     )

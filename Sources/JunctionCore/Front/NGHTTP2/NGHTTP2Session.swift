@@ -102,8 +102,8 @@ final class NGHTTP2Session {
     private(set) var connectionError: UInt32?
     /// nghttp2 failed fatally while sending (out of memory, a callback failure): nothing more works.
     private var failed = false
-    /// The highest stream id a client HEADERS frame used.
-    private var highestClientStreamID: Int32 = 0
+    /// The highest stream id a client HEADERS frame used (-1: none yet, so stream 1 skips nothing).
+    private var highestClientStreamID: Int32 = -1
     /// Client stream ids jumped over (RFC 9113 5.1.1: implicitly closed), as closed ranges; a few
     /// only, the oldest dropped (a well-behaved client skips none).
     private var skippedStreamIDs: [ClosedRange<Int32>] = []
@@ -434,7 +434,8 @@ final class NGHTTP2Session {
         let id = hd.pointee.stream_id
         guard UInt32(hd.pointee.type) == NGHTTP2_HEADERS.rawValue, id & 1 == 1 else { return 0 }
         if id > self.highestClientStreamID {
-            if id > self.highestClientStreamID + 2 {
+            // Both odd (or -1): the gap is 2 when nothing was skipped. In Int64: ids reach 2^31-1.
+            if Int64(id) - Int64(self.highestClientStreamID) > 2 {
                 if self.skippedStreamIDs.count == Self.maxSkippedRanges { self.skippedStreamIDs.removeFirst() }
                 self.skippedStreamIDs.append((self.highestClientStreamID + 2)...(id - 2))
             }
