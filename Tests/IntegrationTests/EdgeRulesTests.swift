@@ -120,11 +120,13 @@ struct EdgeRulesTests {
     }
 
     @Test(
-        "HTTP/2: a :path without / is a stream error, a bad :authority 400, OPTIONS * and [::1] pass",
+        "HTTP/2: a :path without / is a stream error, a bad :authority 400 or a stream error, OPTIONS * and [::1] pass",
         arguments: [
             ("GET", "x", "chat.example.com", "reset", 1),
             ("GET", "/x", "evil@chat.example.com", "status", 400),
-            ("GET", "/x", "chat.example.com/api", "status", 400),
+            // A character outside RFC 3986's authority: nghttp2's message checks find it malformed
+            // (RFC 9113 8.1.1) and reset the stream before Junction sees the head.
+            ("GET", "/x", "chat.example.com/api", "reset", 1),
             ("OPTIONS", "*", "chat.example.com", "status", 200),
             ("GET", "/x", "[::1]:8080", "status", 200),
         ]

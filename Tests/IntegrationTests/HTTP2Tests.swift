@@ -168,6 +168,10 @@ struct HTTP2Tests {
         #expect(connectionHeader["good"] as? [AnyHashable] == ["status", 200], "the connection goes on")
         let big = try run(["big-headers", "10000"])
         #expect(big["result"] as? [AnyHashable] == ["status", 431], "\(big)")
+        #expect(
+            setup.junction.waitForStdout { $0.contains(" HTTP/2.0\" 431 ") },
+            "the 431 the session answers itself is logged"
+        )
         let trailers = try run(["trailers", "/trailers"])
         #expect(trailers["status"] as? Int == 200)
         #expect(trailers["body"] as? String == "hello trailers")

@@ -5,7 +5,7 @@ import NIOWebSocket
 
 /// Converts between HTTP/2 header blocks and the HTTP/1.1 heads Junction proxies upstream.
 ///
-/// NIOHTTP2 has already validated the block (pseudo-headers, lowercase names, no connection-specific
+/// nghttp2 has already validated the block (pseudo-headers, lowercase names, no connection-specific
 /// fields, `:protocol` only with SETTINGS_ENABLE_CONNECT_PROTOCOL); this maps it (RFC 9113 8.3,
 /// RFC 8441 for WebSockets).
 enum HTTP2HeadConverter {
@@ -103,7 +103,7 @@ enum HTTP2HeadConverter {
             case ":path": path = value
             case ":authority": authority = value
             case ":protocol": webSocketProtocol = value
-            default: break  // :scheme; NIOHTTP2 refused any other
+            default: break  // :scheme; nghttp2 refused any other
             }
         }
         guard let method else { return .failure(.missingPseudoHeader(":method")) }

@@ -18,7 +18,7 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
     private enum Front {
         case none
         case http1(HTTP1ServerHandler)
-        case http2(HTTP2ConnectionHandler)
+        case http2(NGHTTP2ConnectionHandler)
     }
 
     private var machine: ClientConnectionStateMachine
@@ -176,14 +176,10 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
                 )
             )
         case .http2:
-            self.front = .http2(
-                try HTTP2Pipeline.configure(
-                    channel: channel,
-                    loop: self.loop,
-                    listener: self.identity,
-                    connection: self
-                )
-            )
+            // libnghttp2 behind one handler: the session, its streams and their exchanges.
+            let front = NGHTTP2ConnectionHandler(loop: self.loop, listener: self.identity, connection: self)
+            try channel.pipeline.syncOperations.addHandler(front)
+            self.front = .http2(front)
         }
     }
 
@@ -201,7 +197,8 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
     private func closeAfterFlush() {
         guard let channel = self.context?.channel else { return }
         channel.flush()
-        // The HTTP/2 flush coalescer flushes at the end of this tick: close after it.
+        // The HTTP/2 front drains its session at the end of this tick when it cannot at once: close
+        // after it.
         channel.eventLoop.assumeIsolated().execute { channel.close(promise: nil) }
     }
 
@@ -289,7 +286,7 @@ final class ClientConnection: ChannelInboundHandler, DeadlineTracked {
         self.perform(self.machine.http2GoAwayReceived())
     }
 
-    /// The HTTP/2 codec wrote a GOAWAY with an error code: the connection is over.
+    /// The HTTP/2 session sent a GOAWAY with an error code: the connection is over.
     func http2ConnectionErrorSent() {
         self.perform(self.machine.http2ConnectionErrorSent())
     }

@@ -95,7 +95,7 @@ final class Tunnel: DeadlineTracked {
     }
 
     /// Pairs an HTTP/2 stream (RFC 8441) with the upstream socket.
-    func pair(client: HTTP2TunnelGlueHandler, upstream: TunnelGlueHandler) {
+    func pair(client: NGHTTP2TunnelEndpoint, upstream: TunnelGlueHandler) {
         client.partner = upstream
         upstream.partner = client
         self.clientSide = client

@@ -2,7 +2,7 @@ import NIOCore
 
 /// One side of a tunnel as its partner sees it: where the other side's bytes go, and how closing
 /// and backpressure pass across. A raw socket (`TunnelGlueHandler`) or an HTTP/2 stream
-/// (`HTTP2TunnelGlueHandler`, RFC 8441).
+/// (`NGHTTP2TunnelEndpoint`, RFC 8441).
 protocol TunnelEndpoint: AnyObject {
     /// Writes bytes read on the other side.
     func partnerWrite(_ bytes: ByteBuffer)

@@ -44,26 +44,22 @@ enum TunnelSplicer {
         upstream.channel.read()
     }
 
-    /// An HTTP/2 stream (RFC 8441), after its `:status 200` was written.
+    /// An HTTP/2 stream (RFC 8441), after its `:status 200` was submitted:
+    /// the stream has no pipeline, so only the upstream changes.
     static func splice(
         tunnel: Tunnel,
-        stream: (channel: Channel, handler: HTTP2StreamHandler),
+        stream: NGHTTP2TunnelEndpoint,
         upstream: (channel: Channel, handler: UpstreamConnection)
     ) {
-        let clientSide = HTTP2TunnelGlueHandler(tunnel: tunnel)
         let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
-        tunnel.pair(client: clientSide, upstream: upstreamSide)
+        tunnel.pair(client: stream, upstream: upstreamSide)
         do {
-            let streamPipeline = stream.channel.pipeline.syncOperations
-            try streamPipeline.addHandler(clientSide)
-            streamPipeline.removeHandler(stream.handler, promise: nil)
             try self.spliceUpstream(upstream, glue: upstreamSide)
         } catch {
-            stream.channel.close(promise: nil)
+            stream.closeChannel()
             upstream.channel.close(promise: nil)
             return
         }
-        stream.channel.read()
         upstream.channel.read()
     }
 
