@@ -1,2 +1,2 @@
-// zlib from the system (Debian: zlib1g-dev), the same library NIOExtras' compression links.
+// zlib from the system (Debian: zlib1g-dev).
 #include <zlib.h>
