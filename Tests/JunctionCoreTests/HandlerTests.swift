@@ -298,6 +298,53 @@ struct HandlerTests {
         #expect(summary?.bytesFromUpstream == 12)
     }
 
+    @Test("With no access log, a tunnel keeps only its metrics and still counts its 101 and lifetime when it closes")
+    func tunnelMetricsWithoutAccessLog() throws {
+        let metrics = JunctionMetrics()
+        let client = EmbeddedChannel()
+        let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
+        let backend = Backend(
+            address: try SocketAddress(ipAddress: "127.0.0.1", port: 2),
+            label: "b",
+            weight: 1,
+            poolName: "p"
+        )
+        let loop = LoopContext(
+            eventLoop: client.embeddedEventLoop,
+            runtime: RuntimeConfig(config: JunctionConfig(), pools: [:]),
+            accessLogSink: nil,
+            metrics: metrics
+        )
+        var record = AccessRecord(
+            start: .now(),
+            client: "127.0.0.1:50000",
+            listener: "http",
+            method: .GET,
+            target: "/websocket",
+            version: .http1_1,
+            status: 101,
+            requestID: "0123456789abcdef0123456789abcdef"
+        )
+        (record.route, record.pool, record.backend) = ("ddp", "p", "127.0.0.1:2")
+        let tunnel = Tunnel(loop: loop, lease: BackendLease(backend), route: nil, record: record)
+        let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
+        let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
+        tunnel.pair(client: clientSide, upstream: upstreamSide)
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        try Self.connect(client, upstream)
+
+        let before = String(decoding: metrics.render(pools: [], listeners: []), as: UTF8.self)
+        #expect(!before.contains("code=\"101\""), "nothing counted while the tunnel is open: \(before)")
+        _ = try? client.close().wait()
+        _ = try? upstream.finish()
+        let text = String(decoding: metrics.render(pools: [], listeners: []), as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("junction_requests_total{") && $0.contains("101") }
+        #expect(line.map(String.init) == "junction_requests_total{route=\"ddp\",pool=\"p\",code=\"101\"} 1", "\(text)")
+        #expect(text.contains("junction_request_duration_seconds_count{pool=\"p\"} 1\n"), "\(text)")
+        #expect(backend.active == 0)
+    }
+
     /// How a tunnel ends in `tunnelCloseReasons`.
     enum Ending: String, CaseIterable, Sendable {
         case clientCloses, clientHalfCloses, backendCloses, idle, shutdown

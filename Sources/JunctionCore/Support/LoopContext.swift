@@ -115,6 +115,16 @@ extension LoopContext {
         )
     }
 
+    /// A request (or tunnel) whose access-log line was not kept is over: its metrics alone.
+    func requestFinished(route: String?, pool: String?, status: UInt, start: NIODeadline) {
+        self.metrics?.requestFinished(
+            route: route,
+            pool: pool,
+            status: status,
+            durationNanoseconds: (NIODeadline.now() - start).nanoseconds
+        )
+    }
+
     /// Logs a backend's health transition once, where it happened.
     func logHealth(_ backend: Backend, _ transition: HealthStateMachine.Transition?, reason: String) {
         self.logger.healthTransition(transition, of: backend, reason: reason)
