@@ -70,6 +70,30 @@ struct HeaderRewriterTests {
         return (headers, closeDelimited, framing)
     }
 
+    @Test(
+        "A Connection header's options, read byte by byte: the standard three in any case, other names as written",
+        arguments: [
+            ("keep-alive", [ConnectionOption.keepAlive]),
+            ("Keep-Alive", [.keepAlive]),
+            ("close", [.close]),
+            ("Upgrade", [.upgrade]),
+            ("", []),
+            (" , ,\t,", []),
+            ("keep-alive, X-Hop", [.keepAlive, .named("X-Hop")]),
+            ("\tX-A ,x-b,,  close  ", [.named("X-A"), .named("x-b"), .close]),
+            ("keep-alives, closed, upgrad", [.named("keep-alives"), .named("closed"), .named("upgrad")]),
+            ("KEEP-ALIVE,UPGRADE", [.keepAlive, .upgrade]),
+            ("a b, c", [.named("a b"), .named("c")]),
+            ("ümlaut, x", [.named("ümlaut"), .named("x")]),
+            (",", []),
+        ] as [(String, [ConnectionOption])]
+    )
+    func connectionOptions(value: String, expected: [ConnectionOption]) {
+        var options: [ConnectionOption] = []
+        ConnectionOption.forEach(in: value) { options.append($0) }
+        #expect(options == expected)
+    }
+
     @Test("Host is kept, hop-by-hop headers and those Connection names are removed, target untouched")
     func requestHopByHop() throws {
         let rewritten = try Self.upstream([

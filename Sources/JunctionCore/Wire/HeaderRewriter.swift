@@ -104,16 +104,12 @@ public enum HeaderRewriter {
                 guard Authority.isValid(value) else { return .failure(.invalidHost) }
                 facts.host = value
             case .connection:
-                for token in value.split(separator: ",") {
-                    let option = token.trimmingOWS()
-                    if option.equalsCaseInsensitive("close") {
-                        connectionClose = true
-                    } else if option.equalsCaseInsensitive("keep-alive") {
-                        connectionKeepAlive = true
-                    } else if option.equalsCaseInsensitive("upgrade") {
-                        connectionUpgrade = true
-                    } else if !option.isEmpty {
-                        facts.connectionTokens = (facts.connectionTokens ?? []) + [option]
+                ConnectionOption.forEach(in: value) { option in
+                    switch option {
+                    case .close: connectionClose = true
+                    case .keepAlive: connectionKeepAlive = true
+                    case .upgrade: connectionUpgrade = true
+                    case .named(let name): facts.connectionTokens = (facts.connectionTokens ?? []) + [name]
                     }
                 }
             case .upgrade:
@@ -343,18 +339,8 @@ public enum HeaderRewriter {
         var tokens: [Substring]?
         // Only a 10-byte name can be "Connection": most headers are skipped on their length.
         for (name, value) in headers where name.utf8.count == 10 && HeaderName(name) == .connection {
-            // Token by token without `split` (an array per response, for the usual `keep-alive`).
-            var rest = value[...]
-            while !rest.isEmpty {
-                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
-                let option = rest[..<comma].trimmingOWS()
-                rest = comma == rest.endIndex ? rest[comma...] : rest[rest.index(after: comma)...]
-                if option.isEmpty || option.equalsCaseInsensitive("close") || option.equalsCaseInsensitive("keep-alive")
-                    || option.equalsCaseInsensitive("upgrade")
-                {
-                    continue
-                }
-                tokens = (tokens ?? []) + [option]
+            ConnectionOption.forEach(in: value) { option in
+                if case .named(let name) = option { tokens = (tokens ?? []) + [name] }
             }
         }
         return tokens

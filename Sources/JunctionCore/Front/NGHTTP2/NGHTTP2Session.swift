@@ -84,7 +84,11 @@ final class NGHTTP2Session {
         }
     }
 
-    weak var delegate: NGHTTP2SessionDelegate?
+    /// The connection handler that owns this session (it never outlives it). `unowned`, not
+    /// `weak`: a weak reference gives its target a side table, and then every retain and release
+    /// of the connection handler, several per request, takes the runtime's slow path (~5% of an
+    /// HTTP/2 request's CPU).
+    unowned var delegate: (any NGHTTP2SessionDelegate)?
     let configuration: Configuration
 
     private var session: OpaquePointer!
