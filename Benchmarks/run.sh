@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Junction vs nginx, HAProxy and nghttpx, side by side, in one run: each proxy in front of one
 # shared nginx backend, plain HTTP/1.1 and TLS HTTP/1.1 (wrk), TLS HTTP/2 (h2load), WebSocket echo
-# (ws_echo.c), interleaved; then idle WebSockets (memory per tunnel). See Benchmarks/README.md.
+# (ws_echo.c), large uploads (curl, to upload_sink.c), new TLS connections (tls_handshakes.c),
+# interleaved; then idle WebSockets (memory per tunnel). See Benchmarks/README.md.
 #
 #   Benchmarks/run.sh [--duration 10] [--rounds 3] [--connections 50] [--threads 1]
-#                     [--warmup 2] [--websockets 2000] [--junction PATH]
-#                     [--proxies junction,nginx,haproxy,nghttpx] [--cases plain,tls,h2,ws-echo,ws-idle]
+#                     [--warmup 2] [--websockets 2000] [--upload-mib 1024] [--junction PATH]
+#                     [--proxies junction,nginx,haproxy,nghttpx]
+#                     [--cases plain,tls,h2,ws-echo,upload,handshake,ws-idle]
 #
 # Core layout (2-core machine): the proxy under test on core 0, the load and the backends on core 1.
 # nghttpx only takes part in the h2 case. Needs: bash, awk, taskset, openssl, curl, wrk, h2load,
-# nginx, haproxy, nghttpx, cc, python3 with `websockets` (only those the chosen cases need).
+# nginx, haproxy, nghttpx, cc (and libssl-dev for handshake), python3 with `websockets` (only those
+# the chosen cases need).
 
 set -euo pipefail
 
@@ -26,15 +29,19 @@ ECHO_SIZE=128
 THREADS=1
 WARMUP=2
 WEBSOCKETS=2000
+UPLOAD_MIB=1024
+UPLOAD_MAX=1000     # uploads per run at most (the run ends at --duration anyway)
+HS_CONNECTIONS=16   # handshake case: TLS connections in flight
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
 PROXIES_ARG="junction,nginx,haproxy,nghttpx"
-CASES_ARG="plain,tls,h2,ws-echo,ws-idle"
+CASES_ARG="plain,tls,h2,ws-echo,upload,handshake,ws-idle"
 PROXIES_GIVEN=0
 PROXY_CPU=0
 LOAD_CPU=1
 
 ALL_PROXIES=(junction nginx haproxy nghttpx)
-ALL_CASES=(plain tls h2 ws-echo ws-idle)
+ALL_CASES=(plain tls h2 ws-echo upload handshake ws-idle)
+UPLOAD_FILE="" # the upload case's body, in /dev/shm (removed on exit)
 
 usage() {
     awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
@@ -50,7 +57,7 @@ is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        --duration | --rounds | --connections | --threads | --warmup | --websockets | --junction | --proxies | --cases)
+        --duration | --rounds | --connections | --threads | --warmup | --websockets | --upload-mib | --junction | --proxies | --cases)
             [ $# -ge 2 ] || die "$1 needs a value" ;;
     esac
     case "$1" in
@@ -60,6 +67,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS=${2:-}; shift 2 ;;
         --warmup) WARMUP=${2:-}; shift 2 ;;
         --websockets) WEBSOCKETS=${2:-}; shift 2 ;;
+        --upload-mib) UPLOAD_MIB=${2:-}; shift 2 ;;
         --junction) JUNCTION=${2:-}; shift 2 ;;
         --proxies) PROXIES_ARG=${2:-}; PROXIES_GIVEN=1; shift 2 ;;
         --cases) CASES_ARG=${2:-}; shift 2 ;;
@@ -68,13 +76,16 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for v in DURATION ROUNDS CONNECTIONS THREADS WARMUP WEBSOCKETS; do
-    is_uint "${!v}" || die "--${v,,} must be a non-negative integer, got '${!v}'"
+for v in DURATION ROUNDS CONNECTIONS THREADS WARMUP WEBSOCKETS UPLOAD_MIB; do
+    opt=${v,,}
+    is_uint "${!v}" || die "--${opt//_/-} must be a non-negative integer, got '${!v}'"
 done
 [ "$DURATION" -ge 1 ] || die "--duration must be >= 1"
 [ "$ROUNDS" -ge 1 ] || die "--rounds must be >= 1"
 [ "$CONNECTIONS" -ge 1 ] || die "--connections must be >= 1"
 [ "$THREADS" -ge 1 ] || die "--threads must be >= 1 (the same worker count is given to every proxy)"
+[ "$UPLOAD_MIB" -ge 1 ] || die "--upload-mib must be >= 1"
+[ "$UPLOAD_MIB" -le 65536 ] || die "--upload-mib is at most 65536 (64 GiB)"
 
 # --proxies / --cases: comma-separated subsets; the run order stays the canonical one.
 declare -A WANT_PROXY=() WANT_CASE=()
@@ -101,7 +112,7 @@ applies() { [ "$1" != nghttpx ] || [ "$2" = h2 ]; } # proxy case
 
 # The measured throughput cases (in run order) and the idle-WebSocket case, as chosen.
 RUN_CASES=()
-for kase in plain tls h2 ws-echo; do
+for kase in plain tls h2 ws-echo upload handshake; do
     [ -n "${WANT_CASE[$kase]:-}" ] && RUN_CASES+=("$kase")
 done
 IDLE_WS=0
@@ -143,6 +154,10 @@ done
 if has_case plain || has_case tls; then need_tool wrk wrk "the plain and tls cases need it (or pass --cases without them)"; fi
 if has_case h2; then need_tool h2load nghttp2-client "the h2 case needs it (or pass --cases without h2)"; fi
 if has_case ws-echo; then need_tool cc gcc "the ws-echo case builds Benchmarks/ws_echo.c (or pass --cases without ws-echo)"; fi
+if has_case upload; then need_tool cc gcc "the upload case builds Benchmarks/upload_sink.c (or pass --cases without upload)"; fi
+if has_case handshake; then
+    need_tool cc gcc "the handshake case builds Benchmarks/tls_handshakes.c (or pass --cases without handshake)"
+fi
 if has_proxy haproxy; then need_tool haproxy haproxy "or pass --proxies without haproxy"; fi
 if has_proxy nghttpx; then need_tool nghttpx nghttp2-proxy "or pass --proxies without nghttpx"; fi
 if [ "$IDLE_WS" = 1 ]; then
@@ -221,6 +236,7 @@ cleanup() {
         if still_ours "$d"; then kill -KILL "$d" 2>/dev/null || true; fi
     done
     rm -rf "$WORK"
+    [ -z "$UPLOAD_FILE" ] || rm -f "$UPLOAD_FILE"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -329,8 +345,8 @@ wait_http() {
 # ---------------------------------------------------------------------------------------------
 # Ports, certificate, configurations.
 
-read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS H_PLAIN H_TLS X_TLS WS_BACKEND_PORT ECHO_PORT \
-    <<<"$(free_ports 10)"
+read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS H_PLAIN H_TLS X_TLS WS_BACKEND_PORT ECHO_PORT UPLOAD_PORT \
+    <<<"$(free_ports 11)"
 
 # Fixed 100-byte body: these 99 characters plus "\n".
 BACKEND_BODY="Hello from the Junction benchmark backend: this fixed text/plain body is exactly one hundred bytes."
@@ -405,6 +421,11 @@ $(nginx_common_http "$WORK/nginx")
         keepalive 64;
         keepalive_requests 100000;
     }
+    upstream upload {
+        server 127.0.0.1:$UPLOAD_PORT;
+        keepalive 64;
+        keepalive_requests 100000;
+    }
     server {
         listen 127.0.0.1:$N_PLAIN;
         listen 127.0.0.1:$N_TLS ssl http2;
@@ -446,6 +467,22 @@ $(nginx_common_http "$WORK/nginx")
             proxy_read_timeout 1h;
             proxy_send_timeout 1h;
         }
+        location /upload {
+            # The upload case: as location /, to the upload sink, with no body size limit (nginx's
+            # default is 1m). Request buffering stays at its default (on): nginx reads the whole
+            # body into a temporary file in client_body_temp_path before it connects upstream.
+            client_max_body_size 0;
+            proxy_pass http://upload;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Request-ID \$request_id;
+            add_header X-Request-ID \$request_id always;
+        }
     }
 }
 EOF
@@ -471,8 +508,10 @@ frontend proxy
     unique-id-format %[uuid()]
     acl websocket path_beg /websocket
     acl wsecho path_beg /ws-echo
+    acl upload path_beg /upload
     use_backend wsbackend if websocket
     use_backend wsecho if wsecho
+    use_backend upload if upload
     default_backend backend
 backend backend
     # keep-alive to the backend, shared between client connections (nginx: upstream keepalive)
@@ -485,6 +524,17 @@ backend backend
     # Junction also returns the request id to the client
     http-after-response set-header X-Request-ID %[unique-id]
     server backend 127.0.0.1:$BACKEND_PORT
+backend upload
+    # the upload case: as backend, to the upload sink; HAProxy streams request bodies (its default)
+    # and has no body size limit
+    http-reuse always
+    http-request set-header X-Forwarded-Proto https if { ssl_fc }
+    http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Request-ID %[unique-id]
+    http-after-response set-header X-Request-ID %[unique-id]
+    server upload 127.0.0.1:$UPLOAD_PORT
 backend wsbackend
     server wsbackend 127.0.0.1:$WS_BACKEND_PORT
 backend wsecho
@@ -515,6 +565,10 @@ routes:
     match:
       path_prefix: /ws-echo
     pool: wsecho
+  - name: upload
+    match:
+      path_prefix: /upload
+    pool: upload
   - name: all
     pool: backend
 pools:
@@ -527,6 +581,12 @@ pools:
   wsecho:
     backends:
       - address: 127.0.0.1:$ECHO_PORT
+  upload:
+    backends:
+      - address: 127.0.0.1:$UPLOAD_PORT
+limits:
+  # the default (0: unlimited), spelled out for the upload case; bodies stream with backpressure
+  max_body_bytes: 0
 logging:
   access_log: off
   level: warning
@@ -608,6 +668,31 @@ if has_case ws-echo; then
     track "$ECHO_BACKEND_PID"
 fi
 
+UPLOAD_SINK="$WORK/upload_sink"
+UPLOAD_BYTES=$((UPLOAD_MIB * 1024 * 1024))
+if has_case upload; then
+    cc -O2 -o "$UPLOAD_SINK" "$SCRIPT_DIR/upload_sink.c" 2>"$RESULTS/upload_sink-cc.log" \
+        || { cat "$RESULTS/upload_sink-cc.log" >&2; die "cc could not build Benchmarks/upload_sink.c"; }
+    taskset -c "$LOAD_CPU" "$UPLOAD_SINK" "$UPLOAD_PORT" >"$WORK/upload-sink.out" 2>"$RESULTS/upload-sink.log" &
+    UPLOAD_SINK_PID=$!
+    track "$UPLOAD_SINK_PID"
+    # The body, once, in memory (tmpfs), so that reading it costs the client no disk I/O.
+    shm_free_kb=$(df -Pk /dev/shm | awk 'NR == 2 {print $4}')
+    [ "${shm_free_kb:-0}" -ge $((UPLOAD_MIB * 1024 + 65536)) ] \
+        || die "--upload-mib $UPLOAD_MIB needs ${UPLOAD_MIB} MiB free in /dev/shm (has $((${shm_free_kb:-0} / 1024)) MiB)"
+    UPLOAD_FILE=$(mktemp /dev/shm/junction-bench-upload.XXXXXX) || die "could not create a file in /dev/shm"
+    head -c "$UPLOAD_BYTES" /dev/zero >"$UPLOAD_FILE" || die "could not write the $UPLOAD_MIB MiB upload body to $UPLOAD_FILE"
+    [ "$(stat -c %s "$UPLOAD_FILE")" = "$UPLOAD_BYTES" ] || die "the upload body $UPLOAD_FILE is not $UPLOAD_BYTES bytes"
+    head -c 65536 /dev/zero >"$WORK/upload-probe"
+fi
+
+TLS_HANDSHAKES="$WORK/tls_handshakes"
+if has_case handshake; then
+    cc -O2 -o "$TLS_HANDSHAKES" "$SCRIPT_DIR/tls_handshakes.c" -lssl -lcrypto 2>"$RESULTS/tls_handshakes-cc.log" \
+        || { cat "$RESULTS/tls_handshakes-cc.log" >&2
+             die "cc could not build Benchmarks/tls_handshakes.c (OpenSSL headers: apt-get install -y libssl-dev)"; }
+fi
+
 declare -A PROXY_PID=()
 if has_proxy nginx; then
     taskset -c "$PROXY_CPU" "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g "daemon off;" \
@@ -651,11 +736,14 @@ proxy_alive() { # proxy
 url_of() { # proxy case
     case "$1-$2" in
         junction-plain) echo "http://127.0.0.1:$J_PLAIN/" ;;
-        junction-tls | junction-h2) echo "https://127.0.0.1:$J_TLS/" ;;
+        junction-tls | junction-h2 | junction-handshake) echo "https://127.0.0.1:$J_TLS/" ;;
+        junction-upload) echo "http://127.0.0.1:$J_PLAIN/upload" ;;
         nginx-plain) echo "http://127.0.0.1:$N_PLAIN/" ;;
-        nginx-tls | nginx-h2) echo "https://127.0.0.1:$N_TLS/" ;;
+        nginx-tls | nginx-h2 | nginx-handshake) echo "https://127.0.0.1:$N_TLS/" ;;
+        nginx-upload) echo "http://127.0.0.1:$N_PLAIN/upload" ;;
         haproxy-plain) echo "http://127.0.0.1:$H_PLAIN/" ;;
-        haproxy-tls | haproxy-h2) echo "https://127.0.0.1:$H_TLS/" ;;
+        haproxy-tls | haproxy-h2 | haproxy-handshake) echo "https://127.0.0.1:$H_TLS/" ;;
+        haproxy-upload) echo "http://127.0.0.1:$H_PLAIN/upload" ;;
         nghttpx-h2) echo "https://127.0.0.1:$X_TLS/" ;;
         *) die "internal: no URL for $1 $2" ;;
     esac
@@ -667,6 +755,26 @@ plain_port_of() { # proxy: the plain listener, where the WebSocket cases connect
         haproxy) echo "$H_PLAIN" ;;
         *) die "internal: $1 has no plain listener" ;;
     esac
+}
+tls_port_of() { # proxy: the TLS listener, where the handshake case connects
+    case "$1" in
+        junction) echo "$J_TLS" ;;
+        nginx) echo "$N_TLS" ;;
+        haproxy) echo "$H_TLS" ;;
+        *) die "internal: $1 has no TLS HTTP/1.1 listener" ;;
+    esac
+}
+
+# One upload of FILE through URL with curl: one line "<status> <bytes sent> <seconds> <answer>"
+# (the answer is upload_sink's "received N"). The body goes with its Content-Length and without
+# "Expect: 100-continue" (curl sends it for bodies over 1 MiB: one more round trip, and proxies
+# answer it differently).
+upload_once() { # file url max-seconds stderr-file
+    local line
+    rm -f "$WORK/upload-answer" # curl leaves it untouched when the answer has no body
+    line=$(taskset -c "$LOAD_CPU" curl -sS --http1.1 --max-time "$3" -H 'Expect:' -X POST -T "$1" \
+        -o "$WORK/upload-answer" -w '%{http_code} %{size_upload} %{time_total}' "$2" 2>>"$4") || return 1
+    echo "$line $(head -c 100 "$WORK/upload-answer" 2>/dev/null | tr -d '\n')"
 }
 
 wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_PID" "backend nginx"
@@ -711,6 +819,28 @@ if has_case ws-echo; then
     done
 fi
 
+if has_case upload; then
+    wait_ready "$UPLOAD_SINK_PID" "$WORK/upload-sink.out" "the upload backend (upload_sink)"
+    for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" upload || continue
+        url=$(url_of "$proxy" upload)
+        line=$(upload_once "$WORK/upload-probe" "$url" 10 "$RESULTS/upload-probe-$proxy.log") \
+            || die "curl could not upload 64 KiB through $proxy on $url; see $RESULTS/upload-probe-$proxy.log"
+        [[ "$line" == "200 65536 "*" received 65536" ]] \
+            || die "$proxy does not relay a 64 KiB upload whole on $url (status, bytes sent, seconds, answer: $line)"
+    done
+fi
+if has_case handshake; then
+    for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" handshake || continue
+        # one new connection, full handshake, one request with Connection: close, the server's close
+        timeout 20 taskset -c "$LOAD_CPU" "$TLS_HANDSHAKES" "$(tls_port_of "$proxy")" / 1 0.1 \
+            >"$WORK/handshake-probe.out" 2>"$RESULTS/handshake-probe-$proxy.log" \
+            || die "$proxy does not serve a request on a new TLS connection with Connection: close on" \
+                "$(url_of "$proxy" handshake); see $RESULTS/handshake-probe-$proxy.log"
+    done
+fi
+
 if has_proxy nginx; then
     NGINX_WORKERS=$(child_pids "$(pid_of nginx)" | wc -l)
     [ "$NGINX_WORKERS" -eq "$THREADS" ] || die "proxy nginx has $NGINX_WORKERS worker processes, expected $THREADS"
@@ -732,10 +862,13 @@ CSV="$RESULTS/runs.csv"
 echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util" >"$CSV"
 
 # One load run through one proxy; appends a CSV line unless it is a warm-up. For ws-echo the
-# "requests" are echo round trips and there is no p99 (the column stays empty).
+# "requests" are echo round trips and there is no p99 (the column stays empty); for upload they are
+# MB (10^6 bytes) of request body relayed, /s is MB per second and there is no p99; for handshake
+# they are TLS connections (one full handshake and one request each).
 run_case() { # round proxy case duration
     local round=$1 proxy=$2 kase=$3 dur=$4 url="" pid out before after t0 t1
     local b_ticks a_ticks b_set a_set reqs rps p99raw p99 cpu_s wall rpc util
+    local uploads end_ns line
     [ "$kase" = ws-echo ] || url=$(url_of "$proxy" "$kase")
     pid=$(pid_of "$proxy")
     out="$RESULTS/$round-$proxy-$kase.txt"
@@ -754,6 +887,26 @@ run_case() { # round proxy case duration
             taskset -c "$LOAD_CPU" "$WS_ECHO" load "$(plain_port_of "$proxy")" /ws-echo "$ECHO_TUNNELS" "$dur" "$ECHO_SIZE" \
                 >"$out" 2>&1 \
                 || { cat "$out" >&2; die "the WebSocket echo client failed for $proxy (round $round)"; } ;;
+        upload)
+            # UPLOAD_MIB MiB uploads one after another (a new curl and connection each) until dur
+            # seconds have passed, at least one and at most UPLOAD_MAX; each must get upload_sink's
+            # 200 with the whole body counted.
+            : >"$out"
+            end_ns=$(($(date +%s%N) + dur * 1000000000))
+            for ((uploads = 0; uploads < UPLOAD_MAX; )); do
+                line=$(upload_once "$UPLOAD_FILE" "$url" $((60 + UPLOAD_MIB / 10)) "$out.err") \
+                    || { cat "$out.err" >&2; die "curl failed to upload through $proxy (round $round): $url"; }
+                echo "$line" >>"$out"
+                [[ "$line" == "200 $UPLOAD_BYTES "*" received $UPLOAD_BYTES" ]] \
+                    || die "$proxy upload (round $round): not relayed whole (status, bytes sent, seconds, answer: $line)"
+                uploads=$((uploads + 1))
+                [ "$(date +%s%N)" -lt "$end_ns" ] || break
+            done
+            rm -f "$out.err" ;;
+        handshake)
+            # HS_CONNECTIONS new TLS connections in flight, each one full handshake and one request.
+            taskset -c "$LOAD_CPU" "$TLS_HANDSHAKES" "$(tls_port_of "$proxy")" / "$HS_CONNECTIONS" "$dur" >"$out" 2>&1 \
+                || { cat "$out" >&2; die "the TLS handshake client failed for $proxy (round $round)"; } ;;
         *)
             taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency "$url" >"$out" 2>&1 \
                 || { cat "$out" >&2; die "wrk failed for $proxy $kase (round $round)"; } ;;
@@ -789,6 +942,22 @@ run_case() { # round proxy case duration
             rps=$(awk '$1 == "round_trips" && $4 > 0 {printf "%.2f", $2 / $4; exit}' "$out")
             p99raw=none
             ;;
+        upload)
+            # MB relayed; MB/s over the uploads' own times (curl's time_total; the gaps between
+            # two curl processes do not count)
+            reqs=$(awk '{b += $2} END {if (NR) printf "%.1f", b / 1e6}' "$out")
+            rps=$(awk '{b += $2; t += $3} END {if (t > 0) printf "%.1f", b / 1e6 / t}' "$out")
+            p99raw=none
+            ;;
+        handshake)
+            if ! awk '$1 == "handshakes" && $7 == "resumed" && $8 == 0 {ok = 1} END {exit !ok}' "$out"; then
+                cat "$out" >&2
+                die "$proxy $kase (round $round): the server resumed TLS sessions, or unreadable output ($out)"
+            fi
+            reqs=$(awk '$1 == "handshakes" {print $2; exit}' "$out")
+            rps=$(awk '$1 == "handshakes" && $4 > 0 {printf "%.2f", $2 / $4; exit}' "$out")
+            p99raw=$(awk '$1 == "handshakes" {print $6 "ms"; exit}' "$out")
+            ;;
         *)
             if grep -q "Non-2xx or 3xx responses" "$out"; then
                 cat "$out" >&2
@@ -807,7 +976,7 @@ run_case() { # round proxy case duration
         cat "$out" >&2
         die "could not parse the load generator's output for $proxy $kase (round $round): $out"
     fi
-    [ "$reqs" -gt 0 ] || die "$proxy $kase (round $round): zero requests completed"
+    awk -v r="$reqs" 'BEGIN {exit !(r > 0)}' || die "$proxy $kase (round $round): zero requests completed"
     if [ "$p99raw" = none ]; then
         p99=""
     else
@@ -821,11 +990,11 @@ run_case() { # round proxy case duration
     util=$(awk -v c="$cpu_s" -v w="$wall" 'BEGIN {printf "%.0f%%", 100 * c / w}')
 
     if [ "$round" = warmup ]; then
-        printf '  warm-up  %-8s %-7s %10s /s\n' "$proxy" "$kase" "$rps"
+        printf '  warm-up  %-8s %-9s %10s /s\n' "$proxy" "$kase" "$rps"
         return
     fi
     echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util" >>"$CSV"
-    printf '  round %-2s %-8s %-7s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s\n' \
+    printf '  round %-2s %-8s %-9s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s\n' \
         "$round" "$proxy" "$kase" "$rps" "${p99:-–}" "$cpu_s" "$util" "$rpc"
 }
 
@@ -841,7 +1010,15 @@ if has_case plain || has_case tls; then
     VERSIONS+=("$( (wrk -v 2>&1 || true) | awk 'NR == 1 {print $1, $2}')") # wrk -v exits 1
 fi
 has_case h2 && VERSIONS+=("$(h2load --version 2>&1 | awk 'NR == 1')")
+has_case upload && VERSIONS+=("$(curl --version 2>&1 | awk 'NR == 1 {print $1, $2}')")
+has_case handshake && VERSIONS+=("tls_handshakes on $(openssl version 2>&1 | awk 'NR == 1 {print $1, $2}')")
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+TW_REUSE=$(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo unknown)
+PORT_RANGE=$(tr -s ' \t' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo unknown)
+if has_case handshake && [ "$TW_REUSE" = 0 ]; then
+    echo "run.sh: note: net.ipv4.tcp_tw_reuse is 0: the handshake case may run out of local ports" \
+        "(connections in TIME_WAIT); sysctl -w net.ipv4.tcp_tw_reuse=2 allows their reuse on loopback" >&2
+fi
 KERNEL=$(uname -r)
 CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 
@@ -872,7 +1049,14 @@ done
         "nghttpx $NGHTTPX_THREADING); backend nginx (1 worker), WebSocket backends and load generators" \
         "pinned to core $LOAD_CPU; ~100-byte 200 body; HTTP/1.1 keep-alive to the backend; TLS: ECDSA P-256;" \
         "wrk -t1 -c$CONNECTIONS -d${DURATION}s; h2: h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS over TLS (ALPN h2)," \
-        "HTTP/1.1 to the backend; ws-echo: ws_echo.c, $ECHO_TUNNELS tunnels, one $ECHO_SIZE-byte message in flight on each"
+        "HTTP/1.1 to the backend; ws-echo: ws_echo.c, $ECHO_TUNNELS tunnels, one $ECHO_SIZE-byte message in flight on each;" \
+        "upload: curl -T of a $UPLOAD_MIB MiB file in /dev/shm, plain HTTP/1.1, one upload after another for ${DURATION}s," \
+        "to upload_sink.c (reads the whole body, then 200); handshake: tls_handshakes.c, $HS_CONNECTIONS connections" \
+        "in flight, each a new connection with a full TLS handshake (no resumption) and one request with Connection: close"
+    if has_case handshake; then
+        echo "- handshake: net.ipv4.tcp_tw_reuse=$TW_REUSE, net.ipv4.ip_local_port_range=$PORT_RANGE" \
+            "(loopback connections in TIME_WAIT; see Benchmarks/README.md)"
+    fi
     echo "- rounds: $ROUNDS, order per round: ${ORDER[*]}; median over rounds"
     echo "- load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews results)"
     echo "- raw output: Benchmarks/results/$STAMP/"
@@ -991,6 +1175,8 @@ label_of() {
         tls) echo "TLS HTTP/1.1 (wrk)" ;;
         h2) echo "TLS HTTP/2 (h2load)" ;;
         ws-echo) echo "WebSocket echo ($ECHO_TUNNELS tunnels, $ECHO_SIZE B)" ;;
+        upload) echo "upload, $UPLOAD_MIB MiB body (curl)" ;;
+        handshake) echo "new TLS connection per request (ECDSA P-256)" ;;
         ws-idle) echo "$WEBSOCKETS idle WebSockets" ;;
     esac
 }
@@ -1015,7 +1201,12 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
     echo "$sep"
     declare -A val=()
     for kase in "${RUN_CASES[@]}"; do
-        if [ "$kase" = ws-echo ]; then unit="round trips per CPU-s"; else unit="req per CPU-s"; fi
+        case "$kase" in
+            ws-echo) unit="round trips per CPU-s" ;;
+            upload) unit="MB per CPU-s" ;;
+            handshake) unit="handshakes per CPU-s" ;;
+            *) unit="req per CPU-s" ;;
+        esac
         row="| $(label_of "$kase") | $unit |"
         val=()
         for p in "${PROXIES[@]}"; do
@@ -1037,7 +1228,8 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
     fi
     echo
     if [ "${#RUN_CASES[@]}" -gt 0 ]; then
-        echo "Medians over $ROUNDS round(s) of ${DURATION}s. Per CPU-s = requests (or echo round trips) completed /" \
+        echo "Medians over $ROUNDS round(s) of ${DURATION}s. Per CPU-s = requests (echo round trips; MB of request" \
+            "body, 1 MB = 10^6 bytes; TLS connections, each a full handshake and one request) completed /" \
             "(utime+stime of the proxy's processes, all threads and child processes, during the run)."
     fi
     if [ "${#OTHERS[@]}" -gt 0 ]; then
@@ -1065,8 +1257,10 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
             echo "$row"
         done
         echo
-        echo "/s: requests per second as the load generator saw them (ws-echo: round trips per second);" \
-            "p99: 99th percentile latency (wrk --latency; h2load's per-request log; none for ws-echo)."
+        echo "/s: requests per second as the load generator saw them (ws-echo: round trips per second;" \
+            "upload: MB per second of upload time; handshake: connections per second);" \
+            "p99: 99th percentile latency (wrk --latency; h2load's per-request log; handshake: connect to close;" \
+            "none for ws-echo and upload)."
         echo
         echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
         echo
@@ -1088,7 +1282,8 @@ cat "$RESULTS/table.md"
 
 # Anything the proxies complained about during the run (but nghttpx's note that --single-thread
 # means one worker, which it prints on every start).
-for log in junction.log proxy-nginx.log proxy-haproxy.log proxy-nghttpx.log backend-nginx.log ws-echo-backend.log; do
+for log in junction.log proxy-nginx.log proxy-haproxy.log proxy-nghttpx.log backend-nginx.log ws-echo-backend.log \
+    upload-sink.log; do
     [ -f "$RESULTS/$log" ] || continue
     lines=$(grep -iE "error|warn|crit|alert|emerg" "$RESULTS/$log" | grep -vF 'single-thread: Set workers to 1' \
         | awk 'NR <= 5' || true)
@@ -1098,12 +1293,25 @@ for log in junction.log proxy-nginx.log proxy-haproxy.log proxy-nghttpx.log back
         echo "$lines"
     fi
 done
+# nginx's [warn] for each request body it buffers to a temporary file (every upload through the
+# nginx proxy: its default) is counted, not listed.
+BUFFERED_BODY='a client request body is buffered to a temporary file'
 for log in "$WORK/nginx/logs/error.log" "$WORK/backend/logs/error.log"; do
     if [ -s "$log" ]; then
-        cp "$log" "$RESULTS/$(basename "$(dirname "$(dirname "$log")")")-error.log"
-        echo
-        echo "note: $log is not empty (copied to $RESULTS):"
-        head -5 "$log"
+        copy="$RESULTS/$(basename "$(dirname "$(dirname "$log")")")-error.log"
+        cp "$log" "$copy"
+        lines=$(grep -vF "$BUFFERED_BODY" "$log" | awk 'NR <= 5' || true)
+        buffered=$(grep -cF "$BUFFERED_BODY" "$log" || true)
+        if [ -n "$lines" ]; then
+            echo
+            echo "note: $log has more than the request-body buffering warnings (copied to $copy):"
+            echo "$lines"
+        fi
+        if [ "${buffered:-0}" -gt 0 ]; then
+            echo
+            echo "note: nginx buffered $buffered request bodies to a temporary file, as it does by default" \
+                "(the upload case; its [warn] lines are in $copy)"
+        fi
     fi
 done
 echo
