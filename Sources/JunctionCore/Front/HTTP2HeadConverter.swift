@@ -170,7 +170,8 @@ enum HTTP2HeadConverter {
     )
         -> HPACKHeaders
     {
-        var sink = HPACKResponseSink(status: upstream.status.code)
+        // The upstream's fields, :status and x-request-id: one allocation instead of a doubling each.
+        var sink = HPACKResponseSink(status: upstream.status.code, capacity: upstream.headers.count + 3)
         _ = HeaderRewriter.rewriteResponseHeaders(
             upstream,
             requestID: requestID,
@@ -217,7 +218,8 @@ enum HTTP2HeadConverter {
 struct HPACKResponseSink: HeaderFieldSink {
     private(set) var headers = HPACKHeaders()
 
-    init(status: UInt?) {
+    init(status: UInt?, capacity: Int = 0) {
+        self.headers.reserveCapacity(capacity)
         if let status { self.headers.add(name: ":status", value: String(status)) }
     }
 

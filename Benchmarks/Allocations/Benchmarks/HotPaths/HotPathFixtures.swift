@@ -56,7 +56,7 @@ final class Exchange {
     )
     static let serverFrame = ByteBuffer(bytes: [0x81, 0x7E, 0x00, 0x80] + Array(repeating: 0x78, count: 128))
 
-    init() throws {
+    init(http2: Bool = false) throws {
         self.client = EmbeddedChannel()
         self.connector = EmbeddedConnector(loop: self.client.embeddedEventLoop)
         var config = JunctionConfig()
@@ -89,7 +89,8 @@ final class Exchange {
             accessLogSink: nil,
             connector: self.connector
         )
-        let listener = ListenerConfig(name: "bench", address: HostPort(host: "127.0.0.1", port: 80))
+        var listener = ListenerConfig(name: "bench", address: HostPort(host: "127.0.0.1", port: 80))
+        listener.http2 = http2
         self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
         try self.client.pipeline.syncOperations.addHandler(
             ClientConnection(loop: loop, settings: ListenerSettings(config: listener, tls: nil))
@@ -151,6 +152,77 @@ final class Exchange {
         try self.upstream.writeInbound(Self.serverFrame)
         self.upstream.pipeline.fireChannelReadComplete()
         try Self.expect(self.client, bytes: Self.serverFrame.readableBytes, "backend to client")
+    }
+}
+
+/// An h2c client (prior knowledge) on a plain listener with `http2: true`, played by the benchmark
+/// frame by frame: its frames are built once (the header block with NIOHPACK, literal fields only,
+/// so every request's block is the same bytes whatever the session's dynamic table holds).
+final class HTTP2Exchange {
+    let base: Exchange
+    private var streamID: UInt32 = 1
+    private let headerBlock: ByteBuffer
+
+    init() throws {
+        self.base = try Exchange(http2: true)
+        var encoder = HPACKEncoder(allocator: ByteBufferAllocator(), useHuffmanEncoding: false)
+        var block = ByteBuffer()
+        var headers = HPACKHeaders()
+        for (name, value, _) in HotPathFixtures.http2Headers {
+            headers.add(name: name, value: value, indexing: .nonIndexable)
+        }
+        try encoder.encode(headers: headers, to: &block)
+        self.headerBlock = block
+        // The preface, the client's (empty) SETTINGS and its ACK of the server's.
+        var start = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        Self.frameHeader(length: 0, type: 0x4, flags: 0, stream: 0, into: &start)
+        Self.frameHeader(length: 0, type: 0x4, flags: 0x1, stream: 0, into: &start)
+        try self.base.client.writeInbound(start)
+        self.base.client.pipeline.fireChannelReadComplete()
+        self.base.client.embeddedEventLoop.run()
+        guard try Exchange.drain(self.base.client) > 0 else {
+            throw Exchange.Unexpected(description: "no SETTINGS from the server")
+        }
+    }
+
+    private static func frameHeader(
+        length: Int,
+        type: UInt8,
+        flags: UInt8,
+        stream: UInt32,
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.writeInteger(UInt8(length >> 16))
+        buffer.writeInteger(UInt16(length & 0xFFFF))
+        buffer.writeInteger(type)
+        buffer.writeInteger(flags)
+        buffer.writeInteger(stream)
+    }
+
+    /// One GET on a new stream (HEADERS with END_STREAM), to the backend and its answer back as
+    /// HEADERS and DATA.
+    func roundTrip() throws {
+        var frame = ByteBuffer()
+        Self.frameHeader(
+            length: self.headerBlock.readableBytes,
+            type: 0x1,
+            flags: 0x5,
+            stream: self.streamID,
+            into: &frame
+        )
+        frame.writeImmutableBuffer(self.headerBlock)
+        self.streamID += 2
+        try self.base.client.writeInbound(frame)
+        self.base.client.pipeline.fireChannelReadComplete()
+        guard try Exchange.drain(self.base.upstream) > 0 else {
+            throw Exchange.Unexpected(description: "the request did not reach the backend")
+        }
+        try self.base.upstream.writeInbound(Exchange.response)
+        self.base.upstream.pipeline.fireChannelReadComplete()
+        self.base.client.embeddedEventLoop.run()
+        guard try Exchange.drain(self.base.client) > 11 else {
+            throw Exchange.Unexpected(description: "the response did not reach the client")
+        }
     }
 }
 

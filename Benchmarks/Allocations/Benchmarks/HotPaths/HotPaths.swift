@@ -10,8 +10,8 @@ import NIOEmbedded
 
 /// Mallocs per operation on Junction's hot paths, each on real code over `EmbeddedChannel`s: a
 /// proxied HTTP/1.1 request (front, exchange, pooled upstream connection, response), a WebSocket
-/// message relayed through a tunnel each way, an HTTP/2 request head converted for upstream, a
-/// route match and a least_conn pick. `Thresholds/` holds the budgets CI checks.
+/// message relayed through a tunnel each way, a proxied HTTP/2 request (h2c through the libnghttp2
+/// front), an HTTP/2 request head converted for upstream, a route match and a least_conn pick. `Thresholds/` holds the budgets CI checks.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.mallocCountTotal],
@@ -38,6 +38,16 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             try setup.echo()
+        }
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark("HTTP/2 request proxied (libnghttp2 front, exchange, pooled upstream, response)") { benchmark in
+        let setup = try HTTP2Exchange()
+        try setup.roundTrip()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try setup.roundTrip()
         }
         benchmark.stopMeasurement()
     }

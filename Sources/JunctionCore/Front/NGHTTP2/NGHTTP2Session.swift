@@ -497,6 +497,8 @@ final class NGHTTP2Session {
         }
         let indexing: HPACKIndexing =
             flags & UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue) != 0 ? .neverIndexed : .indexable
+        // Room for a browser's usual dozen fields at once, instead of a doubling every few.
+        if stream.fields.isEmpty { stream.fields.reserveCapacity(16) }
         stream.fields.add(
             name: String(decoding: name, as: UTF8.self),
             value: String(decoding: value, as: UTF8.self),
