@@ -212,10 +212,13 @@ struct HandlerTests {
         let loop: LoopContext
     }
 
+    /// `record`: the tunnel is made as the fronts make it, from the upgrade's access record (and
+    /// `onClose` is not used); else with `onClose` as its close callback.
     static func makeTunnel(
         metrics: JunctionMetrics? = nil,
         connect: Bool = true,
-        onClose: @escaping (Tunnel.Summary) -> Void
+        record: AccessRecord? = nil,
+        onClose: @escaping (Tunnel.Summary) -> Void = { _ in }
     ) throws -> TunnelPair {
         let client = EmbeddedChannel()
         let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
@@ -240,13 +243,12 @@ struct HandlerTests {
             healthCheck: nil
         )
         // What the exchange hands over with the tunnel: the backend's active count.
-        let tunnel = Tunnel(
-            loop: loop,
-            lease: BackendLease(backend),
-            pool: pool,
-            idleTimeout: .hours(1),
-            onClose: onClose
-        )
+        let tunnel =
+            if let record {
+                Tunnel(loop: loop, lease: BackendLease(backend), route: nil, record: record)
+            } else {
+                Tunnel(loop: loop, lease: BackendLease(backend), pool: pool, idleTimeout: .hours(1), onClose: onClose)
+            }
         let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
         let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
         tunnel.pair(client: clientSide, upstream: upstreamSide)
@@ -301,20 +303,6 @@ struct HandlerTests {
     @Test("With no access log, a tunnel keeps only its metrics and still counts its 101 and lifetime when it closes")
     func tunnelMetricsWithoutAccessLog() throws {
         let metrics = JunctionMetrics()
-        let client = EmbeddedChannel()
-        let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
-        let backend = Backend(
-            address: try SocketAddress(ipAddress: "127.0.0.1", port: 2),
-            label: "b",
-            weight: 1,
-            poolName: "p"
-        )
-        let loop = LoopContext(
-            eventLoop: client.embeddedEventLoop,
-            runtime: RuntimeConfig(config: JunctionConfig(), pools: [:]),
-            accessLogSink: nil,
-            metrics: metrics
-        )
         var record = AccessRecord(
             start: .now(),
             client: "127.0.0.1:50000",
@@ -325,14 +313,10 @@ struct HandlerTests {
             status: 101,
             requestID: "0123456789abcdef0123456789abcdef"
         )
-        (record.route, record.pool, record.backend) = ("ddp", "p", "127.0.0.1:2")
-        let tunnel = Tunnel(loop: loop, lease: BackendLease(backend), route: nil, record: record)
-        let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
-        let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
-        tunnel.pair(client: clientSide, upstream: upstreamSide)
-        try client.pipeline.syncOperations.addHandler(clientSide)
-        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
-        try Self.connect(client, upstream)
+        (record.route, record.pool, record.backend) = ("ddp", "p", "127.0.0.1:9")
+        let pair = try Self.makeTunnel(metrics: metrics, record: record)
+        let (client, upstream, backend) = (pair.client, pair.upstream, pair.backend)
+        #expect(pair.loop.accessLog == nil)
 
         let before = String(decoding: metrics.render(pools: [], listeners: []), as: UTF8.self)
         #expect(!before.contains("code=\"101\""), "nothing counted while the tunnel is open: \(before)")

@@ -107,21 +107,28 @@ extension LoopContext {
     func requestFinished(_ record: AccessRecord) {
         let now = NIODeadline.now()
         self.accessLog?.log(record, now: now)
-        self.metrics?.requestFinished(
+        self.requestFinished(
             route: record.route,
             pool: record.pool,
             status: record.status,
-            durationNanoseconds: (now - record.start).nanoseconds
+            start: record.start,
+            now: now
         )
     }
 
     /// A request (or tunnel) whose access-log line was not kept is over: its metrics alone.
-    func requestFinished(route: String?, pool: String?, status: UInt, start: NIODeadline) {
+    func requestFinished(
+        route: String?,
+        pool: String?,
+        status: UInt,
+        start: NIODeadline,
+        now: NIODeadline = .now()
+    ) {
         self.metrics?.requestFinished(
             route: route,
             pool: pool,
             status: status,
-            durationNanoseconds: (NIODeadline.now() - start).nanoseconds
+            durationNanoseconds: (now - start).nanoseconds
         )
     }
 

@@ -31,11 +31,11 @@ enum ConnectionOption: Equatable {
             if low < high {
                 // Commas, spaces and tabs are ASCII: the slice's ends are on scalar boundaries.
                 let option = bytes[low..<high]
-                if Self.equals(option, "close") {
+                if option.equalsLowercase("close") {
                     body(.close)
-                } else if Self.equals(option, "keep-alive") {
+                } else if option.equalsLowercase("keep-alive") {
                     body(.keepAlive)
-                } else if Self.equals(option, "upgrade") {
+                } else if option.equalsLowercase("upgrade") {
                     body(.upgrade)
                 } else {
                     body(.named(Substring(option)))
@@ -43,18 +43,5 @@ enum ConnectionOption: Equatable {
             }
             start = next < end ? bytes.index(after: next) : end
         }
-    }
-
-    /// ASCII case-insensitive equality with a lowercase literal.
-    @inline(__always)
-    private static func equals(_ bytes: Substring.UTF8View, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        var other = lowercase.utf8Start
-        for byte in bytes {
-            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if folded != other.pointee { return false }
-            other += 1
-        }
-        return true
     }
 }

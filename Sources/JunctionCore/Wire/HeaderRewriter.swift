@@ -393,16 +393,17 @@ enum HeaderName: Equatable {
     }
 }
 
-extension UnsafeBufferPointer<UInt8> {
-    /// ASCII case-insensitive equality with a lowercase literal.
+extension Collection<UInt8> {
+    /// ASCII case-insensitive equality with a lowercase literal (header names, `Connection`
+    /// options), on any bytes: a name's buffer or a slice of a String's UTF-8.
     @inline(__always)
     func equalsLowercase(_ lowercase: StaticString) -> Bool {
         guard self.count == lowercase.utf8CodeUnitCount else { return false }
-        let other = lowercase.utf8Start
-        for index in 0..<self.count {
-            let byte = self[index]
+        var other = lowercase.utf8Start
+        for byte in self {
             let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if folded != other[index] { return false }
+            if folded != other.pointee { return false }
+            other += 1
         }
         return true
     }
