@@ -89,9 +89,7 @@ struct ExchangeTests {
             let listener = ListenerConfig(name: "test", address: HostPort(host: "127.0.0.1", port: 80))
             // The front reads the client's address when it is set up, which is at once here.
             self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
-            try self.client.pipeline.syncOperations.addHandler(
-                ClientConnection(loop: loop, settings: ListenerSettings(config: listener, tls: nil))
-            )
+            try ClientConnection.install(on: self.client, loop: loop, settings: ListenerSettings(config: listener, tls: nil))
             try self.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
         }
 

@@ -5,6 +5,10 @@ import Testing
 
 @testable import JunctionCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The HTTP/1.1 front and the tunnel glue, driven through `EmbeddedChannel`.
 @Suite("Channel handlers")
 struct HandlerTests {
@@ -42,7 +46,7 @@ struct HandlerTests {
         listener.proxyProtocol = proxyProtocol
         listener.http2 = http2
         let settings = ListenerSettings(config: listener, tls: nil)
-        try channel.pipeline.syncOperations.addHandler(ClientConnection(loop: loop, settings: settings))
+        try ClientConnection.install(on: channel, loop: loop, settings: settings)
         try channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (channel, backend)
     }
@@ -201,24 +205,25 @@ struct HandlerTests {
         }
     }
 
-    /// A tunnel between two embedded channels on one loop, its glue handlers in place, holding a
-    /// lease on backend `b` of pool `p`; `connect`: make both channels active.
+    /// A tunnel between two embedded channels on one loop, its two glue ends in place, its ledger
+    /// holding a lease on backend `b` of pool `p`; `connect`: make both channels active.
     struct TunnelPair {
         let client: EmbeddedChannel
         let upstream: EmbeddedChannel
         let backend: Backend
         let pool: Pool
-        let tunnel: Tunnel
+        /// The upstream end: the tunnel's ledger, its idle clock, what a drain closes.
+        let upstreamEnd: TunnelGlue
         let loop: LoopContext
     }
 
-    /// `record`: the tunnel is made as the fronts make it, from the upgrade's access record (and
+    /// `record`: the tunnel is made as a request makes it, from the upgrade's access record (and
     /// `onClose` is not used); else with `onClose` as its close callback.
     static func makeTunnel(
         metrics: JunctionMetrics? = nil,
         connect: Bool = true,
         record: AccessRecord? = nil,
-        onClose: @escaping (Tunnel.Summary) -> Void = { _ in }
+        onClose: @escaping (TunnelLedger.Summary) -> Void = { _ in }
     ) throws -> TunnelPair {
         let client = EmbeddedChannel()
         let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
@@ -242,20 +247,28 @@ struct HandlerTests {
             retries: 0,
             healthCheck: nil
         )
-        // What the exchange hands over with the tunnel: the backend's active count.
-        let tunnel =
+        // What the request hands over with the tunnel: the backend's active count.
+        let ledger =
             if let record {
-                Tunnel(loop: loop, lease: BackendLease(backend), route: nil, record: record)
+                TunnelLedger(loop: loop, lease: BackendLease(backend), route: nil, record: record)
             } else {
-                Tunnel(loop: loop, lease: BackendLease(backend), pool: pool, idleTimeout: .hours(1), onClose: onClose)
+                TunnelLedger(loop: loop, lease: BackendLease(backend), pool: pool, idleTimeout: .hours(1), onClose: onClose)
             }
-        let clientSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: true)
-        let upstreamSide = TunnelGlueHandler(tunnel: tunnel, isClientSide: false)
-        tunnel.pair(client: clientSide, upstream: upstreamSide)
-        try client.pipeline.syncOperations.addHandler(clientSide)
-        try upstream.pipeline.syncOperations.addHandler(upstreamSide)
+        let clientEnd = TunnelGlue(loop: loop, ledger: nil)
+        let upstreamEnd = TunnelGlue(loop: loop, ledger: ledger)
+        clientEnd.partner(with: upstreamEnd)
+        upstreamEnd.partner(with: clientEnd)
+        try client.pipeline.syncOperations.addHandler(clientEnd)
+        try upstream.pipeline.syncOperations.addHandler(upstreamEnd)
         if connect { try Self.connect(client, upstream) }
-        return TunnelPair(client: client, upstream: upstream, backend: backend, pool: pool, tunnel: tunnel, loop: loop)
+        return TunnelPair(
+            client: client,
+            upstream: upstream,
+            backend: backend,
+            pool: pool,
+            upstreamEnd: upstreamEnd,
+            loop: loop
+        )
     }
 
     static func connect(_ client: EmbeddedChannel, _ upstream: EmbeddedChannel) throws {
@@ -265,7 +278,7 @@ struct HandlerTests {
 
     @Test("Tunnel glue relays bytes both ways, holds reads while the other side is full, releases the backend")
     func glue() throws {
-        var summary: Tunnel.Summary?
+        var summary: TunnelLedger.Summary?
         let pair = try Self.makeTunnel(connect: false) { summary = $0 }
         let (client, upstream, backend, pool) = (pair.client, pair.upstream, pair.backend, pair.pool)
         let counter = ReadCounter()
@@ -329,11 +342,12 @@ struct HandlerTests {
         #expect(backend.active == 0)
     }
 
-    /// How a tunnel ends in `tunnelCloseReasons`.
+    /// How a tunnel ends in `tunnelCloseReasons`: a close frame, a FIN (half-close), a close and a
+    /// reset (RST) from either side, and Junction's own reasons.
     enum Ending: String, CaseIterable, Sendable {
-        case clientCloses, clientHalfCloses, backendCloses, idle, shutdown
-        case drainBetweenFrames, drainMidFrame, rebalance, drainAfterBackendsClose
-        case clientCloseFrameFirst, backendCloseFrameFirst
+        case clientCloses, clientHalfCloses, clientResets, clientCloseFrameFirst
+        case backendCloses, backendHalfCloses, backendResets, backendCloseFrameFirst
+        case idle, shutdown, drainBetweenFrames, drainMidFrame, rebalance, drainAfterBackendsClose
     }
 
     @Test(
@@ -344,7 +358,7 @@ struct HandlerTests {
         let metrics = JunctionMetrics()
         let pair = try Self.makeTunnel(metrics: metrics) { _ in }
         let (client, upstream, backend, pool, tunnel, loop) = (
-            pair.client, pair.upstream, pair.backend, pair.pool, pair.tunnel, pair.loop
+            pair.client, pair.upstream, pair.backend, pair.pool, pair.upstreamEnd, pair.loop
         )
         #expect(backend.tunnels == 1)
 
@@ -368,6 +382,19 @@ struct HandlerTests {
             client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             _ = try? upstream.close().wait()
             reason = "client"
+        case .backendHalfCloses:
+            // The backend's FIN half-closes; the client then closes the connection first.
+            upstream.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            _ = try? client.close().wait()
+            reason = "backend"
+        case .clientResets:
+            // A reset read on the client's socket: no close frame, no FIN.
+            client.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read(descriptor:pointer:size:)"))
+            reason = "client"
+        case .backendResets:
+            // The backend resets its connection: the client's end closes because of it, first.
+            upstream.pipeline.fireErrorCaught(IOError(errnoCode: ECONNRESET, reason: "read(descriptor:pointer:size:)"))
+            reason = "backend"
         case .drainBetweenFrames, .rebalance:
             // A whole text frame "hi" went to the client: the stream is between frames.
             try upstream.writeInbound(ByteBuffer(bytes: [0x81, 0x02, 0x68, 0x69]))

@@ -282,7 +282,7 @@ struct HeaderRewriterTests {
             failure.body(requestID: "1f3a")
                 == "503 Service Unavailable: no healthy backend in pool ddp-streamer (request 1f3a)\n"
         )
-        let head = failure.responseHead(version: .http1_1, requestID: "1f3a", bodyLength: 10, keepAlive: true)
+        let head = failure.responseHead(bodyLength: 10)
         #expect(head.status == .serviceUnavailable)
         #expect(head.headers["Retry-After"] == ["5"])
         #expect(head.headers["Content-Type"] == ["text/plain; charset=utf-8"])

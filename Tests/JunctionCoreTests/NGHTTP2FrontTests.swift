@@ -85,8 +85,7 @@ struct NGHTTP2FrontTests {
         try Self.pump(channel, client)
         #expect(client.responses[id]?.status == "404")
 
-        let connection = try channel.pipeline.syncOperations.handler(type: ClientConnection.self)
-        connection.quiesce()
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         try Self.pump(channel, client)
         #expect(client.goAways.map(\.lastStreamID) == [id])
         #expect(client.goAways.map(\.code) == [0])

@@ -12,7 +12,7 @@ struct NGHTTP2SessionTests {
     // MARK: requests and responses
 
     @Test(
-        "GET: the head reaches the delegate as HTTP2HeadConverter takes it, the response and its body reach the client"
+        "GET: the head reaches the caller as HTTP2HeadConverter takes it, the response and its body reach the client"
     )
     func getWithResponseBody() throws {
         let link = Link()
@@ -99,7 +99,7 @@ struct NGHTTP2SessionTests {
         #expect(!link.server.submitData(stream: id, ByteBuffer(string: "late"), endStream: true))
     }
 
-    @Test("Trailers both ways: request trailers reach the delegate, response trailers end the stream after the body")
+    @Test("Trailers both ways: request trailers are reported, response trailers end the stream after the body")
     func trailers() throws {
         let link = Link()
         link.recorder.onTrailers = { session, id, _ in
@@ -309,7 +309,7 @@ struct NGHTTP2SessionTests {
         #expect(link.client.responses[id]?.closedCode == nil, "the tunnel stays open")
     }
 
-    @Test(":protocol on a GET is malformed: nghttp2 resets the stream, the delegate never sees it")
+    @Test(":protocol on a GET is malformed: nghttp2 resets the stream, it is never reported")
     func protocolWithoutConnect() throws {
         let link = Link()
         link.pump()
@@ -378,7 +378,7 @@ final class Link {
     init(configuration: NGHTTP2Session.Configuration = .init()) {
         let recorder = Recorder()
         self.recorder = recorder
-        self.server = NGHTTP2Session(configuration: configuration, delegate: recorder)
+        self.server = NGHTTP2Session(configuration: configuration)
         recorder.session = self.server
     }
 
@@ -397,20 +397,32 @@ final class Link {
             let fromClient = self.client.send()
             if !fromClient.isEmpty {
                 self.results.append(self.server.receive(ByteBuffer(bytes: fromClient)))
+                self.takeEvents()
                 moved = true
             }
             self.server.drainOutput { buffer in
                 self.client.receive(Array(buffer.readableBytesView))
                 moved = true
             }
+            self.takeEvents()
             if !moved { return }
         }
         Issue.record("the sessions never went quiet")
     }
 }
 
+extension Link {
+    /// Hands what the session found to the recorder, as a connection handler takes it: after
+    /// `receive` or `drainOutput` returned.
+    func takeEvents() {
+        while let event = self.server.nextEvent() {
+            self.recorder.record(event)
+        }
+    }
+}
+
 /// Records what the server session reports; answers through the `on…` closures.
-final class Recorder: NGHTTP2SessionDelegate {
+final class Recorder {
     weak var session: NGHTTP2Session?
     var onHead: ((NGHTTP2Session, Int32, HPACKHeaders, Bool) -> Void)?
     var onTrailers: ((NGHTTP2Session, Int32, HPACKHeaders) -> Void)?
@@ -436,27 +448,28 @@ final class Recorder: NGHTTP2SessionDelegate {
         self.data.filter { $0.id == id }.reduce(0) { $0 + $1.bytes.readableBytes }
     }
 
-    func streamHeadersComplete(_ id: Int32, headers: HPACKHeaders, endStream: Bool) {
+    func record(_ event: NGHTTP2Session.Event) {
+        switch event {
+        case .headers(let id, let headers, let endStream): self.streamHeadersComplete(id, headers: headers, endStream: endStream)
+        case .data(let id, let bytes, let endStream): self.data.append((id, bytes, endStream))
+        case .trailers(let id, let trailers): self.streamTrailers(id, trailers)
+        case .reset(let id, let code): self.resets.append((id, code))
+        case .closed(let id, let code): self.closes.append((id, code))
+        case .writable(let id): self.writable.append(id)
+        case .refused(let id, let pseudoHeaders, let status): self.refused.append((id, pseudoHeaders, status))
+        case .goAwayReceived(let lastStreamID, let code): self.goAways.append((lastStreamID, code))
+        case .pingAcked(let data): self.pings.append(data)
+        }
+    }
+
+    private func streamHeadersComplete(_ id: Int32, headers: HPACKHeaders, endStream: Bool) {
         self.heads.append((id, headers, endStream))
         if let session = self.session { self.onHead?(session, id, headers, endStream) }
     }
 
-    func streamData(_ id: Int32, _ bytes: ByteBuffer, endStream: Bool) {
-        self.data.append((id, bytes, endStream))
-    }
-
-    func streamTrailers(_ id: Int32, _ trailers: HPACKHeaders) {
+    private func streamTrailers(_ id: Int32, _ trailers: HPACKHeaders) {
         self.trailers.append((id, trailers))
         if let session = self.session { self.onTrailers?(session, id, trailers) }
-    }
-
-    func streamReset(_ id: Int32, errorCode: UInt32) { self.resets.append((id, errorCode)) }
-    func streamClosed(_ id: Int32, errorCode: UInt32) { self.closes.append((id, errorCode)) }
-    func streamWritable(_ id: Int32) { self.writable.append(id) }
-    func goAwayReceived(lastStreamID: Int32, errorCode: UInt32) { self.goAways.append((lastStreamID, errorCode)) }
-    func pingAcked(_ data: UInt64) { self.pings.append(data) }
-    func streamRefused(_ id: Int32, pseudoHeaders: HPACKHeaders, status: UInt) {
-        self.refused.append((id, pseudoHeaders, status))
     }
 }
 

@@ -154,7 +154,7 @@ final class TunnelDrainer: Service, Sendable {
                     let quotas = poolState.quotas
                     let rebalancing = members.filter { !$0.isDraining && (quotas[ObjectIdentifier($0)] ?? 0) > 0 }
                     let candidates =
-                        draining.map { ($0, Tunnel.CloseReason.drain) } + rebalancing.map { ($0, .rebalance) }
+                        draining.map { ($0, TunnelLedger.CloseReason.drain) } + rebalancing.map { ($0, .rebalance) }
                     // The candidate whose oldest open tunnel is the oldest of all.
                     let next = candidates.compactMap { candidate in candidate.0.oldestTunnelID.map { (candidate, $0) } }
                         .min { $0.1 < $1.1 }?.0

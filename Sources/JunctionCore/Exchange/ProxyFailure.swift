@@ -49,37 +49,22 @@ public enum ProxyFailure: Error, Equatable, Sendable {
         }
     }
 
-    /// True when the failure came from the client's side.
-    public var isClientError: Bool { self.status.code < 500 }
-
     /// The one-line text/plain body, e.g.
     /// `503 Service Unavailable: no healthy backend in pool ddp-streamer (request 1f3a...)`.
     public func body(requestID: String) -> String {
         "\(self.status.code) \(self.status.reasonPhrase): \(self.reason) (request \(requestID))\n"
     }
 
-    /// The response head for this failure.
-    public func responseHead(
-        version: HTTPVersion,
-        requestID: String,
-        bodyLength: Int,
-        keepAlive: Bool
-    ) -> HTTPResponseHead {
+    /// The response head for this failure, as a backend's would be: the wire adds X-Request-ID and
+    /// what its protocol needs (the status line's version, `Connection`).
+    public func responseHead(bodyLength: Int) -> HTTPResponseHead {
         var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
+        headers.reserveCapacity(3)
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(bodyLength))
-        headers.add(name: "X-Request-ID", value: requestID)
         if case .noHealthyBackend(_, let retryAfter) = self {
             headers.add(name: "Retry-After", value: String(retryAfter))
         }
-        if !keepAlive {
-            headers.add(name: "Connection", value: "close")
-        }
-        return HTTPResponseHead(
-            version: !version.isAtLeastHTTP11 ? .http1_0 : .http1_1,
-            status: self.status,
-            headers: headers
-        )
+        return HTTPResponseHead(version: .http1_1, status: self.status, headers: headers)
     }
 }

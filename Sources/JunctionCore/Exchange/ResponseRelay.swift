@@ -1,11 +1,10 @@
-import Logging
 import NIOCore
 import NIOHTTP1
 
-/// The response side of one request, whichever front carries it: the access-log record, the
-/// request-body limit, whether the response has a body, gzip from start to finish, and the log
-/// line written exactly once (499 when the client left before any answer). The fronts (HTTP/1.1
-/// bytes, HTTP/2 frames) only put on their wire what it decides.
+/// The response side of one request, as values: the access-log record, the request-body limit,
+/// whether the response has a body, gzip from start to finish, and the log line written exactly
+/// once (499 when the client left before any answer). Its owner (`ProxyRequest`) writes what it
+/// decides through the request's front.
 struct ResponseRelay {
     /// What the access log will say.
     private(set) var record: AccessRecord
@@ -137,31 +136,5 @@ struct ResponseRelay {
     mutating func clientGone(on loop: LoopContext) {
         if !self.started { self.record.status = 499 }
         self.finish(on: loop)
-    }
-}
-
-/// A front as the relay's output: where response body bytes go, and how a cut response ends.
-protocol ResponseWire: AnyObject {
-    /// Writes body bytes in the wire's framing (chunked, raw, DATA frames).
-    func writeResponseBody(_ bytes: ByteBuffer)
-    /// The response cannot be completed: stop the exchange and cut it on the wire.
-    func cutResponse()
-}
-
-extension ResponseWire {
-    /// Puts what the relay made of a body part on the wire; false when the response was cut.
-    @discardableResult
-    func write(_ action: ResponseRelay.BodyAction, logger: Logger, listener: String) -> Bool {
-        switch action {
-        case .write(let bytes):
-            self.writeResponseBody(bytes)
-            return true
-        case .skip:
-            return true
-        case .cut:
-            logger.error("gzip failed; the response is cut", metadata: ["listener": "\(listener)"])
-            self.cutResponse()
-            return false
-        }
     }
 }

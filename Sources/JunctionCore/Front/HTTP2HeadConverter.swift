@@ -198,11 +198,13 @@ enum HTTP2HeadConverter {
         return headers
     }
 
-    /// Junction's own answer (`ProxyFailure`, redirects) as an HTTP/2 header block.
-    static func response(_ head: HTTPResponseHead) -> HPACKHeaders {
-        var sink = HPACKResponseSink(status: head.status.code)
-        for (name, value) in head.headers { sink.append(name: name, value: value) }
-        return sink.headers
+    /// Request trailers as HTTP/1.1 fields for the upstream (pseudo-header fields dropped).
+    static func http1Fields(_ block: HPACKHeaders) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        for (name, value, _) in block where name.utf8.first != UInt8(ascii: ":") {
+            headers.add(name: name, value: value)
+        }
+        return headers
     }
 
     /// Trailers for an HTTP/2 HEADERS frame.

@@ -21,24 +21,12 @@ enum HTTPSRedirect {
         "308 Permanent Redirect: \(location)\n"
     }
 
-    static func responseHead(
-        location: String,
-        version: HTTPVersion,
-        requestID: String,
-        keepAlive: Bool
-    )
-        -> HTTPResponseHead
-    {
+    /// The 308's head, as a backend's would be (the wire adds X-Request-ID and `Connection`).
+    static func responseHead(location: String) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.add(name: "Location", value: location)
         headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
         headers.add(name: "Content-Length", value: String(self.body(location: location).utf8.count))
-        headers.add(name: "X-Request-ID", value: requestID)
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        return HTTPResponseHead(
-            version: version.isAtLeastHTTP11 ? .http1_1 : .http1_0,
-            status: .permanentRedirect,
-            headers: headers
-        )
+        return HTTPResponseHead(version: .http1_1, status: .permanentRedirect, headers: headers)
     }
 }

@@ -6,9 +6,8 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 /// The open client connections of one listener, and its `limits.max_connections` (0: none).
 ///
 /// The listener's `ConnectionLimiter` counts a connection in when it is accepted (on the server
-/// channel's loop, so the next accept already sees it) and its `ClientConnection` counts it out
-/// when it leaves the pipeline, so an open connection costs no close callback of its own. (A
-/// connection NIO fails to register never gets its `ClientConnection` and stays counted; that
+/// channel's loop, so the next accept already sees it) and the listener counts it out when its
+/// channel closes. (A connection NIO fails to hand to its child initializer stays counted; that
 /// takes an `epoll_ctl` failure.)
 final class ConnectionCounter: Sendable {
     let open = Atomic<Int>(0)

@@ -49,6 +49,9 @@ final class Listener: Sendable {
     private let state = NIOLockedValueBox<State>(.idle)
     /// Open client connections and the `max_connections` limit.
     let counter: ConnectionCounter
+    /// Open client connections by channel, one set per event loop (by the loop's identity), so a
+    /// drain reaches each on its own loop.
+    private let connections: [ObjectIdentifier: NIOLoopBoundBox<[ObjectIdentifier: Channel]>]
 
     init(settings: ListenerSettings, maxConnections: Int, group: EventLoopGroup, contexts: LoopContexts, logger: Logger)
     {
@@ -57,6 +60,11 @@ final class Listener: Sendable {
         self.contexts = contexts
         self.logger = logger
         self.counter = ConnectionCounter(limit: maxConnections)
+        var connections: [ObjectIdentifier: NIOLoopBoundBox<[ObjectIdentifier: Channel]>] = [:]
+        for loop in group.makeIterator() {
+            connections[ObjectIdentifier(loop)] = .makeBoxSendingValue([:], eventLoop: loop)
+        }
+        self.connections = connections
     }
 
     /// The settings new connections get.
@@ -101,19 +109,16 @@ final class Listener: Sendable {
             "listener draining",
             metadata: ["listener": "\(name)", "open_connections": "\(self.counter.value)"]
         )
-        // Stop accepting, then tell every connection of this listener, on its own loop (each
-        // `ClientConnection` is in its loop's sweeper from setup to close; one set up after
-        // `startDraining` tells itself).
+        // Stop accepting, then tell every connection of this listener, on its own loop, with
+        // NIO's quiesce event: whoever has the connection then (its setup, a front, a tunnel)
+        // finishes what is under way. One accepted after `startDraining` is told when set up.
         let drained = channel.eventLoop.makePromise(of: Void.self)
         self.counter.startDraining()
         channel.close(promise: nil)
-        let listenerCounter = self.counter
-        for context in self.contexts.all {
-            context.eventLoop.execute {
-                context.sweeper.forEach { item in
-                    if let connection = item as? ClientConnection, connection.belongs(to: listenerCounter) {
-                        connection.quiesce()
-                    }
+        for connections in self.connections.values {
+            connections.eventLoop.execute {
+                for channel in connections.value.values {
+                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
                 }
             }
         }
@@ -148,6 +153,25 @@ final class Listener: Sendable {
         self.logger.info("listener stopped", metadata: ["listener": "\(name)"])
     }
 
+    /// A connection was accepted (on its own loop): listed for drains until it closes, counted out
+    /// when it does.
+    private func accepted(_ channel: Channel, counter: ConnectionCounter) {
+        guard let connections = self.connections[ObjectIdentifier(channel.eventLoop)] else { return }
+        let id = ObjectIdentifier(channel)
+        connections.value[id] = channel
+        channel.closeFuture.assumeIsolated().whenComplete { _ in
+            connections.value[id] = nil
+            counter.connectionClosed()
+        }
+        if counter.isDraining {
+            // Accepted while the listener began draining: it missed the broadcast. Told once the
+            // channel is registered and active.
+            channel.eventLoop.assumeIsolated().execute {
+                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            }
+        }
+    }
+
     private func bind() async throws -> Channel {
         let contexts = self.contexts
         let counter = self.counter
@@ -165,11 +189,9 @@ final class Listener: Sendable {
             .childChannelOption(.recvAllocator, value: ReadBuffers.connection)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // One owner from accept to close; it sets up each phase behind itself.
+                    self.accepted(channel, counter: counter)
                     let loop = contexts.context(for: channel.eventLoop)
-                    try channel.pipeline.syncOperations.addHandler(
-                        ClientConnection(loop: loop, settings: self.current, counter: counter)
-                    )
+                    try ClientConnection.install(on: channel, loop: loop, settings: self.current)
                 }
             }
         do {

@@ -201,11 +201,11 @@ final class LoopMetrics {
 
     private struct TunnelKey: Hashable {
         var pool: String
-        var reason: Tunnel.CloseReason
+        var reason: TunnelLedger.CloseReason
     }
 
     /// A tunnel of `pool` ended for `reason`.
-    func tunnelClosed(pool: String, reason: Tunnel.CloseReason) {
+    func tunnelClosed(pool: String, reason: TunnelLedger.CloseReason) {
         let key = TunnelKey(pool: pool, reason: reason)
         if let counter = self.tunnelsClosed[key] {
             counter.increment()

@@ -1,7 +1,8 @@
 import NIOCore
 
-/// Something with a deadline that the loop's sweeper checks: client connections (header and idle
-/// timeouts), exchanges (response timeout), tunnels (idle timeout), pooled upstream connections.
+/// Something with a deadline that the loop's sweeper checks: a connection's setup and its front
+/// (header, idle, linger, GOAWAY and shutdown deadlines), requests (response timeout), tunnel ends
+/// (idle timeout, close grace), the upstream connection pool (idle expiry).
 protocol DeadlineTracked: AnyObject {
     /// When `deadlinePassed` should run; `.distantFuture` for never.
     var deadline: NIODeadline { get }
@@ -53,18 +54,13 @@ final class DeadlineSweeper {
         }
     }
 
-    /// Calls `body` with every tracked item (a copy of the list: `body` may unregister items).
-    func forEach(_ body: (any DeadlineTracked) -> Void) {
-        for item in self.tracked {
-            body(item)
-        }
-    }
-
     /// The number of tracked items (for tests and status).
     var count: Int { self.tracked.count }
 
     private func schedule() {
-        self.task = self.eventLoop.assumeIsolated().scheduleTask(in: Self.resolution) { [unowned self] in
+        // The task holds the sweeper only while something is tracked: it is cancelled when the
+        // last item leaves.
+        self.task = self.eventLoop.assumeIsolated().scheduleTask(in: Self.resolution) {
             self.task = nil
             self.sweep()
             // A callback that registered something has already scheduled the next sweep.

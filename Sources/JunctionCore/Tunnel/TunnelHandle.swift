@@ -1,11 +1,12 @@
 import NIOCore
 
 /// An open tunnel as the control plane reaches it (a drain or a rebalance closing it): its place
-/// in its backend's opening order and the tunnel, which only its own event loop touches.
+/// in its backend's opening order and the tunnel's upstream end, which only its own event loop
+/// touches.
 struct TunnelHandle: Sendable {
-    /// The tunnel, bound to its event loop.
+    /// The tunnel's upstream end (the owner of its ledger), bound to its event loop.
     struct Target: Sendable {
-        let tunnel: NIOLoopBound<Tunnel>
+        let glue: NIOLoopBound<TunnelGlue>
     }
 
     /// Opening order within the backend: lower is older.
@@ -14,9 +15,9 @@ struct TunnelHandle: Sendable {
 
     /// Closes the tunnel on its own loop, for `reason` (the client gets a WebSocket close 1001 when
     /// it can).
-    func close(reason: Tunnel.CloseReason) {
-        let tunnel = self.target.tunnel
-        tunnel.eventLoop.execute { tunnel.value.close(reason: reason) }
+    func close(reason: TunnelLedger.CloseReason) {
+        let glue = self.target.glue
+        glue.eventLoop.execute { glue.value.close(reason: reason) }
     }
 }
 

@@ -3,23 +3,27 @@ import NIOHTTP1
 
 /// The handler at the end of an upstream channel: one HTTP/1.1 keep-alive connection to a backend.
 ///
-/// It relays response parts to the `ProxyExchange` that currently owns it, and holds back reads
-/// while that exchange's client cannot take more (backpressure from a slow reader). Between
-/// exchanges it sits in its loop's `UpstreamConnectionPool`.
-final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked {
+/// It reports response parts to the request that currently uses it (its `ResponseSink`) and holds
+/// reads back while that request's client cannot take more (backpressure from a slow reader).
+/// Between requests it waits in its loop's `UpstreamConnectionPool`, and must stay silent.
+final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Never
     typealias OutboundOut = ByteBuffer
 
     /// The backend this connection goes to.
     let backend: Backend
-    /// The exchange using the connection; nil while pooled. Changed only by `attach` and `detach`.
-    private(set) var exchange: ProxyExchange?
+    /// The request using the connection; nil while pooled. Changed only by `attach` and `detach`.
+    ///
+    /// invariant: not retained, because the request holds this connection (a retain would make a
+    /// cycle). A request detaches before it lets go of the connection (to the pool, to a tunnel,
+    /// closed) and in its `deinit`, so the reference is never read after the request is gone.
+    /// `ExchangeTests.requestGoneBeforeItsConnection` breaks this under AddressSanitizer if it fails.
+    private unowned(unsafe) var sink: (any ResponseSink)?
     /// True while the connection waits in the pool.
     var isPooled = false
-    /// Deadline-sweeper bookkeeping: the idle expiry while pooled.
-    var deadline: NIODeadline = .distantFuture
-    var sweeperSlot = -1
+    /// When a pooled connection is closed for idleness.
+    var idleUntil: NIODeadline = .distantFuture
 
     private var context: ChannelHandlerContext?
     /// The context of `UpstreamWriter`, at the head of the pipeline: request bytes written there
@@ -27,29 +31,31 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
     private var writerContext: ChannelHandlerContext?
     /// The response decoder, told each request's method so it knows a HEAD response has no body.
     private let decoder: HTTPResponseDecoder
-    private unowned let pool: UpstreamConnectionPool
+    /// The client cannot take more of the response: reads wait for `resumeReads`.
+    private var readsPaused = false
     private var readPending = false
     private(set) var isActive = false
 
-    init(backend: Backend, pool: UpstreamConnectionPool, decoder: HTTPResponseDecoder) {
+    init(backend: Backend, decoder: HTTPResponseDecoder) {
         self.backend = backend
-        self.pool = pool
         self.decoder = decoder
     }
 
     var channel: Channel? { self.context?.channel }
 
-    // MARK: used by the exchange
+    // MARK: used by the request
 
-    /// Links `exchange` to this connection: the response's parts go to it from now on.
-    func attach(_ exchange: ProxyExchange) {
-        assert(self.exchange == nil, "a connection serves one exchange at a time")
-        self.exchange = exchange
+    /// Reports to `sink` from now on.
+    func attach(_ sink: any ResponseSink) {
+        assert(self.sink == nil, "a connection serves one request at a time")
+        self.sink = sink
+        self.readsPaused = false
     }
 
-    /// Unlinks the exchange: it finished, gave up, or handed the connection to a tunnel or the pool.
+    /// Stops reporting: the request finished, gave up, or handed the connection on.
     func detach() {
-        self.exchange = nil
+        self.sink = nil
+        self.resumeReads()
     }
 
     /// Writes a serialized request head (`HTTP1HeadWriter`) for a request with `method`.
@@ -69,8 +75,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    /// The client side can take data again: pass on a read we held back.
-    func resumeReading() {
+    /// The client cannot take more: hold reads back.
+    func pauseReads() {
+        self.readsPaused = true
+    }
+
+    /// The client can take more again: pass on a read held back.
+    func resumeReads() {
+        self.readsPaused = false
         if self.readPending, let context = self.context {
             self.readPending = false
             context.read()
@@ -100,64 +112,48 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler, D
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = self.unwrapInboundIn(data)
-        guard let exchange = self.exchange else {
+        guard let sink = self.sink else {
             // A pooled connection must be silent; anything else means it cannot be reused.
             context.close(promise: nil)
             return
         }
-        switch part {
-        case .head(let head): exchange.upstreamReceivedHead(head)
-        case .body(let body): exchange.upstreamReceivedBody(body)
-        case .end(let trailers): exchange.upstreamReceivedEnd(trailers)
-        }
+        sink.upstreamReceived(self.unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.exchange?.upstreamReadComplete()
+        if let sink = self.sink { sink.upstreamReadComplete() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            self.exchange?.upstreamBecameWritable()
+        if context.channel.isWritable, let sink = self.sink {
+            sink.upstreamWritable()
         }
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A pooled connection leaves the pool when it is next looked at.
         self.isActive = false
-        if self.isPooled {
-            self.pool.remove(self)
-        } else if let exchange = self.exchange {
-            self.detach()
-            exchange.upstreamClosed(error: nil)
+        if let sink = self.sink {
+            self.sink = nil
+            sink.upstreamClosed(error: nil)
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let exchange = self.exchange {
-            self.detach()
-            exchange.upstreamClosed(error: error)
+        if let sink = self.sink {
+            self.sink = nil
+            sink.upstreamClosed(error: error)
         }
         context.close(promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
-        if let exchange = self.exchange, !exchange.downstreamCanTakeResponse {
+        if self.readsPaused && self.sink != nil {
             self.readPending = true
         } else {
             context.read()
-        }
-    }
-
-    // MARK: DeadlineTracked
-
-    func deadlinePassed(now: NIODeadline) {
-        // Only pooled connections have a deadline: their idle timeout.
-        if self.isPooled {
-            self.pool.remove(self)
-            self.context?.close(promise: nil)
         }
     }
 }

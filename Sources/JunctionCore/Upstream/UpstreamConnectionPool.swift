@@ -4,24 +4,33 @@ import NIOHTTP1
 /// One event loop's keep-alive connections to every backend: idle ones are reused LIFO (the most
 /// recently used is the least likely to have been closed by the backend), new ones are dialled on
 /// the same loop as the client so an exchange never crosses threads.
-final class UpstreamConnectionPool {
+///
+/// The pool is the one deadline its idle connections have: at the soonest idle expiry it closes
+/// the expired ones and forgets those that closed meanwhile (a closed connection is also skipped
+/// when taken), so a pooled connection reports to nobody.
+final class UpstreamConnectionPool: DeadlineTracked {
     /// Idle connections kept per backend per event loop; more are closed rather than pooled.
     static let maxIdlePerBackend = 256
 
     private let eventLoop: EventLoop
     private let connector: any UpstreamConnector
     private var idle: [ObjectIdentifier: IdleList] = [:]
-    /// Set once the loop context exists; checks pooled connections' idle timeouts.
+    /// Set once the loop context exists; checks idle expiries.
     var sweeper: DeadlineSweeper?
+
+    /// The soonest idle expiry (or earlier: a connection taken since leaves it early, and the sweep
+    /// finds nothing to do).
+    private(set) var deadline: NIODeadline = .distantFuture
+    var sweeperSlot = -1
 
     init(eventLoop: EventLoop, connector: any UpstreamConnector = SocketConnector()) {
         self.eventLoop = eventLoop
         self.connector = connector
     }
 
-    /// One backend's idle connections. A class: taking and returning a connection changes the list
-    /// in place, where a dictionary of arrays went through the dictionary's modify accessor twice
-    /// per proxied request (a coroutine frame malloc'd each time).
+    /// One backend's idle connections, oldest first. A class: taking and returning a connection
+    /// changes the list in place, where a dictionary of arrays went through the dictionary's modify
+    /// accessor twice per proxied request (a coroutine frame malloc'd each time).
     private final class IdleList {
         var connections: [UpstreamConnection] = []
     }
@@ -40,8 +49,6 @@ final class UpstreamConnectionPool {
         guard let list = self.idle[ObjectIdentifier(backend)] else { return nil }
         while let connection = list.connections.popLast() {
             connection.isPooled = false
-            connection.deadline = .distantFuture
-            self.sweeper?.unregister(connection)
             if connection.isActive { return connection }
         }
         return nil
@@ -51,32 +58,26 @@ final class UpstreamConnectionPool {
     func release(_ connection: UpstreamConnection, idleTimeout: TimeAmount) {
         connection.detach()
         let list = self.idleList(for: connection.backend)
+        if list.connections.count >= Self.maxIdlePerBackend {
+            list.connections.removeAll { !$0.isActive }
+        }
         guard connection.isActive, list.connections.count < Self.maxIdlePerBackend else {
             connection.close()
             return
         }
         connection.isPooled = true
-        connection.deadline = .now() + idleTimeout
+        connection.idleUntil = .now() + idleTimeout
         list.connections.append(connection)
-        self.sweeper?.register(connection)
-    }
-
-    /// Forgets a pooled connection that closed or expired.
-    func remove(_ connection: UpstreamConnection) {
-        guard connection.isPooled else { return }
-        connection.isPooled = false
-        self.sweeper?.unregister(connection)
-        if let list = self.idle[ObjectIdentifier(connection.backend)],
-            let index = list.connections.firstIndex(where: { $0 === connection })
-        {
-            list.connections.remove(at: index)
+        if connection.idleUntil < self.deadline {
+            self.deadline = connection.idleUntil
+            self.sweeper?.register(self)
         }
     }
 
     /// Dials a new connection to `backend`.
     func connect(to backend: Backend, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
         let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)
-        let handler = UpstreamConnection(backend: backend, pool: self, decoder: decoder)
+        let handler = UpstreamConnection(backend: backend, decoder: decoder)
         let handlerBox = NIOLoopBound((handler, decoder), eventLoop: self.eventLoop)
         return self.connector.connect(to: backend.address, on: self.eventLoop, timeout: timeout) { channel in
             do {
@@ -96,10 +97,37 @@ final class UpstreamConnectionPool {
 
     /// Closes every idle connection (shutdown).
     func closeAll() {
-        let connections = self.idle.values.flatMap { $0.connections }
-        for connection in connections {
-            self.remove(connection)
-            connection.close()
+        let lists = self.idle.values
+        self.idle = [:]
+        for list in lists {
+            for connection in list.connections {
+                connection.isPooled = false
+                connection.close()
+            }
         }
+        self.deadline = .distantFuture
+        self.sweeper?.unregister(self)
+    }
+
+    /// The number of connections waiting in the pool (open or not yet found closed), for tests.
+    var idleCount: Int { self.idle.values.reduce(0) { $0 + $1.connections.count } }
+
+    // MARK: DeadlineTracked
+
+    func deadlinePassed(now: NIODeadline) {
+        var soonest = NIODeadline.distantFuture
+        for list in self.idle.values {
+            // Oldest first: the expired ones lead.
+            let expired = list.connections.prefix { $0.idleUntil <= now || !$0.isActive }
+            list.connections.removeFirst(expired.count)
+            list.connections.removeAll { !$0.isActive }
+            for connection in expired {
+                connection.isPooled = false
+                connection.close()
+            }
+            if let first = list.connections.first { soonest = min(soonest, first.idleUntil) }
+        }
+        self.deadline = soonest
+        if soonest == .distantFuture { self.sweeper?.unregister(self) }
     }
 }

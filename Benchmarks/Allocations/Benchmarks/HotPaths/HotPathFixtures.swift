@@ -92,9 +92,7 @@ final class Exchange {
         var listener = ListenerConfig(name: "bench", address: HostPort(host: "127.0.0.1", port: 80))
         listener.http2 = http2
         self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
-        try self.client.pipeline.syncOperations.addHandler(
-            ClientConnection(loop: loop, settings: ListenerSettings(config: listener, tls: nil))
-        )
+        try ClientConnection.install(on: self.client, loop: loop, settings: ListenerSettings(config: listener, tls: nil))
         try self.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
     }
 

@@ -3,7 +3,8 @@ import NIOCore
 import NIOHPACK
 
 /// One client connection's server-side HTTP/2 session on libnghttp2: bytes in with `receive`,
-/// frames out with `drainOutput`, stream events to a delegate, answers through the `submit…` calls.
+/// frames out with `drainOutput`, what happened as `Event`s taken with `nextEvent()` once either
+/// returned, answers through the `submit…` calls.
 ///
 /// Used only on the connection's event loop: no locks, no futures. nghttp2 does the protocol
 /// (framing, HPACK, stream states, flow-control accounting, RFC 9113 message checks, `:protocol`
@@ -16,7 +17,7 @@ import NIOHPACK
 /// - windows open only through `consume(stream:bytes:)` (no automatic WINDOW_UPDATE), so a stream
 ///   holds at most its window of request body the upstream has not taken;
 /// - a request header list over `headerBudget` (RFC 9113 6.5.2 size: name + value + 32 per field)
-///   is answered 431 by the session itself and never reaches the delegate; its fields stop being
+///   is answered 431 by the session itself and reported only as `refused`; its fields stop being
 ///   kept once over the budget. One over the advertised SETTINGS_MAX_HEADER_LIST_SIZE is not decoded
 ///   further: nghttp2 resets it (RST_STREAM INTERNAL_ERROR). Trailers over the budget reset the
 ///   stream the same way;
@@ -46,56 +47,16 @@ final class NGHTTP2Session {
         var connectionWindowSize: UInt32?
     }
 
-    /// One stream's state, reached through nghttp2's stream user-data pointer; alive while it
-    /// is in the session's list of streams (from its first HEADERS to nghttp2's close callback).
-    final class Stream {
-        let id: Int32
-        /// Fields of the header block being received (request head or trailers).
-        var fields = HPACKHeaders()
-        /// The RFC 9113 6.5.2 size of that block so far.
-        var fieldBytes = 0
-        /// The request head went over the budget: answered 431, never reported.
-        var overBudget = false
-        /// The delegate was told about the stream (and so hears its data, reset and close).
-        var reported = false
-        /// Request body bytes given to the delegate and not yet consumed.
-        var unconsumed = 0
-        /// Response body waiting for nghttp2's data provider.
-        var queue = CircularBuffer<ByteBuffer>(initialCapacity: 2)
-        var queuedBytes = 0
-        /// The response has a data provider (`submitResponse(hasBody: true)`).
-        var hasBody = false
-        /// No more response body will be queued.
-        var outputEnded = false
-        /// Trailers to send once the queue is empty.
-        var trailers: HPACKHeaders?
-        /// The provider returned NGHTTP2_ERR_DEFERRED: new bytes must resume it.
-        var deferred = false
-        /// RST_STREAM NO_ERROR once the response's last frame is sent (`resetAfterResponse`).
-        var resetAfterResponse = false
-        var closed = false
-        /// The session's list of live streams (strong forward, unowned back): the owner of every
-        /// stream, so nghttp2's user-data pointer needs no retain of its own.
-        var next: Stream?
-        unowned(unsafe) var previous: Stream?
-
-        init(id: Int32) {
-            self.id = id
-        }
-    }
-
-    /// The connection handler that owns this session (it never outlives it). `unowned`, not
-    /// `weak`: a weak reference gives its target a side table, and then every retain and release
-    /// of the connection handler, several per request, takes the runtime's slow path (~5% of an
-    /// HTTP/2 request's CPU).
-    unowned var delegate: (any NGHTTP2SessionDelegate)?
     let configuration: Configuration
 
     private var session: OpaquePointer!
     /// Frames serialised since the last `drainOutput`: one buffer per burst, handed over whole.
     private var output = ByteBuffer()
-    /// First live stream (see `Stream.next`).
-    private var streams: Stream?
+    /// Every live stream: their owner, so nghttp2's user-data pointer needs no retain of its own
+    /// (each knows its slot, so removing one is a swap).
+    private var streams: [Stream] = []
+    /// What happened since the caller last took the events, in order.
+    private var events = CircularBuffer<Event>(initialCapacity: 4)
     /// The input being parsed, so a DATA payload can be a slice of it instead of a copy.
     private var input: ByteBuffer?
     private var inputBase: UnsafeRawPointer?
@@ -113,12 +74,11 @@ final class NGHTTP2Session {
     private var skippedStreamIDs: [ClosedRange<Int32>] = []
     private static let maxSkippedRanges = 8
 
-    init(configuration: Configuration = Configuration(), delegate: NGHTTP2SessionDelegate? = nil) {
+    init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.delegate = delegate
         let user = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
-        let rv = nghttp2_session_server_new2(&session, Self.callbacks, user, Self.options)
+        let rv = nghttp2_session_server_new2(&session, NGHTTP2Callbacks.callbacks, user, NGHTTP2Callbacks.options)
         precondition(rv == 0 && session != nil, "nghttp2_session_server_new2: \(rv)")
         self.session = session
         var settings = [
@@ -147,6 +107,13 @@ final class NGHTTP2Session {
         nghttp2_session_del(self.session)
     }
 
+    /// The next thing that happened, oldest first; nil when the caller has seen everything.
+    /// Events pile up during `receive` and `drainOutput` and are taken once those returned, so the
+    /// caller never runs inside an nghttp2 callback and may submit freely while handling them.
+    func nextEvent() -> Event? {
+        self.events.popFirst()
+    }
+
     private static func setting(_ id: nghttp2_settings_id, _ value: UInt32) -> nghttp2_settings_entry {
         nghttp2_settings_entry(settings_id: Int32(id.rawValue), value: value)
     }
@@ -154,7 +121,7 @@ final class NGHTTP2Session {
     // MARK: input
 
     /// Parses `bytes` (the client preface included: Junction's sniffer and ALPN path hand it on).
-    /// Delegate events arrive during the call; the frames nghttp2 answers with (SETTINGS ack,
+    /// What it found waits in `nextEvent()`; the frames nghttp2 answers with (SETTINGS ack,
     /// WINDOW_UPDATE, RST_STREAM, GOAWAY) are serialised into the pending output before it returns,
     /// so a connection error is known here, not only once the output is written.
     func receive(_ bytes: ByteBuffer) -> ReceiveResult {
@@ -255,13 +222,13 @@ final class NGHTTP2Session {
             stream.hasBody = true
             var provider = nghttp2_data_provider()
             provider.source.ptr = Unmanaged.passUnretained(stream).toOpaque()
-            provider.read_callback = Self.readCallback
-            rv = Self.withNameValues(headers) { nva, count in
+            provider.read_callback = NGHTTP2Callbacks.read
+            rv = headers.withNameValues { nva, count in
                 nghttp2_submit_response(self.session, id, nva, count, &provider)
             }
         } else {
             stream.outputEnded = true
-            rv = Self.withNameValues(headers) { nva, count in
+            rv = headers.withNameValues { nva, count in
                 nghttp2_submit_response(self.session, id, nva, count, nil)
             }
         }
@@ -321,6 +288,20 @@ final class NGHTTP2Session {
         _ = nghttp2_session_consume(self.session, id, n)
     }
 
+    /// Opens the windows by all of the stream's request body reported and not consumed yet (the
+    /// upstream took it, or it is not wanted).
+    func consumeAll(stream id: Int32) {
+        guard let stream = self.stream(id), stream.unconsumed > 0 else { return }
+        let n = stream.unconsumed
+        stream.unconsumed = 0
+        _ = nghttp2_session_consume(self.session, id, n)
+    }
+
+    /// Whether the client ended its half of the stream (END_STREAM seen); true once it is gone.
+    func clientEnded(stream id: Int32) -> Bool {
+        nghttp2_session_get_stream_remote_close(self.session, id) != 0
+    }
+
     /// GOAWAY naming `lastStreamID` (nghttp2 lowers it to the last stream it received).
     func submitGoAway(lastStreamID: Int32, code: UInt32) {
         _ = nghttp2_submit_goaway(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, code, nil, 0)
@@ -332,7 +313,7 @@ final class NGHTTP2Session {
         _ = nghttp2_submit_shutdown_notice(self.session)
     }
 
-    /// PING carrying `data` (big-endian); its ack comes back as `pingAcked(data)`.
+    /// PING carrying `data` (big-endian); its ack comes back as `.pingAcked(data)`.
     func submitPing(_ data: UInt64) {
         withUnsafeBytes(of: data.bigEndian) { raw in
             _ = nghttp2_submit_ping(
@@ -354,59 +335,26 @@ final class NGHTTP2Session {
         _ = nghttp2_session_resume_data(self.session, stream.id)
     }
 
-    /// Calls `body` with `headers` as nghttp2 name/value pairs, laid out in scratch memory (on the
-    /// stack when small): nghttp2 copies them while submitting.
-    private static func withNameValues(
-        _ headers: HPACKHeaders,
-        _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32
-    ) -> Int32 {
-        var bytes = 0
-        for (name, value, _) in headers { bytes += name.utf8.count + value.utf8.count }
-        return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(bytes, 1)) { storage in
-                var offset = 0
-                var index = 0
-                for (name, value, indexing) in headers {
-                    let namePointer = storage.baseAddress! + offset
-                    offset = storage[offset...].initialize(fromContentsOf: name.utf8)
-                    let valuePointer = storage.baseAddress! + offset
-                    offset = storage[offset...].initialize(fromContentsOf: value.utf8)
-                    let flags = indexing == .neverIndexed ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE
-                    nva[index] = nghttp2_nv(
-                        name: namePointer,
-                        value: valuePointer,
-                        namelen: name.utf8.count,
-                        valuelen: value.utf8.count,
-                        flags: UInt8(flags.rawValue)
-                    )
-                    index += 1
-                }
-                return body(UnsafePointer(nva.baseAddress!), index)
-            }
-        }
-    }
-
     // MARK: streams
 
     private func link(_ stream: Stream) {
-        stream.next = self.streams
-        self.streams?.previous = stream
-        self.streams = stream
+        stream.slot = self.streams.count
+        self.streams.append(stream)
         _ = nghttp2_session_set_stream_user_data(self.session, stream.id, Unmanaged.passUnretained(stream).toOpaque())
     }
 
     private func unlink(_ stream: Stream) {
-        if let previous = stream.previous {
-            previous.next = stream.next
-        } else {
-            self.streams = stream.next
+        let slot = stream.slot
+        guard slot >= 0, slot < self.streams.count, self.streams[slot] === stream else { return }
+        let last = self.streams.removeLast()
+        if slot < self.streams.count {
+            self.streams[slot] = last
+            last.slot = slot
         }
-        stream.next?.previous = stream.previous
-        stream.next = nil
-        stream.previous = nil
+        stream.slot = -1
     }
 
-    /// Gives the delegate the DATA payload parsed so far.
+    /// Reports the DATA payload parsed so far.
     private func deliverPendingChunk(endStream: Bool) {
         guard let (stream, bytes) = self.pendingChunk else { return }
         self.pendingChunk = nil
@@ -415,7 +363,7 @@ final class NGHTTP2Session {
             return
         }
         stream.unconsumed += bytes.readableBytes
-        self.delegate?.streamData(stream.id, bytes, endStream: endStream)
+        self.events.append(.data(stream.id, bytes, endStream: endStream))
     }
 
     /// The 431 for a request head over the budget (no body; the request's own body, if any, is
@@ -426,15 +374,15 @@ final class NGHTTP2Session {
         let headers: HPACKHeaders = [":status": "431", "content-length": "0"]
         self.submitResponse(stream: stream.id, headers: headers, hasBody: false)
         if !endStream { self.resetStream(stream.id, code: UInt32(NGHTTP2_NO_ERROR.rawValue)) }
-        self.delegate?.streamRefused(stream.id, pseudoHeaders: pseudo, status: 431)
+        self.events.append(.refused(stream.id, pseudoHeaders: pseudo, status: 431))
     }
 
-    // MARK: nghttp2 callbacks (as methods; the C function pointers below only dispatch)
+    // MARK: nghttp2 callbacks (as methods; `NGHTTP2Callbacks`' C function pointers only dispatch)
 
     /// RFC 9113 5.1.1: a HEADERS frame on a stream id the client already jumped over is a connection
     /// error. nghttp2 only ignores such a frame (it cannot tell a skipped id from a stream it
     /// forgot), so the session remembers the ids that were skipped.
-    fileprivate func onBeginFrame(_ hd: UnsafePointer<nghttp2_frame_hd>) -> Int32 {
+    func onBeginFrame(_ hd: UnsafePointer<nghttp2_frame_hd>) -> Int32 {
         let id = hd.pointee.stream_id
         guard UInt32(hd.pointee.type) == NGHTTP2_HEADERS.rawValue, id & 1 == 1 else { return 0 }
         if id > self.highestClientStreamID {
@@ -450,7 +398,7 @@ final class NGHTTP2Session {
         return 0
     }
 
-    fileprivate func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let id = frame.pointee.hd.stream_id
         switch frame.pointee.headers.cat {
         case NGHTTP2_HCAT_REQUEST:
@@ -466,7 +414,7 @@ final class NGHTTP2Session {
         return 0
     }
 
-    fileprivate func onHeader(
+    func onHeader(
         _ frame: UnsafePointer<nghttp2_frame>,
         name: UnsafeRawBufferPointer,
         value: UnsafeRawBufferPointer,
@@ -507,7 +455,7 @@ final class NGHTTP2Session {
         return 0
     }
 
-    fileprivate func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         switch UInt32(hd.type) {
@@ -515,7 +463,7 @@ final class NGHTTP2Session {
             if let pending = self.pendingChunk, pending.stream.id == hd.stream_id {
                 self.deliverPendingChunk(endStream: endStream)
             } else if endStream, let stream = self.stream(hd.stream_id), stream.reported {
-                self.delegate?.streamData(hd.stream_id, ByteBuffer(), endStream: true)
+                self.events.append(.data(hd.stream_id, ByteBuffer(), endStream: true))
             }
         case NGHTTP2_HEADERS.rawValue:
             guard let stream = self.stream(hd.stream_id) else { return 0 }
@@ -527,37 +475,36 @@ final class NGHTTP2Session {
                 stream.reported = true
                 let fields = stream.fields
                 stream.fields = HPACKHeaders()
-                self.delegate?.streamHeadersComplete(hd.stream_id, headers: fields, endStream: endStream)
+                self.events.append(.headers(hd.stream_id, fields, endStream: endStream))
             } else if stream.reported {
                 // nghttp2 only accepts trailers that end the stream.
                 let fields = stream.fields
                 stream.fields = HPACKHeaders()
-                self.delegate?.streamTrailers(hd.stream_id, fields)
+                self.events.append(.trailers(hd.stream_id, fields))
             }
         case NGHTTP2_RST_STREAM.rawValue:
             if let stream = self.stream(hd.stream_id), stream.reported {
-                self.delegate?.streamReset(hd.stream_id, errorCode: frame.pointee.rst_stream.error_code)
+                self.events.append(.reset(hd.stream_id, code: frame.pointee.rst_stream.error_code))
             }
         case NGHTTP2_GOAWAY.rawValue:
-            self.delegate?.goAwayReceived(
-                lastStreamID: frame.pointee.goaway.last_stream_id,
-                errorCode: frame.pointee.goaway.error_code
+            self.events.append(
+                .goAwayReceived(lastStreamID: frame.pointee.goaway.last_stream_id, code: frame.pointee.goaway.error_code)
             )
         case NGHTTP2_PING.rawValue:
             guard hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 else { return 0 }
             let data = withUnsafeBytes(of: frame.pointee.ping.opaque_data) { raw in
                 raw.loadUnaligned(as: UInt64.self)
             }
-            self.delegate?.pingAcked(UInt64(bigEndian: data))
+            self.events.append(.pingAcked(UInt64(bigEndian: data)))
         default:
             break
         }
         return 0
     }
 
-    fileprivate func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, count: Int) -> Int32 {
+    func onDataChunk(streamID: Int32, data: UnsafePointer<UInt8>, count: Int) -> Int32 {
         guard let stream = self.stream(streamID), stream.reported, !stream.closed else {
-            // A stream the delegate does not know (answered 431): its body is not wanted, and the
+            // A stream not reported (answered 431): its body is not wanted, and the
             // connection window must not shrink for it.
             _ = nghttp2_session_consume(self.session, streamID, count)
             return 0
@@ -576,7 +523,7 @@ final class NGHTTP2Session {
         return 0
     }
 
-    fileprivate func onStreamClose(_ id: Int32, errorCode: UInt32) -> Int32 {
+    func onStreamClose(_ id: Int32, errorCode: UInt32) -> Int32 {
         guard let stream = self.stream(id) else { return 0 }
         stream.closed = true
         if stream.unconsumed > 0 {
@@ -588,11 +535,11 @@ final class NGHTTP2Session {
         stream.queue.removeAll()
         stream.queuedBytes = 0
         self.unlink(stream)
-        if stream.reported { self.delegate?.streamClosed(id, errorCode: errorCode) }
+        if stream.reported { self.events.append(.closed(id, code: errorCode)) }
         return 0
     }
 
-    fileprivate func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+    func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
         switch UInt32(hd.type) {
         case NGHTTP2_GOAWAY.rawValue:
@@ -612,7 +559,7 @@ final class NGHTTP2Session {
     }
 
     /// nghttp2 asks for up to `length` body bytes of `stream`.
-    fileprivate func onRead(
+    func onRead(
         _ stream: Stream,
         into buffer: UnsafeMutablePointer<UInt8>,
         length: Int,
@@ -640,7 +587,7 @@ final class NGHTTP2Session {
                 // The trailers' HEADERS frame ends the stream instead of this DATA frame.
                 stream.trailers = nil
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
-                let rv = Self.withNameValues(trailers) { nva, count in
+                let rv = trailers.withNameValues { nva, count in
                     nghttp2_submit_trailer(self.session, stream.id, nva, count)
                 }
                 if rv != 0 { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
@@ -651,70 +598,7 @@ final class NGHTTP2Session {
             stream.deferred = true
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         }
-        self.delegate?.streamWritable(stream.id)
+        self.events.append(.writable(stream.id))
         return written
     }
-
-    // MARK: C callbacks, built once (nghttp2_session_server_new2 copies them)
-
-    private static func session(_ user: UnsafeMutableRawPointer?) -> NGHTTP2Session {
-        Unmanaged<NGHTTP2Session>.fromOpaque(user!).takeUnretainedValue()
-    }
-
-    private static let readCallback: nghttp2_data_source_read_callback = { _, _, buffer, length, flags, source, user in
-        let stream = Unmanaged<Stream>.fromOpaque(source!.pointee.ptr!).takeUnretainedValue()
-        return NGHTTP2Session.session(user).onRead(stream, into: buffer!, length: length, flags: flags!)
-    }
-
-    private nonisolated(unsafe) static let callbacks: OpaquePointer = {
-        var callbacks: OpaquePointer?
-        precondition(nghttp2_session_callbacks_new(&callbacks) == 0)
-        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, hd, user in
-            NGHTTP2Session.session(user).onBeginFrame(hd!)
-        }
-        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, user in
-            NGHTTP2Session.session(user).onBeginHeaders(frame!)
-        }
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
-            _,
-            frame,
-            name,
-            nameLength,
-            value,
-            valueLength,
-            flags,
-            user in
-            NGHTTP2Session.session(user).onHeader(
-                frame!,
-                name: UnsafeRawBufferPointer(start: name, count: nameLength),
-                value: UnsafeRawBufferPointer(start: value, count: valueLength),
-                flags: flags
-            )
-        }
-        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, user in
-            NGHTTP2Session.session(user).onFrameReceived(frame!)
-        }
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, user in
-            NGHTTP2Session.session(user).onDataChunk(streamID: streamID, data: data!, count: length)
-        }
-        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, user in
-            NGHTTP2Session.session(user).onStreamClose(streamID, errorCode: errorCode)
-        }
-        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, user in
-            NGHTTP2Session.session(user).onFrameSent(frame!)
-        }
-        return callbacks!
-    }()
-
-    /// Flood limits and explicit flow control; the client magic is read (the preface is input).
-    private nonisolated(unsafe) static let options: OpaquePointer = {
-        var options: OpaquePointer?
-        precondition(nghttp2_option_new(&options) == 0)
-        nghttp2_option_set_no_auto_window_update(options, 1)
-        nghttp2_option_set_max_outbound_ack(options, 1000)
-        nghttp2_option_set_max_settings(options, 32)
-        nghttp2_option_set_stream_reset_rate_limit(options, 1000, 33)
-        nghttp2_option_set_max_continuations(options, 8)
-        return options!
-    }()
 }

@@ -42,12 +42,7 @@ private func run(
     _ input: [UInt8],
     cuts: [Int]
 ) -> (phases: [ClientConnectionStateMachine.Phase], forwarded: [UInt8], rejected: Bool, installed: Bool) {
-    let timeouts = ClientConnectionStateMachine.Timeouts(
-        header: .seconds(10),
-        idle: .seconds(75),
-        shutdownGrace: .seconds(30)
-    )
-    var machine = ClientConnectionStateMachine(setup: setup, timeouts: timeouts, now: .now())
+    var machine = ClientConnectionStateMachine(setup: setup, headerTimeout: .seconds(10), now: .now())
     var phases: [ClientConnectionStateMachine.Phase] = []
     var forwarded: [UInt8] = []
     if let phase = machine.initialPhase {
@@ -72,7 +67,12 @@ private func run(
             }
         }
     }
-    return (phases, forwarded, false, machine.passesBytesThrough)
+    let installed: Bool
+    switch machine.state {
+    case .tlsHandshake, .handedOver: installed = true
+    default: installed = false
+    }
+    return (phases, forwarded, false, installed)
 }
 
 /// SwiftPM links an executable's entry point as `FuzzConnectionSetup_main`: hand over to libFuzzer's driver.

@@ -4,7 +4,7 @@ import NIOEmbedded
 
 @testable import JunctionCore
 
-/// The whole HTTP/1.1 front on an embedded channel (connection owner, NIO's decoder, Junction's
+/// The whole HTTP/1.1 front on an embedded channel (connection setup, NIO's decoder, Junction's
 /// inspection, routing and rewrite), with fuzzed client bytes: never traps, and everything written
 /// back starts as an HTTP/1.1 response.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -17,8 +17,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     listener.proxyProtocol = bytes[0] & 1 != 0
     listener.http2 = bytes[0] & 2 != 0
     do {
-        try channel.pipeline.syncOperations.addHandler(
-            ClientConnection(loop: Harness.loop(channel), settings: ListenerSettings(config: listener, tls: nil))
+        try ClientConnection.install(
+            on: channel,
+            loop: Harness.loop(channel),
+            settings: ListenerSettings(config: listener, tls: nil)
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         // The rest in two reads, cut where the first byte says.

@@ -4,7 +4,7 @@ import NIOEmbedded
 
 @testable import JunctionCore
 
-/// The whole HTTP/2 front on an embedded channel (connection owner, `NGHTTP2ConnectionHandler`, its
+/// The whole HTTP/2 front on an embedded channel (connection setup, `NGHTTP2ConnectionHandler`, its
 /// session and streams, the head conversion, routing and Junction's own answers), with fuzzed frames
 /// behind a valid preface and SETTINGS, cut into reads where the first byte says: never traps,
 /// what is written back is whole HTTP/2 frames starting with the server's SETTINGS, and a GOAWAY
@@ -21,8 +21,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = preface + Array(bytes.dropFirst())
     let step = Int(bytes[0]) * 4 + 1
     do {
-        try channel.pipeline.syncOperations.addHandler(
-            ClientConnection(loop: Harness.loop(channel), settings: ListenerSettings(config: listener, tls: nil))
+        try ClientConnection.install(
+            on: channel,
+            loop: Harness.loop(channel),
+            settings: ListenerSettings(config: listener, tls: nil)
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         var offset = 0

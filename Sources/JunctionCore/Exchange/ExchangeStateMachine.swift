@@ -1,12 +1,12 @@
 import NIOHTTP1
 
-/// The decisions of one proxied request, without I/O: when to retry, when to fail with which
-/// status, when the response timeout runs, when the upstream connection can be reused and when a
-/// response becomes a tunnel.
+/// The decisions of one request's exchange with its pool, without I/O: when to retry, when to fail
+/// with which status, when the response timeout runs, when the upstream connection can be reused
+/// and when a response becomes a tunnel.
 ///
-/// `ProxyExchange` feeds it events and carries out the actions it returns (swift-nio's style); the
+/// `ProxyRequest` feeds it events and carries out the actions it returns (swift-nio's style); the
 /// state carries what each phase needs, so nothing about the exchange's progress lives outside it.
-struct ProxyExchangeStateMachine {
+struct ExchangeStateMachine {
     enum State: Equatable {
         /// Waiting for a connection to a backend.
         case connecting
@@ -79,9 +79,17 @@ struct ProxyExchangeStateMachine {
         self.poolName = poolName
     }
 
+    /// A request Junction answers itself: no exchange ever runs.
+    static var notProxied: Self {
+        var machine = Self(retries: 0, replayable: false, isUpgrade: false, poolName: "")
+        machine.state = .finished
+        return machine
+    }
+
     var isConnecting: Bool { self.state == .connecting }
     var isAwaitingResponse: Bool { self.state == .awaitingResponse }
-    var isFinished: Bool { self.state == .finished }
+    /// Between the start and the end of the response (or the hand-over to a tunnel).
+    var isRunning: Bool { self.state != .finished && self.state != .tunnel }
     var isStreamingResponse: Bool {
         if case .streamingResponse = self.state { return true }
         return false

@@ -1,0 +1,283 @@
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One socket end of a WebSocket tunnel: relays every byte read on its channel to its partner (the
+/// other socket's glue, or an HTTP/2 stream's `NGHTTP2TunnelEnd`), with backpressure (it stops
+/// reading while the partner cannot write), half-close and close, in the shape of swift-nio-ssh's
+/// GlueHandler: a relayed message passes two objects, this one and its partner.
+///
+/// The upstream end owns the tunnel's `TunnelLedger` and keeps the tunnel's books inline as bytes
+/// go by: the bytes each way, the frame boundaries each way (a drain's close frame must fall
+/// between two frames, and the first close frame tells who ended the tunnel) and the idle clock.
+/// It is what a drain reaches (`TunnelHandle`). The client end of an HTTP/1.1 tunnel only relays,
+/// and gives the WebSocket the shutdown grace when the listener drains.
+final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked, TunnelEnd {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// How long a client may take to read the close frame of a drain (and, on HTTP/2, to end its
+    /// stream) before it is reset.
+    static let closeFrameGrace = TimeAmount.seconds(5)
+
+    private let loop: LoopContext
+    /// The tunnel's ledger: the upstream end's; nil on a client end.
+    private let ledger: TunnelLedger?
+    private var partner: (any TunnelEnd)?
+    private var context: ChannelHandlerContext?
+    /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of
+    /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
+    private var writeContext: ChannelHandlerContext?
+    private var readPending = false
+    /// This end is being ended on purpose: the partner's bytes, EOF and close no longer reach it.
+    private var isEnding = false
+    private var isClosed = false
+    /// The partner said it closed (or there never was one).
+    private var partnerClosed = true
+    /// When an ending's grace is over: a drain's close frame not taken in time (upstream end), or
+    /// the shutdown grace (client end).
+    private var endBy = NIODeadline.distantFuture
+
+    // The upstream end's books; a client end leaves them untouched.
+    private var bytesFromClient: Int64 = 0
+    private var bytesFromUpstream: Int64 = 0
+    private var framesToClient = WebSocketFrameTracker()
+    private var framesFromClient = WebSocketFrameTracker()
+    private var lastActivity = NIODeadline.now()
+
+    var sweeperSlot = -1
+    var deadline: NIODeadline {
+        guard let ledger = self.ledger, !self.isClosed else { return self.endBy }
+        return min(self.endBy, self.lastActivity + ledger.idleTimeout)
+    }
+
+    /// `ledger`: this is the tunnel's upstream end.
+    init(loop: LoopContext, ledger: TunnelLedger?) {
+        self.loop = loop
+        self.ledger = ledger
+    }
+
+    /// Makes `end` this end's partner (each end of a pair is told of the other).
+    func partner(with end: any TunnelEnd) {
+        self.partner = end
+        self.partnerClosed = false
+    }
+
+    // MARK: ChannelHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.writeContext = (try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)) ?? context
+        if let ledger = self.ledger {
+            ledger.opened(TunnelHandle.Target(glue: NIOLoopBound(self, eventLoop: context.eventLoop)))
+            self.lastActivity = .now()
+            self.loop.sweeper.register(self)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.closed()
+        self.context = nil
+        self.writeContext = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = self.unwrapInboundIn(data)
+        if let ledger = self.ledger {
+            self.bytesFromUpstream += Int64(bytes.readableBytes)
+            self.framesToClient.observe(bytes)
+            if self.framesToClient.sawClose { ledger.note(.backend) }
+        }
+        self.partner?.partnerWrite(bytes)
+    }
+
+    /// Bytes reached this end outside a read burst (a removed decoder's leftovers): the partner
+    /// flushes them.
+    func leftoversRelayed() {
+        self.partner?.partnerFlush()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if self.ledger != nil { self.lastActivity = .now() }
+        self.partner?.partnerFlush()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case ChannelEvent.inputClosed:
+            self.ledger?.note(.backend)
+            self.partner?.partnerWriteEOF()
+        case is ChannelShouldQuiesceEvent:
+            // The listener drains or Junction shuts down: the WebSocket gets the shutdown grace.
+            self.endBy = min(self.endBy, .now() + self.loop.runtime.limits.shutdownGrace)
+            self.loop.sweeper.register(self)
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.partner?.partnerBecameWritable()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let partner = self.partner, partner.partnerIsWritable {
+            context.read()
+        } else {
+            self.readPending = true
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // A reset or a failed read: on the upstream end the backend ended the tunnel, whatever
+        // the client end does next.
+        self.ledger?.note(.backend)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closed()
+    }
+
+    /// This end's channel closed: the partner hears it (once), and the books close when both did.
+    private func closed() {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        // Nothing noted yet: the backend ended the tunnel first.
+        self.ledger?.note(.backend)
+        let partner = self.partner
+        if self.partnerClosed { self.partner = nil }
+        partner?.partnerClose(.partnerClosed)
+        self.finishIfDone()
+    }
+
+    /// Both ends closed: the links and the timer go, the ledger reports.
+    private func finishIfDone() {
+        guard self.isClosed, self.partnerClosed else { return }
+        self.partner = nil
+        self.loop.sweeper.unregister(self)
+        self.ledger?.closed(bytesFromClient: self.bytesFromClient, bytesFromUpstream: self.bytesFromUpstream)
+    }
+
+    // MARK: a drain
+
+    /// Ends the tunnel on purpose (a drain or a rebalance, on the tunnel's loop; the upstream end
+    /// only): the backend's side closes at once; the client's gets a WebSocket close 1001 when the
+    /// backend's stream to it is between frames, else a reset (the connection on HTTP/1.1, the
+    /// stream on HTTP/2).
+    func close(reason: TunnelLedger.CloseReason) {
+        guard let ledger = self.ledger, !self.isClosed, !self.isEnding else { return }
+        ledger.note(reason)
+        self.isEnding = true
+        self.endBy = .now() + Self.closeFrameGrace
+        let ending: TunnelClose
+        if self.framesToClient.sawClose {
+            // The backend already began the closing handshake: one close frame is all there may be.
+            ending = .graceful(last: ByteBuffer())
+        } else if self.framesToClient.isBetweenFrames {
+            let text = reason == .rebalance ? "rebalancing" : "backend draining"
+            ending = .graceful(
+                last: self.loop.allocator.buffer(bytes: WebSocketFrameTracker.closeFrame(code: 1001, reason: text))
+            )
+        } else {
+            ending = .reset
+        }
+        self.partner?.partnerClose(ending)
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: DeadlineTracked
+
+    func deadlinePassed(now: NIODeadline) {
+        if self.endBy <= now {
+            self.endBy = .distantFuture
+            if self.ledger != nil {
+                // The client did not take its close frame in time.
+                self.partner?.partnerClose(.reset)
+            } else {
+                // The shutdown grace is over.
+                self.context?.close(promise: nil)
+            }
+            return
+        }
+        // Idle for tunnel_idle: closing this end closes the partner.
+        self.ledger?.note(.idle)
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: TunnelEnd
+
+    func partnerWrite(_ bytes: ByteBuffer) {
+        guard !self.isEnding else { return }
+        if let ledger = self.ledger {
+            self.bytesFromClient += Int64(bytes.readableBytes)
+            self.framesFromClient.observe(bytes)
+            if self.framesFromClient.sawClose { ledger.note(.client) }
+        }
+        self.writeContext?.write(self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func partnerFlush() {
+        if self.ledger != nil { self.lastActivity = .now() }
+        guard !self.isEnding else { return }
+        self.writeContext?.flush()
+    }
+
+    func partnerWriteEOF() {
+        self.ledger?.note(.client)
+        guard !self.isEnding else { return }
+        self.context?.close(mode: .output, promise: nil)
+    }
+
+    func partnerClose(_ close: TunnelClose) {
+        switch close {
+        case .partnerClosed:
+            guard !self.partnerClosed else { return }
+            self.partnerClosed = true
+            // The client's end closed first.
+            self.ledger?.note(.client)
+            if self.isClosed {
+                self.finishIfDone()
+            } else if !self.isEnding {
+                self.context?.close(promise: nil)
+            }
+        case .graceful(let last):
+            guard let context = self.beginEnding() else { return }
+            // The channel closes once `last`, and everything queued before it, is out (a close on
+            // the spot would drop queued writes); a client that reads nothing is reset when the
+            // close grace runs out.
+            context.writeAndFlush(self.wrapOutboundOut(last)).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        case .reset:
+            guard let context = self.beginEnding() else { return }
+            // SO_LINGER 0: close sends RST instead of FIN. On the channel's own loop the option is
+            // set at once, before the close below.
+            let provider = context.channel as? SocketOptionProvider
+            _ = provider?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+            context.close(promise: nil)
+        }
+    }
+
+    /// Starts ending this end on purpose; its context, or nil when it is closed already. A second
+    /// ending (the close grace ran out) is always a reset.
+    private func beginEnding() -> ChannelHandlerContext? {
+        self.isEnding = true
+        return self.isClosed ? nil : self.context
+    }
+
+    func partnerBecameWritable() {
+        if self.readPending, let context = self.context {
+            self.readPending = false
+            context.read()
+        }
+    }
+
+    var partnerIsWritable: Bool { self.context?.channel.isWritable ?? false }
+}
