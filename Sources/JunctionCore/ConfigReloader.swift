@@ -25,7 +25,7 @@ final class ConfigReloader: Service {
     private let configPath: String
     private let runtime: RuntimeBox
     private let listeners: ListenerManager
-    private let loops: [LoopContext]
+    private let loops: [LoopContexts.Loop]
     private let logger: Logger
     private let accessLog: NIOLockedValueBox<AccessLogTarget>
 
@@ -33,7 +33,7 @@ final class ConfigReloader: Service {
         configPath: String,
         runtime: RuntimeBox,
         listeners: ListenerManager,
-        loops: [LoopContext],
+        loops: [LoopContexts.Loop],
         accessLog: AccessLogTarget,
         logger: Logger
     ) {
@@ -110,9 +110,9 @@ final class ConfigReloader: Service {
         self.runtime.replace(with: next)
         let newSink = sink
         for loop in self.loops {
-            loop.eventLoop.execute {
-                loop.runtime = next
-                if accessLogChanged { loop.replaceAccessLog(with: newSink) }
+            loop.execute { context in
+                context.runtime = next
+                if accessLogChanged { context.replaceAccessLog(with: newSink) }
             }
         }
         self.accessLog.withLockedValue { $0 = newAccessLog }
@@ -138,7 +138,7 @@ final class ConfigReloader: Service {
         do {
             let sink = try AccessLogSink.open(target.target, format: target.format)
             for loop in self.loops {
-                loop.eventLoop.execute { loop.replaceAccessLog(with: sink) }
+                loop.execute { $0.replaceAccessLog(with: sink) }
             }
             self.logger.info("SIGUSR1: access log reopened")
         } catch {

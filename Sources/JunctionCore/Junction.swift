@@ -49,7 +49,7 @@ public final class Junction: Sendable {
         do {
             runtime = try RuntimeConfig.make(
                 config: config,
-                registry: previous?.registry ?? BackendRegistry(loopCount: config.effectiveThreads),
+                registry: previous?.registry ?? BackendRegistry(),
                 generation: (previous?.generation ?? 0) + 1
             )
         } catch {
@@ -154,8 +154,8 @@ public final class Junction: Sendable {
             failure = error
         }
         var writers: [LineWriter] = []
-        for context in contexts.all {
-            let writer = try? await context.eventLoop.submit {
+        for loop in contexts.all {
+            let writer = try? await loop.submit { context in
                 context.connections.closeAll()
                 context.accessLog?.flush()
                 return context.accessLog?.sink.writer

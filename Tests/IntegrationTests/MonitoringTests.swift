@@ -104,6 +104,36 @@ struct MonitoringTests {
         #expect(abs(expiry - (issuedAt + 86400)) < 120, "\(line ?? "no certificate line")")
     }
 
+    @Test(
+        "A tunnel reset by the backend (RST, no close frame) is counted reason=backend, one reset by the client reason=client"
+    )
+    func tunnelResets() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address]) + "admin:\n  address: 127.0.0.1:0\n",
+            waitForListeners: 2
+        )
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        let url = "ws://127.0.0.1:\(junction.port("http"))/websocket"
+        let metrics = { (try? Curl.run(["-s", "http://\(junction.address("admin"))/metrics"])) ?? "" }
+        for round in 1...3 {
+            #expect(try driver.open("b\(round)", url: url)["ok"] as? Bool == true)
+            #expect(try driver.reset("b\(round)", byBackend: true)["ok"] as? Bool == true)
+            let line = "junction_tunnels_closed_total{pool=\"ddp-streamer\",reason=\"backend\"} \(round)"
+            #expect(JunctionProcess.wait(timeout: 5) { metrics().contains(line) }, "round \(round): \(metrics())")
+        }
+        #expect(try driver.open("c", url: url)["ok"] as? Bool == true)
+        #expect(try driver.reset("c", byBackend: false)["ok"] as? Bool == true)
+        let clientLine = "junction_tunnels_closed_total{pool=\"ddp-streamer\",reason=\"client\"} 1"
+        #expect(JunctionProcess.wait(timeout: 5) { metrics().contains(clientLine) }, "\(metrics())")
+        let closed = metrics().split(separator: "\n").filter { $0.hasPrefix("junction_tunnels_closed_total{") }
+        #expect(closed.count == 2, "no other reason counted: \(closed)")
+    }
+
     @Test("The admin dashboard at / shows listeners, pools, backends and request rates in headless Chromium")
     func dashboard() throws {
         let monolith = try HTTPTestBackend(name: "monolith")

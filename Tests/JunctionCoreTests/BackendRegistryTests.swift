@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOEmbedded
 import Synchronization
 import Testing
 
@@ -93,7 +94,6 @@ struct BackendRegistryTests {
         #expect(change.reweighted.map(\.label) == example.reweighted)
         #expect(!change.healthCheckChanged)
         #expect(pool.all.map(\.label) == Array(Set(example.next.map(\.label))).sorted())
-        #expect(pool.onLoop(0).map(\.label) == pool.all.map(\.label), "the loop view follows at once with no loops")
         for backend in pool.all {
             let member = example.next.first {
                 $0.label == backend.label && $0.configuredAddress == backend.configuredAddress
@@ -207,9 +207,17 @@ struct BackendRegistryTests {
         #expect(first.label == "127.0.0.1:3000" && first.weight == 2 && first.configuredAddress == "ddp.internal:3000")
         first.retain()
 
+        let eventLoop = EmbeddedEventLoop()
+        let contexts = LoopContexts(
+            group: eventLoop,
+            runtime: runtime,
+            accessLogSink: nil,
+            metrics: nil,
+            logger: Logger(label: "test")
+        )
         let discovery = BackendDiscovery(
             runtime: RuntimeBox(runtime),
-            loops: [],
+            loops: contexts.all,
             logger: Logger(label: "test"),
             resolver: resolver
         )
@@ -229,7 +237,35 @@ struct BackendRegistryTests {
         resolver.table.withLock { $0["ddp.internal"] = [2] }
         await discovery.refresh(pool, in: runtime)
         #expect(registry.pools["ddp"]?.all.map(\.label) == ["127.0.0.2:3000"])
-        #expect(runtime.pools["ddp"]?.backends(onLoop: 0).map(\.label) == ["127.0.0.2:3000"])
+        eventLoop.run()
+        let members = try #require(registry.pools["ddp"])
+        #expect(contexts.context(for: eventLoop).members(of: members).map(\.label) == ["127.0.0.2:3000"])
+    }
+
+    @Test("A loop's view of a pool: taken when its context is made, then changed on the loop by each update")
+    func loopView() throws {
+        let registry = BackendRegistry()
+        var config = JunctionConfig()
+        config.routes = [RouteConfig(name: "all", pool: "p")]
+        let pools = Self.pools(["p"], registry: registry)
+        let runtime = RuntimeConfig(config: config, pools: pools, members: ["p": [Self.member(3001)]], registry: registry)
+        registry.apply(runtime)
+        let eventLoop = EmbeddedEventLoop()
+        let contexts = LoopContexts(
+            group: eventLoop,
+            runtime: runtime,
+            accessLogSink: nil,
+            metrics: nil,
+            logger: Logger(label: "test")
+        )
+        let members = try #require(registry.pools["p"])
+        let context = contexts.context(for: eventLoop)
+        #expect(context.members(of: members).map(\.label) == ["127.0.0.1:3001"], "the members at hand")
+        members.update([Self.member(3001), Self.member(3002)], healthCheck: nil, loops: contexts.all)
+        #expect(context.members(of: members).count == 1, "not before the loop's next turn")
+        eventLoop.run()
+        #expect(context.members(of: members).map(\.label) == ["127.0.0.1:3001", "127.0.0.1:3002"])
+        #expect(context.members(of: Backends(poolName: "unknown")).isEmpty)
     }
 
     static func pools(_ names: [String], registry: BackendRegistry) -> [String: Pool] {

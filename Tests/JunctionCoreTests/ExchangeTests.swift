@@ -14,18 +14,29 @@ import Testing
 @Suite("Exchanges through the connector seam")
 struct ExchangeTests {
     /// Upstream connections as embedded channels; connects to `refused` ports fail as a refused
-    /// TCP connect would.
+    /// TCP connect would; with `holdsConnects` a connect completes only on `completeHeld()`.
     final class EmbeddedConnector: UpstreamConnector, @unchecked Sendable {
         let loop: EmbeddedEventLoop
         let refused: Set<Int>
+        let holdsConnects: Bool
         /// Every connect, by port, in order.
         private(set) var attempts: [Int] = []
         /// The connections made, in order.
         private(set) var channels: [EmbeddedChannel] = []
+        /// Connects not completed yet (`holdsConnects`).
+        private(set) var held: [() -> Void] = []
 
-        init(loop: EmbeddedEventLoop, refused: Set<Int> = []) {
+        init(loop: EmbeddedEventLoop, refused: Set<Int> = [], holdsConnects: Bool = false) {
             self.loop = loop
             self.refused = refused
+            self.holdsConnects = holdsConnects
+        }
+
+        /// Completes the connects held so far, as the kernel would once the backend answered.
+        func completeHeld() {
+            let held = self.held
+            self.held = []
+            for complete in held { complete() }
         }
 
         func connect(
@@ -39,21 +50,42 @@ struct ExchangeTests {
             if self.refused.contains(port) {
                 return eventLoop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
             }
-            let channel = EmbeddedChannel(loop: self.loop)
-            self.channels.append(channel)
-            return initializer(channel).flatMap { channel.connect(to: address) }.map { channel }
+            guard self.holdsConnects else {
+                let channel = EmbeddedChannel(loop: self.loop)
+                self.channels.append(channel)
+                return initializer(channel).flatMap { channel.connect(to: address) }.map { channel }
+            }
+            let promise = eventLoop.makePromise(of: Channel.self)
+            self.held.append {
+                let channel = EmbeddedChannel(loop: self.loop)
+                self.channels.append(channel)
+                promise.completeWith(initializer(channel).flatMap { channel.connect(to: address) }.map { channel })
+            }
+            return promise.futureResult
         }
     }
 
-    /// A client connection on a plain listener, routed (catch-all) to a pool of backends on `ports`.
+    /// A client connection on a plain listener (h2c with `http2`), routed (catch-all) to a pool of
+    /// backends on `ports`.
     struct Setup {
         let client: EmbeddedChannel
         let connector: EmbeddedConnector
         let pool: Pool
+        let loop: LoopContext
 
-        init(ports: [Int] = [1], refused: Set<Int> = [], retries: Int = 1) throws {
+        init(
+            ports: [Int] = [1],
+            refused: Set<Int> = [],
+            retries: Int = 1,
+            http2: Bool = false,
+            holdsConnects: Bool = false
+        ) throws {
             self.client = EmbeddedChannel()
-            self.connector = EmbeddedConnector(loop: self.client.embeddedEventLoop, refused: refused)
+            self.connector = EmbeddedConnector(
+                loop: self.client.embeddedEventLoop,
+                refused: refused,
+                holdsConnects: holdsConnects
+            )
             var config = JunctionConfig()
             config.routes = [RouteConfig(name: "all", pool: "app")]
             let registry = BackendRegistry()
@@ -80,16 +112,21 @@ struct ExchangeTests {
                 registry: registry
             )
             registry.apply(runtime)
-            let loop = LoopContext(
+            self.loop = LoopContext(
                 eventLoop: self.client.embeddedEventLoop,
                 runtime: runtime,
                 accessLogSink: nil,
                 connector: self.connector
             )
-            let listener = ListenerConfig(name: "test", address: HostPort(host: "127.0.0.1", port: 80))
+            var listener = ListenerConfig(name: "test", address: HostPort(host: "127.0.0.1", port: 80))
+            listener.http2 = http2
             // The front reads the client's address when it is set up, which is at once here.
             self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
-            try ClientConnection.install(on: self.client, loop: loop, settings: ListenerSettings(config: listener, tls: nil))
+            try ClientConnection.install(
+                on: self.client,
+                loop: self.loop,
+                settings: ListenerSettings(config: listener, tls: nil)
+            )
             try self.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
         }
 
@@ -207,5 +244,61 @@ struct ExchangeTests {
         setup.client.embeddedEventLoop.run()
         #expect(setup.backend(1).active == 0)
         #expect(setup.pool.members.tunnelCount.load(ordering: .relaxed) == 0)
+    }
+
+    // MARK: the back references' invariants (run under AddressSanitizer by Tests/sanitizers.sh)
+
+    @Test("A pooled connection that hears from its backend after its request is gone closes, reporting to nobody")
+    func requestGoneBeforeItsConnection() throws {
+        let setup = try Setup()
+        try setup.client.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        let upstream = setup.connector.channels[0]
+        _ = try Self.written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        #expect(try Self.written(setup.client).hasSuffix("\r\n\r\nok"))
+        weak var front = try setup.client.pipeline.syncOperations.handler(type: HTTP1Front.self)
+        // The client leaves: the front and its request are gone; the connection waits in the pool.
+        _ = try? setup.client.finish()
+        setup.client.embeddedEventLoop.run()
+        #expect(front == nil, "nothing keeps the front (or its finished request)")
+        #expect(setup.loop.connections.idleCount == 1)
+        // The backend speaks out of turn: the connection closes itself, telling no request.
+        _ = try? upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        #expect(!upstream.isActive)
+        #expect(setup.loop.connections.takeIdle(for: setup.backend(1)) == nil)
+    }
+
+    @Test("A connect that completes after the HTTP/1.1 client left: the connection is pooled, nothing is written")
+    func frontGoneBeforeItsRequest() throws {
+        let setup = try Setup(holdsConnects: true)
+        try setup.client.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
+        #expect(setup.connector.held.count == 1 && setup.backend(1).active == 1)
+        weak var front = try setup.client.pipeline.syncOperations.handler(type: HTTP1Front.self)
+        // The client leaves while the backend is dialled: the front is gone, its request cancelled.
+        _ = try? setup.client.finish()
+        setup.client.embeddedEventLoop.run()
+        #expect(front == nil, "nothing keeps the front")
+        #expect(setup.backend(1).active == 0, "the cancelled request freed its backend")
+        // The dial completes: the request (alive in the connect's callback) writes to no front.
+        setup.connector.completeHeld()
+        #expect(setup.loop.connections.idleCount == 1, "the fresh connection waits for someone else")
+        #expect(try Self.written(setup.connector.channels[0]).isEmpty, "no request went out")
+    }
+
+    @Test("A connect that completes after the HTTP/2 connection went: the connection is pooled, nothing is written")
+    func connectionGoneBeforeItsRequest() throws {
+        let setup = try Setup(http2: true, holdsConnects: true)
+        let client = TestClient()
+        _ = client.request([(":method", "GET"), (":scheme", "http"), (":authority", "chat.test"), (":path", "/a")])
+        try NGHTTP2FrontTests.pump(setup.client, client)
+        #expect(setup.connector.held.count == 1 && setup.backend(1).active == 1)
+        weak var handler = try setup.client.pipeline.syncOperations.handler(type: NGHTTP2ConnectionHandler.self)
+        _ = try? setup.client.finish()
+        setup.client.embeddedEventLoop.run()
+        #expect(handler == nil, "nothing keeps the connection's handler")
+        #expect(setup.backend(1).active == 0, "the cancelled request freed its backend")
+        setup.connector.completeHeld()
+        #expect(setup.loop.connections.idleCount == 1, "the fresh connection waits for someone else")
+        #expect(try Self.written(setup.connector.channels[0]).isEmpty, "no request went out")
     }
 }

@@ -141,10 +141,10 @@ struct HealthAndAffinityUnitTests {
         let choice = AffinityChoice.session("abc")
         let preferred = choice.backend(among: backends, now: now)!
         for _ in 0..<5 {
-            #expect(pool.select(onLoop: 0, affinity: choice, excluding: [], now: now) === preferred)
+            #expect(pool.select(from: pool.backends, affinity: choice, excluding: [], now: now) === preferred)
         }
         #expect(
-            pool.select(onLoop: 0, affinity: choice, excluding: [preferred], now: now) !== preferred,
+            pool.select(from: pool.backends, affinity: choice, excluding: [preferred], now: now) !== preferred,
             "a retry goes elsewhere"
         )
         preferred.recordConnectFailure(at: now)

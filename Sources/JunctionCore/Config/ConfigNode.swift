@@ -50,12 +50,6 @@ struct ConfigNode {
             }
         }
     }
-
-    /// True for a scalar that YAML reads as null (`~`, `null` or an empty value).
-    var isNull: Bool {
-        if case .scalar = self.node { return self.node.tagName == .null }
-        return false
-    }
 }
 
 /// Reads typed values out of `ConfigNode`s, recording every problem instead of stopping at the first.

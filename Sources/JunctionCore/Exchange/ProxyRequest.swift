@@ -15,16 +15,6 @@ import NIOWebSocket
 /// Every call happens on the connection's event loop. Once cancelled (the client went away) or
 /// ended, it never touches the wire again: by then the front may be gone.
 final class ProxyRequest: ResponseSink, DeadlineTracked {
-    /// What the request does, decided when it is made.
-    private enum Plan {
-        /// Junction answers itself; `close`: the connection ends after the answer (HTTP/1.1).
-        case answer(ProxyFailure, close: Bool)
-        /// `redirect_https`: a 308 to this location.
-        case redirect(String)
-        /// Proxied to the route's pool with this upstream head.
-        case proxy(Route, headBytes: ByteBuffer)
-    }
-
     /// A part of the request body waiting for a connection.
     private enum PendingPart {
         case body(ByteBuffer)
@@ -33,7 +23,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
 
     private let loop: LoopContext
     private let wire: any ResponseWire
-    private let plan: Plan
+    private let plan: RequestPlan
     private let facts: RequestFacts
     private let method: HTTPMethod
     /// The Sec-WebSocket-Key Junction sent for an RFC 8441 CONNECT (it checks the backend's accept).
@@ -71,47 +61,23 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         facts: RequestFacts,
         webSocketKey: String? = nil
     ) {
-        let runtime = loop.runtime
         let requestID = facts.requestID ?? loop.nextRequestID()
-        // An absolute-form target is routed (and forwarded) in origin-form, by its authority.
-        let target = facts.originForm ?? head.uri
-        var affinity = AffinityChoice.none
-        let plan: Plan
-        if let port = listener.redirectHTTPSPort {
-            plan = .redirect(HTTPSRedirect.location(host: facts.host, port: port, target: target))
-        } else if case .contentLength(let length) = facts.framing, runtime.limits.maxBodyBytes > 0,
-            length > runtime.limits.maxBodyBytes
-        {
-            plan = .answer(.bodyTooLarge, close: true)
-        } else if let route = runtime.routes.route(hostHeader: facts.host, target: target) {
-            if route.pool.affinity != .none {
-                affinity = AffinityChoice.make(
-                    policy: route.pool.affinity,
-                    path: PathNormalizer.routingPath(of: target),
-                    headers: head.headers,
-                    poolName: route.pool.name
-                )
-            }
-            let headBytes = HeaderRewriter.upstreamRequestBytes(
-                head,
-                facts: facts,
-                clientAddress: client,
-                scheme: listener.scheme,
-                requestID: requestID,
-                defaultHost: listener.authority,
-                allocator: loop.allocator
-            )
-            plan = .proxy(route, headBytes: headBytes)
-        } else {
-            plan = .answer(.noRoute, close: false)
-        }
+        let (plan, affinity) = RequestPlan.make(
+            head: head,
+            facts: facts,
+            listener: listener,
+            client: client,
+            requestID: requestID,
+            loop: loop
+        )
         self.init(
             loop: loop,
             wire: wire,
             listener: listener,
-            record: Self.record(
+            record: AccessRecord(
                 client: client,
-                listener: listener,
+                listener: listener.name,
+                // The log shows what the client sent: CONNECT for an RFC 8441 WebSocket.
                 method: webSocketKey == nil ? head.method : .CONNECT,
                 target: head.uri,
                 version: head.version,
@@ -143,9 +109,9 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
             loop: loop,
             wire: wire,
             listener: listener,
-            record: Self.record(
+            record: AccessRecord(
                 client: client,
-                listener: listener,
+                listener: listener.name,
                 method: method,
                 target: target,
                 version: version,
@@ -167,7 +133,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         record: AccessRecord,
         method: HTTPMethod,
         facts: RequestFacts,
-        plan: Plan,
+        plan: RequestPlan,
         affinity: AffinityChoice,
         webSocketKey: String?
     ) {
@@ -200,31 +166,6 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
             upstream.detach()
             upstream.close()
         }
-    }
-
-    /// The access-log record of a request, as every request (and the HTTP/2 session's own 431s) is
-    /// logged.
-    static func record(
-        client: String,
-        listener: ListenerIdentity,
-        method: HTTPMethod,
-        target: String,
-        version: HTTPVersion,
-        requestID: String,
-        facts: RequestFacts
-    ) -> AccessRecord {
-        AccessRecord(
-            start: .now(),
-            client: client,
-            listener: listener.name,
-            method: method,
-            target: target,
-            version: version,
-            status: 0,
-            requestID: requestID,
-            referer: facts.referer,
-            userAgent: facts.userAgent
-        )
     }
 
     private var pool: Pool? {
@@ -502,7 +443,13 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     private func attempt() {
         guard let pool = self.pool else { return }
         let now = NIODeadline.now()
-        guard let backend = pool.select(onLoop: self.loop.index, affinity: self.affinity, excluding: self.tried, now: now)
+        guard
+            let backend = pool.select(
+                from: self.loop.members(of: pool.members),
+                affinity: self.affinity,
+                excluding: self.tried,
+                now: now
+            )
         else {
             let action = self.machine.noBackend(
                 retryAfter: pool.retryAfterSeconds(now: now),

@@ -65,8 +65,8 @@ final class ListenerManager: Service {
         // From here on a reload changes nothing, so the list below is final.
         self.state.withLockedValue { $0 = .stopping }
         // Tunnels that end from now on end because of the shutdown (their close reason).
-        for context in self.contexts.all {
-            context.eventLoop.execute { context.isShuttingDown = true }
+        for loop in self.contexts.all {
+            loop.execute { $0.isShuttingDown = true }
         }
         let grace = self.shutdownGrace.withLockedValue { $0 }
         let earlier = self.drains.withLockedValue { $0 }

@@ -52,6 +52,33 @@ struct AccessRecord {
     }
 }
 
+extension AccessRecord {
+    /// A request's record as it starts (status 0 until an answer), its Referer and User-Agent from
+    /// `facts`.
+    init(
+        client: String,
+        listener: String,
+        method: HTTPMethod,
+        target: String,
+        version: HTTPVersion,
+        requestID: String,
+        facts: RequestFacts
+    ) {
+        self.init(
+            start: .now(),
+            client: client,
+            listener: listener,
+            method: method,
+            target: target,
+            version: version,
+            status: 0,
+            requestID: requestID,
+            referer: facts.referer,
+            userAgent: facts.userAgent
+        )
+    }
+}
+
 /// Where access-log lines go: stdout or a file, through a `LineWriter` shared by all event loops
 /// (so a reader that cannot keep up costs lines, counted, never a blocked loop).
 ///

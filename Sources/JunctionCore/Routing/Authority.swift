@@ -24,12 +24,12 @@ public enum Authority {
             while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "%") {
-                    guard index + 2 < bytes.count, self.isHexDigit(bytes[index + 1]), self.isHexDigit(bytes[index + 2])
+                    guard index + 2 < bytes.count, URIBytes.isHexDigit(bytes[index + 1]), URIBytes.isHexDigit(bytes[index + 2])
                     else { return false }
                     index += 3
                     continue
                 }
-                guard self.isUnreserved(byte) || self.isSubDelimiter(byte) else { return false }
+                guard URIBytes.isUnreserved(byte) || URIBytes.isSubDelimiter(byte) else { return false }
                 index += 1
             }
         }
@@ -49,9 +49,9 @@ public enum Authority {
             guard let dot = inner.firstIndex(of: UInt8(ascii: ".")), dot > 1, dot < inner.count - 1 else {
                 return false
             }
-            return inner[1..<dot].allSatisfy(self.isHexDigit)
+            return inner[1..<dot].allSatisfy(URIBytes.isHexDigit)
                 && inner[(dot + 1)...].allSatisfy {
-                    self.isUnreserved($0) || self.isSubDelimiter($0) || $0 == UInt8(ascii: ":")
+                    URIBytes.isUnreserved($0) || URIBytes.isSubDelimiter($0) || $0 == UInt8(ascii: ":")
                 }
         }
         guard inner.count <= 45 else { return false }
@@ -63,37 +63,5 @@ public enum Authority {
         }
         var address = in6_addr()
         return inet_pton(AF_INET6, text, &address) == 1
-    }
-
-    static func isUnreserved(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-            UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
-
-    static func isSubDelimiter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
-            UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
-            UInt8(ascii: "="):
-            return true
-        default:
-            return false
-        }
-    }
-
-    static func isHexDigit(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
-            UInt8(ascii: "A")...UInt8(ascii: "F"):
-            return true
-        default:
-            return false
-        }
     }
 }

@@ -43,11 +43,11 @@ public enum PathNormalizer {
         while index < path.endIndex {
             let byte = path[index]
             if byte == UInt8(ascii: "%"), path.distance(from: index, to: path.endIndex) >= 3,
-                let high = hexValue(path[path.index(index, offsetBy: 1)]),
-                let low = hexValue(path[path.index(index, offsetBy: 2)])
+                let high = URIBytes.hexValue(path[path.index(index, offsetBy: 1)]),
+                let low = URIBytes.hexValue(path[path.index(index, offsetBy: 2)])
             {
                 let decoded = high << 4 | low
-                if isUnreserved(decoded) {
+                if URIBytes.isUnreserved(decoded) {
                     out.append(decoded)
                     index = path.index(index, offsetBy: 3)
                     continue
@@ -85,25 +85,5 @@ public enum PathNormalizer {
         }
         if trailingSlash || out.isEmpty { out.append(UInt8(ascii: "/")) }
         return out
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
-
-    private static func isUnreserved(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-            UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
     }
 }

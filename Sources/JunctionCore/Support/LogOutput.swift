@@ -22,17 +22,7 @@ public enum StandardOutput {
 
     static func write(_ text: String, to fd: CInt) {
         var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-        }
+        text.withUTF8 { LineWriter.writeFully(fd, UnsafeRawBufferPointer($0)) }
     }
 }
 

@@ -1,16 +1,15 @@
 import Logging
 import NIOCore
 
-/// Everything one event loop owns for the data path: idle upstream connections, the request-id
-/// generator and the access-log buffer.
+/// Everything one event loop owns for the data path: the config generation its requests use, each
+/// pool's members as it sees them, idle upstream connections, the deadline sweeper, the request-id
+/// generator, the access-log buffer and the metrics.
 ///
-/// Only touched on its own event loop, which is what makes it lock-free; `@unchecked Sendable` only
-/// so that channel initializers (which are `@Sendable`) can hand it to the handlers they create.
-final class LoopContext: @unchecked Sendable {
+/// Only touched on its own event loop, which is what makes it lock-free: other threads reach it
+/// through `LoopContexts.Loop`, which runs what they ask on the loop.
+final class LoopContext {
     /// The loop this context belongs to.
     let eventLoop: EventLoop
-    /// The loop's position in the group (per-loop copies in pools are indexed by it).
-    let index: Int
     /// For the rare events the data path reports (a backend going down).
     let logger: Logger
     /// Idle keep-alive upstream connections of this loop.
@@ -31,10 +30,12 @@ final class LoopContext: @unchecked Sendable {
     /// from now on are counted as closed by it.
     var isShuttingDown = false
     private var requestIDs = RequestID()
+    /// Each pool's members as this loop sees them: a copy per loop, so requests on different cores
+    /// never share a reference count; a reload or DNS change reaches it through `setMembers`.
+    private var members: [ObjectIdentifier: [Backend]] = [:]
 
     init(
         eventLoop: EventLoop,
-        index: Int = 0,
         runtime: RuntimeConfig,
         accessLogSink: AccessLogSink?,
         metrics: JunctionMetrics? = nil,
@@ -43,13 +44,25 @@ final class LoopContext: @unchecked Sendable {
     ) {
         self.eventLoop = eventLoop
         self.metrics = metrics.map(LoopMetrics.init)
-        self.index = index
         self.logger = logger
         self.runtime = runtime
         self.sweeper = DeadlineSweeper(eventLoop: eventLoop)
         self.connections = UpstreamConnectionPool(eventLoop: eventLoop, connector: connector)
         self.connections.sweeper = self.sweeper
         self.accessLog = accessLogSink.map { AccessLogBuffer(sink: $0, eventLoop: eventLoop) }
+        for pool in runtime.pools.values {
+            self.members[ObjectIdentifier(pool.members)] = pool.members.all
+        }
+    }
+
+    /// `pool`'s members as this loop sees them (data path).
+    func members(of pool: Backends) -> [Backend] {
+        self.members[ObjectIdentifier(pool)] ?? []
+    }
+
+    /// `pool`'s members changed (a reload, DNS): requests on this loop pick from `backends` now.
+    func setMembers(_ backends: [Backend], of pool: Backends) {
+        self.members[ObjectIdentifier(pool)] = backends
     }
 
     /// Switches the access log (reload, SIGUSR1), flushing what the old one holds.
@@ -65,9 +78,39 @@ final class LoopContext: @unchecked Sendable {
     }
 }
 
-/// The `LoopContext` of every event loop of the group, found by loop identity.
+/// The `LoopContext` of every event loop of the group, found by loop identity. Each is bound to its
+/// loop: the data path takes its own (`context(for:)`), the control plane asks a `Loop` to run
+/// something there.
 struct LoopContexts: Sendable {
-    private let contexts: [ObjectIdentifier: LoopContext]
+    /// One event loop's context as any thread reaches it.
+    struct Loop: Sendable {
+        let eventLoop: EventLoop
+        private let context: NIOLoopBoundBox<LoopContext>
+
+        fileprivate init(eventLoop: EventLoop, context: NIOLoopBoundBox<LoopContext>) {
+            self.eventLoop = eventLoop
+            self.context = context
+        }
+
+        /// Runs `body` with the context on its loop, on the loop's next turn.
+        func execute(_ body: @escaping @Sendable (LoopContext) -> Void) {
+            let context = self.context
+            self.eventLoop.execute { body(context.value) }
+        }
+
+        /// Runs `body` with the context on its loop; its result when done.
+        func submit<Result: Sendable>(_ body: @escaping @Sendable (LoopContext) -> Result) -> EventLoopFuture<Result> {
+            let context = self.context
+            return self.eventLoop.submit { body(context.value) }
+        }
+
+        /// The context, on its own loop.
+        fileprivate var value: LoopContext { self.context.value }
+    }
+
+    private let loops: [ObjectIdentifier: Loop]
+    /// Every loop, in the group's order.
+    let all: [Loop]
 
     init(
         group: EventLoopGroup,
@@ -76,30 +119,28 @@ struct LoopContexts: Sendable {
         metrics: JunctionMetrics?,
         logger: Logger
     ) {
-        var contexts: [ObjectIdentifier: LoopContext] = [:]
-        for (index, loop) in group.makeIterator().enumerated() {
-            contexts[ObjectIdentifier(loop)] = LoopContext(
-                eventLoop: loop,
-                index: index,
+        var all: [Loop] = []
+        for eventLoop in group.makeIterator() {
+            let context = LoopContext(
+                eventLoop: eventLoop,
                 runtime: runtime,
                 accessLogSink: accessLogSink,
                 metrics: metrics,
                 logger: logger
             )
+            all.append(Loop(eventLoop: eventLoop, context: .makeBoxSendingValue(context, eventLoop: eventLoop)))
         }
-        self.contexts = contexts
+        self.all = all
+        self.loops = Dictionary(uniqueKeysWithValues: all.map { (ObjectIdentifier($0.eventLoop), $0) })
     }
 
-    /// The context of `eventLoop`, which must belong to the group.
+    /// The context of `eventLoop`, which must belong to the group; on that loop.
     func context(for eventLoop: EventLoop) -> LoopContext {
-        guard let context = self.contexts[ObjectIdentifier(eventLoop)] else {
+        guard let loop = self.loops[ObjectIdentifier(eventLoop)] else {
             preconditionFailure("event loop \(eventLoop) is not part of Junction's group")
         }
-        return context
+        return loop.value
     }
-
-    /// Every context, in loop order.
-    var all: [LoopContext] { self.contexts.values.sorted { $0.index < $1.index } }
 }
 
 extension LoopContext {

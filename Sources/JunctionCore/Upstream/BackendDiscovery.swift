@@ -10,11 +10,11 @@ import ServiceLifecycle
 /// set and is logged.
 final class BackendDiscovery: Service {
     private let runtime: RuntimeBox
-    private let loops: [LoopContext]
+    private let loops: [LoopContexts.Loop]
     private let logger: Logger
     private let resolver: any Resolver
 
-    init(runtime: RuntimeBox, loops: [LoopContext], logger: Logger, resolver: any Resolver = SystemResolver()) {
+    init(runtime: RuntimeBox, loops: [LoopContexts.Loop], logger: Logger, resolver: any Resolver = SystemResolver()) {
         self.runtime = runtime
         self.loops = loops
         self.logger = logger

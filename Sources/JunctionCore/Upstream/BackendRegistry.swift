@@ -5,8 +5,6 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 /// one pool; both go through `Backends.update`, and whoever watches (`changes`) hears of it.
 public final class BackendRegistry: Sendable {
     private let state: NIOLockedValueBox<State>
-    /// Event loops the data path runs on, one member view each.
-    let loopCount: Int
     private let changeContinuation: AsyncStream<Void>.Continuation
     /// Yields after every change of members or health checks (the health checker's wake-up); a
     /// burst of changes reads as one.
@@ -20,8 +18,7 @@ public final class BackendRegistry: Sendable {
         var generation = 0
     }
 
-    public init(loopCount: Int = 1) {
-        self.loopCount = max(loopCount, 1)
+    public init() {
         self.state = NIOLockedValueBox(State())
         (self.changes, self.changeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
@@ -35,7 +32,7 @@ public final class BackendRegistry: Sendable {
             if let index = state.retired.firstIndex(where: { $0.poolName == name }) {
                 return state.retired[index]
             }
-            let created = Backends(poolName: name, loopCount: self.loopCount)
+            let created = Backends(poolName: name)
             state.pools[name] = created
             return created
         }
@@ -57,7 +54,7 @@ public final class BackendRegistry: Sendable {
     /// longer has are dropped (their open requests and tunnels finish on the objects they hold).
     /// Returns what changed, by pool.
     @discardableResult
-    func apply(_ runtime: RuntimeConfig, loops: [LoopContext] = []) -> [String: Backends.Change] {
+    func apply(_ runtime: RuntimeConfig, loops: [LoopContexts.Loop] = []) -> [String: Backends.Change] {
         // Under the registry's lock, so a DNS update cannot slip between the generation check and
         // the members it would overwrite.
         let changes: [String: Backends.Change] = self.state.withLockedValue { state in
@@ -93,7 +90,7 @@ public final class BackendRegistry: Sendable {
         pool name: String,
         members: [Backends.Member],
         generation: Int,
-        loops: [LoopContext]
+        loops: [LoopContexts.Loop]
     ) -> Backends.Change? {
         let change: Backends.Change? = self.state.withLockedValue { state in
             guard state.generation <= generation, let pool = state.pools[name] else { return nil }

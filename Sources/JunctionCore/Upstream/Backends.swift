@@ -9,8 +9,8 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 /// reloads and DNS refreshes happen in between. `update(_:healthCheck:loops:)` is the only way
 /// members change; the reload and DNS discovery both call it.
 ///
-/// The data path reads a per-event-loop copy of the member list, updated on each loop, so picking
-/// a backend takes no lock.
+/// The data path reads a per-event-loop copy of the member list (`LoopContext.members(of:)`),
+/// updated on each loop, so picking a backend takes no lock.
 public final class Backends: Sendable {
     /// The pool's name.
     public let poolName: String
@@ -18,9 +18,6 @@ public final class Backends: Sendable {
     let tunnelCount = Atomic<Int>(0)
 
     private let state: NIOLockedValueBox<State>
-    /// One copy of the members per event loop (`LoopContext.index`), each only read and written on
-    /// its own loop.
-    private let loopViews: [LoopView]
 
     /// One backend as the config (or DNS) describes it.
     public struct Member: Sendable, Equatable {
@@ -99,27 +96,16 @@ public final class Backends: Sendable {
         }
     }
 
-    /// The backends as one event loop sees them.
-    final class LoopView: @unchecked Sendable {
-        var backends: [Backend]
-
-        init(backends: [Backend]) {
-            self.backends = backends
-        }
-    }
-
     /// An empty pool; `update` fills it.
-    public init(poolName: String, loopCount: Int = 1) {
+    public init(poolName: String) {
         self.poolName = poolName
         self.state = NIOLockedValueBox(State(members: [], healthCheck: nil))
-        self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: []) }
     }
 
     /// A pool holding `backends` as they are (unit tests that need the objects up front).
-    init(poolName: String, backends: [Backend], loopCount: Int = 1) {
+    init(poolName: String, backends: [Backend]) {
         self.poolName = poolName
         self.state = NIOLockedValueBox(State(members: backends, healthCheck: nil))
-        self.loopViews = (0..<max(loopCount, 1)).map { _ in LoopView(backends: backends) }
     }
 
     /// The current members (control plane).
@@ -145,22 +131,17 @@ public final class Backends: Sendable {
         }
     }
 
-    /// The members as seen from the event loop with `loopIndex` (data path; call on that loop).
-    func onLoop(_ loopIndex: Int) -> [Backend] {
-        self.loopViews[loopIndex % self.loopViews.count].backends
-    }
-
     /// Makes `members` the pool's backends, in that order: a backend already here keeps its object
     /// (counts, health, and what the admin API set), taking the new configured weight; new ones are
     /// created (or, when they left with tunnels still open, come back as they were, taking traffic
     /// again); missing ones drain and leave.
-    /// Each loop in `loops` picks up the new list on its next turn; with no loops (before any
-    /// runs) the views change at once.
+    /// Each loop in `loops` picks up the new list on its next turn (a loop made later starts from
+    /// the members at hand).
     @discardableResult
     func update(
         _ members: [Member],
         healthCheck: HealthCheckConfig?,
-        loops: [LoopContext] = []
+        loops: [LoopContexts.Loop] = []
     ) -> Change {
         var change = Change()
         let next: [Backend] = self.state.withLockedValue { state in
@@ -214,13 +195,8 @@ public final class Backends: Sendable {
             return next
         }
         if change.membersChanged {
-            if loops.isEmpty {
-                for view in self.loopViews { view.backends = next }
-            } else {
-                for loop in loops {
-                    let view = self.loopViews[loop.index % self.loopViews.count]
-                    loop.eventLoop.execute { view.backends = next }
-                }
+            for loop in loops {
+                loop.execute { $0.setMembers(next, of: self) }
             }
         }
         return change

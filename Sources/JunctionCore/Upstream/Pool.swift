@@ -64,20 +64,15 @@ public final class Pool: Sendable {
     /// The current members (control plane).
     public var backends: [Backend] { self.members.all }
 
-    /// The members as seen from the event loop with `loopIndex` (data path; call on that loop).
-    func backends(onLoop loopIndex: Int) -> [Backend] {
-        self.members.onLoop(loopIndex)
-    }
-
-    /// Picks a backend for a request on `loopIndex`: the affinity's choice when it is available and
-    /// untried, else the balancer's, preferring backends not in `tried`.
+    /// Picks a backend among `backends` (the members as the request's loop sees them): the
+    /// affinity's choice when it is available and untried, else the balancer's, preferring backends
+    /// not in `tried`.
     func select(
-        onLoop loopIndex: Int,
+        from backends: [Backend],
         affinity preferred: AffinityChoice,
         excluding tried: [Backend],
         now: NIODeadline
     ) -> Backend? {
-        let backends = self.backends(onLoop: loopIndex)
         if let backend = preferred.backend(among: backends, now: now), !tried.contains(where: { $0 === backend }) {
             return backend
         }

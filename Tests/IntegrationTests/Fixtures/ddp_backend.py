@@ -5,6 +5,7 @@ upgrade on exactly /websocket speaks raw DDP, on any other path SockJS-framed DD
 ddp-streamer's `req.url !== '/websocket'`). Every DDP session answers `connect` with
 `connected`, echoes `ping` as `pong`, and answers `{"msg":"whoami"}` with the backend name, the
 request target it saw and the X-Forwarded-For it got, so tests can see where a tunnel landed.
+`{"msg":"reset"}` makes it reset the TCP connection (RST, no close frame).
 
 Usage: ddp_backend.py PORT NAME   (PORT 0 picks a free port; "ready PORT" is printed once serving)
 """
@@ -12,6 +13,8 @@ Usage: ddp_backend.py PORT NAME   (PORT 0 picks a free port; "ready PORT" is pri
 import asyncio
 import http
 import json
+import socket
+import struct
 import sys
 
 from websockets.asyncio.server import serve
@@ -56,6 +59,12 @@ async def session(websocket):
                 await send({"msg": "whoami", "backend": NAME, "target": target, "xff": forwarded})
             elif kind == "echo":
                 await send(message)
+            elif kind == "reset":
+                # SO_LINGER 0: closing sends RST instead of FIN.
+                sock = websocket.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                websocket.transport.abort()
+                return
 
 
 async def main():

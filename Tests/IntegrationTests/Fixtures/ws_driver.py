@@ -8,6 +8,9 @@ Reads one JSON command per line on stdin and answers one JSON line on stdout:
   {"cmd": "echo", "id": "a", "size": 100000}
       sends a DDP message carrying `size` bytes and checks it comes back intact
   {"cmd": "close", "id": "a"}
+  {"cmd": "reset", "id": "a", "by": "client"}
+      resets the TCP connection (RST, no close frame): the client's own ("by": "client"), or the
+      backend's ("by": "backend", the DDP backend does it when asked); answers once it is gone
   {"cmd": "quit"}
 
 SockJS paths (anything but exactly /websocket) get SockJS framing, as ddp-streamer does.
@@ -17,7 +20,9 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import ssl
+import struct
 import sys
 from urllib.parse import urlsplit
 
@@ -81,6 +86,19 @@ async def close(command):
     return {"ok": True}
 
 
+async def reset(command):
+    session = sessions.pop(command["id"])
+    if command["by"] == "backend":
+        await session.send({"msg": "reset"})
+        await asyncio.wait_for(session.websocket.wait_closed(), timeout=15)
+    else:
+        # SO_LINGER 0: closing sends RST instead of FIN.
+        sock = session.websocket.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        session.websocket.transport.abort()
+    return {"ok": True}
+
+
 async def main():
     loop = asyncio.get_running_loop()
     while True:
@@ -91,7 +109,7 @@ async def main():
         if command["cmd"] == "quit":
             break
         try:
-            handler = {"open": open_session, "echo": echo, "close": close}[command["cmd"]]
+            handler = {"open": open_session, "echo": echo, "close": close, "reset": reset}[command["cmd"]]
             result = await handler(command)
         except Exception as error:  # reported to the test, which fails with the message
             result = {"ok": False, "error": f"{type(error).__name__}: {error}"}

@@ -115,6 +115,16 @@ enum TestPaths {
     /// meaningless, so memory bounds are checked in the normal run only.
     static var underSanitizer: Bool { sanitizerOptionsForJunction != nil }
 
+    /// Where a test's memory bound comes (after everything else it checks): under a sanitizer the
+    /// test stops here, reported as skipped with the reason.
+    static func skipMemoryBoundUnderSanitizer(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        guard underSanitizer else { return }
+        try Test.cancel(
+            "memory bound not checked under a sanitizer: its shadow memory and quarantine grow RSS by themselves",
+            sourceLocation: sourceLocation
+        )
+    }
+
     /// The repository root (for conf/ and certs/).
     static var repositoryRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

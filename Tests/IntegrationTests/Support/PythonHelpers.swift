@@ -133,6 +133,11 @@ final class WebSocketDriver: @unchecked Sendable {
         _ = try self.command(["cmd": "close", "id": id])
     }
 
+    /// Resets the session's TCP connection, from the client's side or (asking it) the backend's.
+    func reset(_ id: String, byBackend: Bool) throws -> [String: Any] {
+        try self.command(["cmd": "reset", "id": id, "by": byBackend ? "backend" : "client"])
+    }
+
     func echo(_ id: String, size: Int) throws -> [String: Any] {
         try self.command(["cmd": "echo", "id": id, "size": size])
     }

@@ -29,7 +29,7 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
         /// invariant: the handler outlives every call through here. It cancels each stream's
         /// request and closes each tunnel end when the stream or the connection goes, a cancelled
         /// request or closed end never writes again, and each call holds the handler strongly
-        /// while it runs. `NGHTTP2FrontTests.connectionGoneBeforeItsRequest` fails under
+        /// while it runs. `ExchangeTests.connectionGoneBeforeItsRequest` fails under
         /// AddressSanitizer if that breaks.
         unowned(unsafe) let handler: NGHTTP2ConnectionHandler
         let id: Int32
@@ -340,9 +340,9 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
     /// A head over `limits.max_header_bytes`, answered 431 by the session: logged with the method
     /// and target it kept.
     private func logRefused(_ pseudoHeaders: HPACKHeaders, status: UInt) {
-        var record = ProxyRequest.record(
+        var record = AccessRecord(
             client: self.clientAddress,
-            listener: self.listener,
+            listener: self.listener.name,
             method: pseudoHeaders.first(name: ":method").map { HTTPMethod(rawValue: $0) } ?? .GET,
             target: pseudoHeaders.first(name: ":path") ?? "-",
             version: HTTPVersion(major: 2, minor: 0),

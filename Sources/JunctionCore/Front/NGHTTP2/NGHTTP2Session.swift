@@ -14,7 +14,7 @@ import NIOHPACK
 ///
 /// The limits, all deliberate:
 /// - 100 concurrent streams, 64 KiB initial stream window, SETTINGS_MAX_HEADER_LIST_SIZE as given;
-/// - windows open only through `consume(stream:bytes:)` (no automatic WINDOW_UPDATE), so a stream
+/// - windows open only through `consumeAll(stream:)` (no automatic WINDOW_UPDATE), so a stream
 ///   holds at most its window of request body the upstream has not taken;
 /// - a request header list over `headerBudget` (RFC 9113 6.5.2 size: name + value + 32 per field)
 ///   is answered 431 by the session itself and reported only as `refused`; its fields stop being
@@ -41,7 +41,7 @@ final class NGHTTP2Session {
         /// A request list over this many bytes gets 431 (Junction: `limits.max_header_bytes`).
         var headerBudget: Int = 64 * 1024
         /// The connection's receive window (nil: HTTP/2's default, 65,535). With windows opened
-        /// only by `consume`, a connection window no larger than one stream's lets one slow upload
+        /// only by `consumeAll`, a connection window no larger than one stream's lets one slow upload
         /// stall every stream; the front makes it the sum of the stream windows, so the bound on
         /// held request body stays `maxConcurrentStreams` × `initialWindowSize`.
         var connectionWindowSize: UInt32?
@@ -278,18 +278,9 @@ final class NGHTTP2Session {
         self.stream(id)?.resetAfterResponse = true
     }
 
-    /// The upstream took `bytes` of the stream's request body: open the stream and connection
-    /// windows by as much. After the stream closed, the session already gave its remainder back to
-    /// the connection window, so this does nothing.
-    func consume(stream id: Int32, bytes: Int) {
-        guard bytes > 0, let stream = self.stream(id) else { return }
-        let n = min(bytes, stream.unconsumed)
-        stream.unconsumed -= n
-        _ = nghttp2_session_consume(self.session, id, n)
-    }
-
-    /// Opens the windows by all of the stream's request body reported and not consumed yet (the
-    /// upstream took it, or it is not wanted).
+    /// Opens the stream and connection windows by all of the stream's request body reported and
+    /// not consumed yet (the upstream took it, or it is not wanted). After the stream closed, the
+    /// session already gave its remainder back to the connection window: nothing happens.
     func consumeAll(stream id: Int32) {
         guard let stream = self.stream(id), stream.unconsumed > 0 else { return }
         let n = stream.unconsumed
