@@ -2,7 +2,7 @@
 import PackageDescription
 
 /// Release builds drop Swift's dynamic exclusivity checks: the data path does no overlapping
-/// access, and without the checks a core proxies ~12% more requests (../shared/research/nio-performance.md).
+/// access, and without the checks a core proxies ~12% more requests (docs/architecture.md).
 let hotPathSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]

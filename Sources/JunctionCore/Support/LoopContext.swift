@@ -51,7 +51,7 @@ final class LoopContext {
         self.connections.sweeper = self.sweeper
         self.accessLog = accessLogSink.map { AccessLogBuffer(sink: $0, eventLoop: eventLoop) }
         for pool in runtime.pools.values {
-            self.members[ObjectIdentifier(pool.members)] = pool.members.all
+            self.setMembers(pool.members.all, of: pool.members)
         }
     }
 
@@ -62,7 +62,11 @@ final class LoopContext {
 
     /// `pool`'s members changed (a reload, DNS): requests on this loop pick from `backends` now.
     func setMembers(_ backends: [Backend], of pool: Backends) {
-        self.members[ObjectIdentifier(pool)] = backends
+        // A buffer of this loop's own: the list handed over is shared with every other loop.
+        var copy: [Backend] = []
+        copy.reserveCapacity(backends.count)
+        copy.append(contentsOf: backends)
+        self.members[ObjectIdentifier(pool)] = copy
     }
 
     /// Switches the access log (reload, SIGUSR1), flushing what the old one holds.
