@@ -208,13 +208,7 @@ struct BackendRegistryTests {
         first.retain()
 
         let eventLoop = EmbeddedEventLoop()
-        let contexts = LoopContexts(
-            group: eventLoop,
-            runtime: runtime,
-            accessLogSink: nil,
-            metrics: nil,
-            logger: Logger(label: "test")
-        )
+        let contexts = Self.contexts(eventLoop, runtime)
         let discovery = BackendDiscovery(
             runtime: RuntimeBox(runtime),
             loops: contexts.all,
@@ -251,13 +245,7 @@ struct BackendRegistryTests {
         let runtime = RuntimeConfig(config: config, pools: pools, members: ["p": [Self.member(3001)]], registry: registry)
         registry.apply(runtime)
         let eventLoop = EmbeddedEventLoop()
-        let contexts = LoopContexts(
-            group: eventLoop,
-            runtime: runtime,
-            accessLogSink: nil,
-            metrics: nil,
-            logger: Logger(label: "test")
-        )
+        let contexts = Self.contexts(eventLoop, runtime)
         let members = try #require(registry.pools["p"])
         let context = contexts.context(for: eventLoop)
         #expect(context.members(of: members).map(\.label) == ["127.0.0.1:3001"], "the members at hand")
@@ -266,6 +254,11 @@ struct BackendRegistryTests {
         eventLoop.run()
         #expect(context.members(of: members).map(\.label) == ["127.0.0.1:3001", "127.0.0.1:3002"])
         #expect(context.members(of: Backends(poolName: "unknown")).isEmpty)
+    }
+
+    /// The data path's one loop context, on `eventLoop`.
+    static func contexts(_ eventLoop: EmbeddedEventLoop, _ runtime: RuntimeConfig) -> LoopContexts {
+        LoopContexts(group: eventLoop, runtime: runtime, accessLogSink: nil, metrics: nil, logger: Logger(label: "test"))
     }
 
     static func pools(_ names: [String], registry: BackendRegistry) -> [String: Pool] {

@@ -136,6 +136,16 @@ struct ExchangeTests {
         }
     }
 
+    /// A WebSocket upgrade on /websocket, and a backend's 101 accepting its key.
+    static let upgradeRequest = ByteBuffer(
+        string: "GET /websocket HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    static let upgradeAccepted = ByteBuffer(
+        string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+
     /// Everything `channel` wrote, as text.
     static func written(_ channel: EmbeddedChannel) throws -> String {
         try HandlerTests.written(channel)
@@ -206,21 +216,11 @@ struct ExchangeTests {
     @Test("A 101 hands the connection to a tunnel that holds the backend's lease until it closes")
     func tunnelHandOver() throws {
         let setup = try Setup()
-        try setup.client.writeInbound(
-            ByteBuffer(
-                string: "GET /websocket HTTP/1.1\r\nHost: chat.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
-        )
+        try setup.client.writeInbound(Self.upgradeRequest)
         let upstream = setup.connector.channels[0]
         let sent = try Self.written(upstream)
         #expect(sent.hasPrefix("GET /websocket HTTP/1.1\r\n") && sent.lowercased().contains("upgrade: websocket"))
-        try upstream.writeInbound(
-            ByteBuffer(
-                string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-            )
-        )
+        try upstream.writeInbound(Self.upgradeAccepted)
         setup.client.embeddedEventLoop.run()
         #expect(try Self.written(setup.client).hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
         #expect(setup.backend(1).active == 1 && setup.pool.members.tunnelCount.load(ordering: .relaxed) == 1)
@@ -273,13 +273,18 @@ struct ExchangeTests {
         let setup = try Setup(holdsConnects: true)
         try setup.client.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: chat.test\r\n\r\n"))
         #expect(setup.connector.held.count == 1 && setup.backend(1).active == 1)
-        weak var front = try setup.client.pipeline.syncOperations.handler(type: HTTP1Front.self)
-        // The client leaves while the backend is dialled: the front is gone, its request cancelled.
+        try Self.leaveWhileDialling(setup, front: HTTP1Front.self)
+    }
+
+    /// The client leaves while the backend is dialled: the front (of type `front`) is gone and its
+    /// request cancelled; then the dial completes, and the request, alive in the connect's
+    /// callback, writes to no front and leaves the connection to the pool.
+    static func leaveWhileDialling<Front: AnyObject & ChannelHandler>(_ setup: Setup, front: Front.Type) throws {
+        weak var handler = try setup.client.pipeline.syncOperations.handler(type: Front.self)
         _ = try? setup.client.finish()
         setup.client.embeddedEventLoop.run()
-        #expect(front == nil, "nothing keeps the front")
+        #expect(handler == nil, "nothing keeps the front")
         #expect(setup.backend(1).active == 0, "the cancelled request freed its backend")
-        // The dial completes: the request (alive in the connect's callback) writes to no front.
         setup.connector.completeHeld()
         #expect(setup.loop.connections.idleCount == 1, "the fresh connection waits for someone else")
         #expect(try Self.written(setup.connector.channels[0]).isEmpty, "no request went out")
@@ -292,13 +297,55 @@ struct ExchangeTests {
         _ = client.request([(":method", "GET"), (":scheme", "http"), (":authority", "chat.test"), (":path", "/a")])
         try NGHTTP2FrontTests.pump(setup.client, client)
         #expect(setup.connector.held.count == 1 && setup.backend(1).active == 1)
-        weak var handler = try setup.client.pipeline.syncOperations.handler(type: NGHTTP2ConnectionHandler.self)
-        _ = try? setup.client.finish()
+        try Self.leaveWhileDialling(setup, front: NGHTTP2ConnectionHandler.self)
+    }
+
+    @Test("A drain that reached an HTTP/1.1 connection before its 101 still ends the tunnel at the shutdown grace")
+    func drainBeforeTheUpgrade() throws {
+        let setup = try Setup()
+        try setup.client.writeInbound(Self.upgradeRequest)
+        let upstream = setup.connector.channels[0]
+        _ = try Self.written(upstream)
+        // The listener drains while the backend is still answering.
+        let drainedAt = NIODeadline.now()
+        setup.client.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        try upstream.writeInbound(Self.upgradeAccepted)
         setup.client.embeddedEventLoop.run()
-        #expect(handler == nil, "nothing keeps the connection's handler")
-        #expect(setup.backend(1).active == 0, "the cancelled request freed its backend")
-        setup.connector.completeHeld()
-        #expect(setup.loop.connections.idleCount == 1, "the fresh connection waits for someone else")
-        #expect(try Self.written(setup.connector.channels[0]).isEmpty, "no request went out")
+        #expect(try Self.written(setup.client).hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        let clientEnd = try setup.client.pipeline.syncOperations.handler(type: TunnelGlue.self)
+        let grace = setup.loop.runtime.limits.shutdownGrace
+        #expect(clientEnd.deadline >= drainedAt + grace && clientEnd.deadline <= .now() + grace, "the drain's grace")
+        #expect(clientEnd.sweeperSlot >= 0, "timed by the loop's sweeper")
+        // The grace is over: the tunnel ends, and the backend is free.
+        clientEnd.deadlinePassed(now: clientEnd.deadline)
+        setup.client.embeddedEventLoop.run()
+        #expect(!setup.client.isActive && !upstream.isActive)
+        #expect(setup.backend(1).active == 0 && setup.backend(1).tunnels == 0)
+    }
+
+    @Test("The connection pool closes each idle connection at its own expiry, whatever the order they came in")
+    func poolExpiry() throws {
+        let setup = try Setup(ports: [1])
+        let pool = setup.loop.connections
+        let backend = setup.backend(1)
+        var connections: [UpstreamConnection] = []
+        for _ in 0..<3 {
+            connections.append(try pool.connect(to: backend, timeout: .seconds(1)).wait())
+        }
+        // A reload shortened the idle timeout: the newest expires first.
+        pool.release(connections[0], idleTimeout: .seconds(60))
+        pool.release(connections[1], idleTimeout: .seconds(60))
+        pool.release(connections[2], idleTimeout: .seconds(1))
+        #expect(pool.idleCount == 3)
+        #expect(pool.deadline <= connections[2].idleUntil)
+        pool.deadlinePassed(now: .now() + .seconds(2))
+        #expect(pool.idleCount == 2, "the expired one went, though it came last")
+        #expect(!setup.connector.channels[2].isActive && setup.connector.channels[0].isActive)
+        #expect(pool.deadline == connections[0].idleUntil, "the next expiry")
+        // One closed while pooled is forgotten at the next sweep, expired or not.
+        _ = try? setup.connector.channels[0].close().wait()
+        pool.deadlinePassed(now: .now())
+        #expect(pool.idleCount == 1)
+        #expect(pool.takeIdle(for: backend) === connections[1])
     }
 }

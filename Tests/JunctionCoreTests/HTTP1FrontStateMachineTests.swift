@@ -201,15 +201,7 @@ struct HTTP1FrontStateMachineTests {
         onDeadline: Machine.DeadlineAction,
         onQuiesce: Machine.QuiesceAction
     ) {
-        var timed = Self.inState(name)
-        #expect(timed.deadline == deadline, "\(name)")
-        if deadline != .distantFuture {
-            let early = timed.deadlinePassed(now: deadline - .milliseconds(1))
-            #expect(early == .none, "\(name): nothing before the deadline")
-        }
-        let due = timed.deadlinePassed(now: deadline == .distantFuture ? Self.at(100_000) : deadline)
-        #expect(due == onDeadline, "\(name)")
-        #expect(timed.deadline > (deadline == .distantFuture ? Self.at(0) : deadline), "\(name): the deadline moved on")
+        expectDeadline(Self.inState(name), name, at: deadline, does: onDeadline, nothing: .none)
 
         var quiescing = Self.inState(name)
         let quiesced = quiescing.quiesce(now: Self.at(50))

@@ -62,7 +62,7 @@ struct NGHTTP2SessionTests {
         while !link.recorder.ended.contains(id) {
             let received = link.recorder.bodyBytes(id)
             try #require(received > consumed, "the body stalled at \(received) bytes")
-            link.server.consumeAll(stream: id)
+            link.server.consumeTaken(stream: id)
             consumed = received
             link.pump()
         }
@@ -71,6 +71,25 @@ struct NGHTTP2SessionTests {
         link.pump()
         #expect(link.client.responses[id]?.status == "204")
         #expect(link.client.responses[id]?.closedCode == 0)
+    }
+
+    @Test("consumeTaken opens the windows by the body taken from the events, not by body still queued in them")
+    func consumeOnlyWhatWasTaken() throws {
+        let link = Link()
+        let id = link.client.request(Link.post("/upload"), body: Array(repeating: 0x61, count: 40_000))
+        // One read holding the head and every DATA frame; nothing taken yet.
+        let bytes = link.client.send()
+        #expect(link.server.receive(ByteBuffer(bytes: bytes)) == .ok)
+        // Two of its three DATA frames (nghttp2 sends a WINDOW_UPDATE once half a window is consumed).
+        var taken = 0
+        while taken < 32_768, let event = link.server.nextEvent() {
+            if case .data(_, let body, _) = event { taken += body.readableBytes }
+        }
+        #expect(taken == 32_768, "two 16 KiB frames: \(taken)")
+        link.server.consumeTaken(stream: id)
+        link.server.drainOutput { link.client.receive(Array($0.readableBytesView)) }
+        let window = nghttp2_session_get_stream_remote_window_size(link.client.session, id)
+        #expect(window == 65_535 - 40_000 + Int32(taken), "opened by what was taken: \(window)")
     }
 
     @Test("Deferred data: the head goes first, each submitData resumes the stream, queuedBytes empties")

@@ -74,17 +74,9 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
             loop: loop,
             wire: wire,
             listener: listener,
-            record: AccessRecord(
-                client: client,
-                listener: listener.name,
-                // The log shows what the client sent: CONNECT for an RFC 8441 WebSocket.
-                method: webSocketKey == nil ? head.method : .CONNECT,
-                target: head.uri,
-                version: head.version,
-                requestID: requestID,
-                facts: facts
-            ),
-            method: head.method,
+            client: client,
+            head: head,
+            requestID: requestID,
             facts: facts,
             plan: plan,
             affinity: affinity,
@@ -109,16 +101,9 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
             loop: loop,
             wire: wire,
             listener: listener,
-            record: AccessRecord(
-                client: client,
-                listener: listener.name,
-                method: method,
-                target: target,
-                version: version,
-                requestID: loop.nextRequestID(),
-                facts: RequestFacts()
-            ),
-            method: method,
+            client: client,
+            head: HTTPRequestHead(version: version, method: method, uri: target),
+            requestID: loop.nextRequestID(),
             facts: RequestFacts(),
             plan: .answer(failure, close: close),
             affinity: .none,
@@ -130,13 +115,25 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         loop: LoopContext,
         wire: any ResponseWire,
         listener: ListenerIdentity,
-        record: AccessRecord,
-        method: HTTPMethod,
+        client: String,
+        head: HTTPRequestHead,
+        requestID: String,
         facts: RequestFacts,
         plan: RequestPlan,
         affinity: AffinityChoice,
         webSocketKey: String?
     ) {
+        let record = AccessRecord(
+            client: client,
+            listener: listener.name,
+            // The log shows what the client sent: CONNECT for an RFC 8441 WebSocket.
+            method: webSocketKey == nil ? head.method : .CONNECT,
+            target: head.uri,
+            version: head.version,
+            requestID: requestID,
+            facts: facts
+        )
+        let method = head.method
         self.loop = loop
         self.wire = wire
         self.plan = plan
@@ -540,6 +537,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     }
 
     private func handle(_ action: ExchangeStateMachine.FailureAction) {
+        if action != .none { self.disarmResponseTimeout() }
         switch action {
         case .retry:
             self.lease = nil

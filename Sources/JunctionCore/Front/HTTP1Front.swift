@@ -408,6 +408,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
                 front: self,
                 decoder: self.decoder,
                 handover: handover,
+                closeBy: self.machine.closeBy,
                 loop: self.loop
             )
         }

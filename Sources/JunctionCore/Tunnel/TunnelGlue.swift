@@ -54,10 +54,12 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         return min(self.endBy, self.lastActivity + ledger.idleTimeout)
     }
 
-    /// `ledger`: this is the tunnel's upstream end.
-    init(loop: LoopContext, ledger: TunnelLedger?) {
+    /// `ledger`: this is the tunnel's upstream end. `closeBy`: a drain reached the connection before
+    /// it became a tunnel, whose shutdown grace ends then (a client end's).
+    init(loop: LoopContext, ledger: TunnelLedger?, closeBy: NIODeadline = .distantFuture) {
         self.loop = loop
         self.ledger = ledger
+        self.endBy = closeBy
     }
 
     /// Makes `end` this end's partner (each end of a pair is told of the other).
@@ -74,6 +76,8 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         if let ledger = self.ledger {
             ledger.opened(TunnelHandle.Target(glue: NIOLoopBound(self, eventLoop: context.eventLoop)))
             self.lastActivity = .now()
+            self.loop.sweeper.register(self)
+        } else if self.endBy != .distantFuture {
             self.loop.sweeper.register(self)
         }
     }
@@ -112,6 +116,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             self.partner?.partnerWriteEOF()
         case is ChannelShouldQuiesceEvent:
             // The listener drains or Junction shuts down: the WebSocket gets the shutdown grace.
+            guard !self.isClosed else { return }
             self.endBy = min(self.endBy, .now() + self.loop.runtime.limits.shutdownGrace)
             self.loop.sweeper.register(self)
         default:

@@ -8,12 +8,14 @@ enum TunnelSplicer {
     /// An HTTP/1.1 client whose 101 was written. Runs on the shared event loop after the upstream
     /// decoder delivered the 101's end (so no HTTP part can reach a glue). `front` leaves the
     /// pipeline; the request `decoder` leaves last, so bytes it holds (a frame sent right behind
-    /// the handshake) go to the glue, then out upstream.
+    /// the handshake) go to the glue, then out upstream. `closeBy`: the shutdown grace of a drain
+    /// that reached the connection before the 101, which the tunnel keeps.
     static func splice(
         client channel: Channel,
         front: any RemovableChannelHandler,
         decoder: ByteToMessageHandler<HTTPRequestDecoder>,
         handover: TunnelHandover,
+        closeBy: NIODeadline,
         loop: LoopContext
     ) {
         guard let upstreamChannel = handover.upstream.channel else {
@@ -21,15 +23,16 @@ enum TunnelSplicer {
             channel.close(promise: nil)
             return
         }
-        let clientEnd = TunnelGlue(loop: loop, ledger: nil)
+        let clientEnd = TunnelGlue(loop: loop, ledger: nil, closeBy: closeBy)
         let upstreamEnd = TunnelGlue(loop: loop, ledger: handover.ledger)
-        clientEnd.partner(with: upstreamEnd)
-        upstreamEnd.partner(with: clientEnd)
         let pipeline = channel.pipeline.syncOperations
         do {
             try pipeline.addHandler(clientEnd)
             pipeline.removeHandler(front, promise: nil)
             try self.spliceUpstream(handover.upstream, channel: upstreamChannel, glue: upstreamEnd)
+            // Partnered once both are in place: an end that failed to go in holds nobody.
+            clientEnd.partner(with: upstreamEnd)
+            upstreamEnd.partner(with: clientEnd)
             let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
             pipeline.removeHandler(decoder, promise: decoderRemoved)
             decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in upstreamChannel.flush() }
@@ -52,14 +55,14 @@ enum TunnelSplicer {
     static func splice(stream: NGHTTP2TunnelEnd, handover: TunnelHandover, loop: LoopContext) -> Bool {
         guard let upstreamChannel = handover.upstream.channel else { return false }
         let upstreamEnd = TunnelGlue(loop: loop, ledger: handover.ledger)
-        stream.partner(with: upstreamEnd)
-        upstreamEnd.partner(with: stream)
         do {
             try self.spliceUpstream(handover.upstream, channel: upstreamChannel, glue: upstreamEnd)
         } catch {
             upstreamChannel.close(promise: nil)
             return false
         }
+        stream.partner(with: upstreamEnd)
+        upstreamEnd.partner(with: stream)
         upstreamChannel.read()
         return true
     }

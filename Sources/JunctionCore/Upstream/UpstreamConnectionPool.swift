@@ -28,7 +28,7 @@ final class UpstreamConnectionPool: DeadlineTracked {
         self.connector = connector
     }
 
-    /// One backend's idle connections, oldest first. A class: taking and returning a connection
+    /// One backend's idle connections, the most recently used last. A class: taking and returning a connection
     /// changes the list in place, where a dictionary of arrays went through the dictionary's modify
     /// accessor twice per proxied request (a coroutine frame malloc'd each time).
     private final class IdleList {
@@ -117,15 +117,16 @@ final class UpstreamConnectionPool: DeadlineTracked {
     func deadlinePassed(now: NIODeadline) {
         var soonest = NIODeadline.distantFuture
         for list in self.idle.values {
-            // Oldest first: the expired ones lead.
-            let expired = list.connections.prefix { $0.idleUntil <= now || !$0.isActive }
-            list.connections.removeFirst(expired.count)
-            list.connections.removeAll { !$0.isActive }
-            for connection in expired {
+            // The whole list: a reload may have changed the idle timeout since older entries came.
+            list.connections.removeAll { connection in
+                guard connection.idleUntil <= now || !connection.isActive else {
+                    soonest = min(soonest, connection.idleUntil)
+                    return false
+                }
                 connection.isPooled = false
                 connection.close()
+                return true
             }
-            if let first = list.connections.first { soonest = min(soonest, first.idleUntil) }
         }
         self.deadline = soonest
         if soonest == .distantFuture { self.sweeper?.unregister(self) }

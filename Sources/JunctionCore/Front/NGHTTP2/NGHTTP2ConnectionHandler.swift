@@ -61,10 +61,10 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
             handler.flush(stream: self.id)
         }
 
-        /// Opens the stream's window by all the body its end handed on (a tunnel's partner took it).
-        func consumeAll() {
+        /// Opens the stream's window by the body its end handed on (a tunnel's partner took it).
+        func consumeTaken() {
             let handler = self.handler
-            handler.session.consumeAll(stream: self.id)
+            handler.session.consumeTaken(stream: self.id)
             handler.outputPending()
         }
 
@@ -165,8 +165,13 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
             self.handleEvents()
         case .connectionError:
             // The GOAWAY is in the output: it goes out, nothing after it, then the close; what
-            // else the read held (new streams among it) is not answered.
-            while self.session.nextEvent() != nil {}
+            // else the read held (new streams among it) is not answered, but the 431s the session
+            // answered are logged.
+            while let event = self.session.nextEvent() {
+                if case .refused(_, let pseudoHeaders, let status) = event {
+                    self.logRefused(pseudoHeaders, status: status)
+                }
+            }
             self.inReadBurst = false
             self.flushOutput(context: context)
             self.perform(self.machine.connectionErrorSent())
@@ -321,14 +326,14 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
             if bytes.readableBytes > 0 { request.requestBody(bytes) }
             if endStream { request.requestEnded(trailers: nil) }
             // The window reopens once the upstream took the body (else on the wire's flush).
-            if request.canTakeRequestBody { self.session.consumeAll(stream: id) }
+            if request.canTakeRequestBody { self.session.consumeTaken(stream: id) }
             self.touch(id)
         case .tunnel(let end):
             end.clientData(bytes, endStream: endStream)
             self.touch(id)
         case nil:
             // A stream that was reset at its head: its body is not wanted.
-            self.session.consumeAll(stream: id)
+            self.session.consumeTaken(stream: id)
         }
     }
 
@@ -498,7 +503,7 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
         self.streams[id] = .tunnel(end)
         // Request bytes that went upstream before the handshake (none from a conforming client)
         // have their window opened here.
-        self.session.consumeAll(stream: id)
+        self.session.consumeTaken(stream: id)
         self.outputPending()
         if !TunnelSplicer.splice(stream: end, handover: handover, loop: self.loop) {
             end.partnerClose(.reset)
@@ -507,7 +512,7 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
 
     private func flush(stream id: Int32) {
         if case .request(let request) = self.streams[id], request.canTakeRequestBody {
-            self.session.consumeAll(stream: id)
+            self.session.consumeTaken(stream: id)
         }
         self.outputPending()
     }

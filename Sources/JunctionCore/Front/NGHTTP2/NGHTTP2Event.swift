@@ -13,7 +13,7 @@ extension NGHTTP2Session {
         /// takes it as it is. `endStream`: the request has no body.
         case headers(Int32, HPACKHeaders, endStream: Bool)
         /// Request body bytes (a slice of the read, not a copy), or an empty buffer with `endStream`.
-        /// The stream's window stays closed by these bytes until `consumeAll`.
+        /// The stream's window stays closed by these bytes until `consumeTaken` once they are taken.
         case data(Int32, ByteBuffer, endStream: Bool)
         /// Request trailers; they end the request.
         case trailers(Int32, HPACKHeaders)

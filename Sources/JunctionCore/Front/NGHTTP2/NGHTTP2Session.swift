@@ -14,7 +14,7 @@ import NIOHPACK
 ///
 /// The limits, all deliberate:
 /// - 100 concurrent streams, 64 KiB initial stream window, SETTINGS_MAX_HEADER_LIST_SIZE as given;
-/// - windows open only through `consumeAll(stream:)` (no automatic WINDOW_UPDATE), so a stream
+/// - windows open only through `consumeTaken(stream:)` (no automatic WINDOW_UPDATE), so a stream
 ///   holds at most its window of request body the upstream has not taken;
 /// - a request header list over `headerBudget` (RFC 9113 6.5.2 size: name + value + 32 per field)
 ///   is answered 431 by the session itself and reported only as `refused`; its fields stop being
@@ -41,7 +41,7 @@ final class NGHTTP2Session {
         /// A request list over this many bytes gets 431 (Junction: `limits.max_header_bytes`).
         var headerBudget: Int = 64 * 1024
         /// The connection's receive window (nil: HTTP/2's default, 65,535). With windows opened
-        /// only by `consumeAll`, a connection window no larger than one stream's lets one slow upload
+        /// only by `consumeTaken`, a connection window no larger than one stream's lets one slow upload
         /// stall every stream; the front makes it the sum of the stream windows, so the bound on
         /// held request body stays `maxConcurrentStreams` × `initialWindowSize`.
         var connectionWindowSize: UInt32?
@@ -52,9 +52,9 @@ final class NGHTTP2Session {
     private var session: OpaquePointer!
     /// Frames serialised since the last `drainOutput`: one buffer per burst, handed over whole.
     private var output = ByteBuffer()
-    /// Every live stream: their owner, so nghttp2's user-data pointer needs no retain of its own
-    /// (each knows its slot, so removing one is a swap).
-    private var streams: [Stream] = []
+    /// Every live stream, by id: their owner, so nghttp2's user-data pointer needs no retain of its
+    /// own (the data path finds a stream through that pointer, not here).
+    private var streams: [Int32: Stream] = [:]
     /// What happened since the caller last took the events, in order.
     private var events = CircularBuffer<Event>(initialCapacity: 4)
     /// The input being parsed, so a DATA payload can be a slice of it instead of a copy.
@@ -111,7 +111,12 @@ final class NGHTTP2Session {
     /// Events pile up during `receive` and `drainOutput` and are taken once those returned, so the
     /// caller never runs inside an nghttp2 callback and may submit freely while handling them.
     func nextEvent() -> Event? {
-        self.events.popFirst()
+        let event = self.events.popFirst()
+        if case .data(let id, let bytes, _) = event, bytes.readableBytes > 0, let stream = self.stream(id) {
+            // Taken by the caller: from now on `consumeTaken` may open the windows by these bytes.
+            stream.taken += bytes.readableBytes
+        }
+        return event
     }
 
     private static func setting(_ id: nghttp2_settings_id, _ value: UInt32) -> nghttp2_settings_entry {
@@ -278,13 +283,15 @@ final class NGHTTP2Session {
         self.stream(id)?.resetAfterResponse = true
     }
 
-    /// Opens the stream and connection windows by all of the stream's request body reported and
-    /// not consumed yet (the upstream took it, or it is not wanted). After the stream closed, the
-    /// session already gave its remainder back to the connection window: nothing happens.
-    func consumeAll(stream id: Int32) {
-        guard let stream = self.stream(id), stream.unconsumed > 0 else { return }
-        let n = stream.unconsumed
-        stream.unconsumed = 0
+    /// Opens the stream and connection windows by the stream's request body the caller took (its
+    /// `.data` events) and has not consumed yet: the upstream took it, or it is not wanted. Body
+    /// still waiting in events is not counted. After the stream closed, the session already gave
+    /// its remainder back to the connection window: nothing happens.
+    func consumeTaken(stream id: Int32) {
+        guard let stream = self.stream(id), stream.taken > 0 else { return }
+        let n = min(stream.taken, stream.unconsumed)
+        stream.taken = 0
+        stream.unconsumed -= n
         _ = nghttp2_session_consume(self.session, id, n)
     }
 
@@ -329,20 +336,12 @@ final class NGHTTP2Session {
     // MARK: streams
 
     private func link(_ stream: Stream) {
-        stream.slot = self.streams.count
-        self.streams.append(stream)
+        self.streams[stream.id] = stream
         _ = nghttp2_session_set_stream_user_data(self.session, stream.id, Unmanaged.passUnretained(stream).toOpaque())
     }
 
     private func unlink(_ stream: Stream) {
-        let slot = stream.slot
-        guard slot >= 0, slot < self.streams.count, self.streams[slot] === stream else { return }
-        let last = self.streams.removeLast()
-        if slot < self.streams.count {
-            self.streams[slot] = last
-            last.slot = slot
-        }
-        stream.slot = -1
+        self.streams[stream.id] = nil
     }
 
     /// Reports the DATA payload parsed so far.

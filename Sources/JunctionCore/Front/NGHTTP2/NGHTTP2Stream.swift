@@ -14,8 +14,11 @@ extension NGHTTP2Session {
         var overBudget = false
         /// The stream was reported (`.headers`), so its data, reset and close are too.
         var reported = false
-        /// Request body bytes reported and not yet consumed.
+        /// Request body bytes reported and not yet consumed (given back to the connection window if
+        /// the stream closes first).
         var unconsumed = 0
+        /// Of those, the bytes the caller took: what `consumeTaken` opens the windows by.
+        var taken = 0
         /// Response body waiting for nghttp2's data provider.
         var queue = CircularBuffer<ByteBuffer>(initialCapacity: 2)
         var queuedBytes = 0
@@ -30,8 +33,6 @@ extension NGHTTP2Session {
         /// RST_STREAM NO_ERROR once the response's last frame is sent (`resetAfterResponse`).
         var resetAfterResponse = false
         var closed = false
-        /// Its place in the session's list of live streams (-1 once it left).
-        var slot = -1
 
         init(id: Int32) {
             self.id = id

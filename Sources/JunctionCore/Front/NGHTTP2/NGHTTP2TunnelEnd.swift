@@ -38,9 +38,9 @@ final class NGHTTP2TunnelEnd: TunnelEnd {
         if bytes.readableBytes > 0 {
             if let partner = self.partner {
                 partner.partnerWrite(bytes)
-                if partner.partnerIsWritable { self.wire.consumeAll() }
+                if partner.partnerIsWritable { self.wire.consumeTaken() }
             } else {
-                self.wire.consumeAll()
+                self.wire.consumeTaken()
             }
         }
         if endStream { self.clientEnded() }
@@ -125,7 +125,7 @@ final class NGHTTP2TunnelEnd: TunnelEnd {
 
     func partnerBecameWritable() {
         guard !self.isClosed else { return }
-        self.wire.consumeAll()
+        self.wire.consumeTaken()
     }
 
     var partnerIsWritable: Bool { !self.isClosed && self.wire.canTake }
