@@ -155,10 +155,8 @@ struct HTTP1FrontStateMachineTests {
         #expect(!lingerDone)
         let quiesced = machine.quiesce(now: Self.at(2))
         #expect(quiesced == .finish)
-        let due = machine.deadlinePassed(now: Self.at(1000))
-        #expect(due == .none)
         #expect(machine.state == .closed)
-        #expect(machine.deadline == .distantFuture)
+        expectNothingTimed(machine, nothing: .none)
     }
 
     /// A machine in each state, built by driving it there.

@@ -132,10 +132,8 @@ struct HTTP2ConnectionStateMachineTests {
         #expect(afterError == .none)
         let quiesced = machine.quiesce(now: Self.at(2))
         #expect(quiesced == .none)
-        let due = machine.deadlinePassed(now: Self.at(1000))
-        #expect(due == .none)
         #expect(machine.state == .closed)
-        #expect(machine.deadline == .distantFuture)
+        expectNothingTimed(machine, nothing: .none)
     }
 
     /// A machine in each state, built by driving it there.

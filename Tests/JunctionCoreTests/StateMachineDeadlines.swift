@@ -40,3 +40,15 @@ func expectDeadline<Machine: TimedStateMachine>(
         sourceLocation: sourceLocation
     )
 }
+
+/// A closed machine: nothing is due, ever.
+func expectNothingTimed<Machine: TimedStateMachine>(
+    _ machine: Machine,
+    nothing: Machine.DeadlineAction,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    var closed = machine
+    let due = closed.deadlinePassed(now: ClientConnectionStateMachineTests.at(1000))
+    #expect(due == nothing, sourceLocation: sourceLocation)
+    #expect(closed.deadline == .distantFuture, sourceLocation: sourceLocation)
+}
