@@ -19,8 +19,8 @@ final class TunnelLedger {
         var backend: Backend
     }
 
-    let loop: LoopContext
-    let backend: Backend
+    private let loop: LoopContext
+    private let backend: Backend
     /// How long the tunnel may carry nothing.
     let idleTimeout: TimeAmount
     /// The backend's active count, held while the tunnel is open.
@@ -33,7 +33,7 @@ final class TunnelLedger {
     private var isClosed = false
     /// Set by whoever ends the tunnel on purpose (idle timeout, drain), else by the side that ended
     /// first (the first close frame, the first end of input, the first close).
-    private(set) var closeReason: CloseReason?
+    private var closeReason: CloseReason?
 
     /// The backend's active count is the ledger's from now on.
     init(
