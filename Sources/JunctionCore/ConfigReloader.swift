@@ -25,6 +25,8 @@ final class ConfigReloader: Service {
     private let configPath: String
     private let runtime: RuntimeBox
     private let listeners: ListenerManager
+    /// The `tls.acme` certificates, handed to each new generation.
+    private let certificates: ManagedCertificates
     private let loops: [LoopContexts.Loop]
     private let logger: Logger
     private let accessLog: NIOLockedValueBox<AccessLogTarget>
@@ -33,6 +35,7 @@ final class ConfigReloader: Service {
         configPath: String,
         runtime: RuntimeBox,
         listeners: ListenerManager,
+        certificates: ManagedCertificates,
         loops: [LoopContexts.Loop],
         accessLog: AccessLogTarget,
         logger: Logger
@@ -40,6 +43,7 @@ final class ConfigReloader: Service {
         self.configPath = configPath
         self.runtime = runtime
         self.listeners = listeners
+        self.certificates = certificates
         self.loops = loops
         self.accessLog = NIOLockedValueBox(accessLog)
         self.logger = logger
@@ -65,7 +69,7 @@ final class ConfigReloader: Service {
             metadata: ["config": "\(self.configPath)", "generation": "\(current.generation)"]
         )
         let prepared: Junction.Prepared
-        switch Junction.prepare(configPath: self.configPath, previous: current) {
+        switch Junction.prepare(configPath: self.configPath, previous: current, certificates: self.certificates) {
         case .success(let value):
             prepared = value
         case .failure(let error):

@@ -17,31 +17,57 @@ public final class Junction: Sendable {
         public let configPath: String
         let runtime: RuntimeConfig
         let tlsContexts: [String: TLSContextSet]
+        /// The `tls.acme` certificates, shared with the generation before.
+        let certificates: ManagedCertificates
 
-        /// What each listener applies to new connections.
+        /// What each listener applies to new connections. Plain listeners answer http-01
+        /// challenges when a certificate is validated by them.
         var listenerSettings: [ListenerSettings] {
-            self.config.listeners.map { ListenerSettings(config: $0, tls: self.tlsContexts[$0.name]) }
+            let http01 = self.config.listeners.contains { $0.tls?.acme?.challenge == .http01 }
+            return self.config.listeners.map {
+                ListenerSettings(
+                    config: $0,
+                    tls: self.tlsContexts[$0.name],
+                    challenges: http01 && $0.tls == nil ? self.certificates.answers : nil
+                )
+            }
         }
     }
 
     /// Loads and checks the file at `path`: the YAML schema, the certificates and keys, and that
     /// every backend host name resolves. Errors come back all at once.
     public static func prepare(configPath path: String) -> Result<Prepared, ConfigError> {
-        self.prepare(configPath: path, previous: nil)
+        self.prepare(configPath: path, previous: nil, certificates: nil)
     }
 
     /// As above; a reload passes the running generation (`previous`), whose backend registry the new
-    /// one shares, so backends that stay keep their counts and health.
-    static func prepare(configPath path: String, previous: RuntimeConfig?) -> Result<Prepared, ConfigError> {
+    /// one shares, so backends that stay keep their counts and health, and the running
+    /// `certificates`, so a certificate that stays keeps its schedule.
+    static func prepare(
+        configPath path: String,
+        previous: RuntimeConfig?,
+        certificates running: ManagedCertificates?
+    ) -> Result<Prepared, ConfigError> {
         let outcome = ConfigLoader.load(path: path)
         guard let config = outcome.config else {
             return .failure(ConfigError(diagnostics: outcome.diagnostics))
         }
         var diagnostics = outcome.diagnostics
         var tlsContexts: [String: TLSContextSet] = [:]
+        let certificates = running ?? ManagedCertificates()
         for listener in config.listeners {
             guard let tls = listener.tls else { continue }
-            let (contexts, problems) = TLSContextSet.load(tls, alpn: TLSContextSet.alpn(http2: listener.http2))
+            if let acme = tls.acme {
+                let problems = ACMECheck.problems(acme)
+                diagnostics += problems
+                if !problems.isEmpty { continue }
+            }
+            let (contexts, problems) = TLSContextSet.load(
+                tls,
+                alpn: TLSContextSet.alpn(http2: listener.http2),
+                listener: listener.name,
+                certificates: certificates
+            )
             diagnostics += problems
             if let contexts { tlsContexts[listener.name] = contexts }
         }
@@ -59,13 +85,15 @@ public final class Junction: Sendable {
         guard errors.isEmpty, let runtime else {
             return .failure(ConfigError(diagnostics: diagnostics))
         }
+        certificates.keep(only: tlsContexts.values.compactMap(\.managed))
         return .success(
             Prepared(
                 config: config,
                 warnings: diagnostics.filter { $0.severity == .warning },
                 configPath: path,
                 runtime: runtime,
-                tlsContexts: tlsContexts
+                tlsContexts: tlsContexts,
+                certificates: certificates
             )
         )
     }
@@ -114,8 +142,18 @@ public final class Junction: Sendable {
                 configPath: self.prepared.configPath,
                 runtime: runtime,
                 listeners: listeners,
+                certificates: self.prepared.certificates,
                 loops: contexts.all,
                 accessLog: AccessLogTarget(target: config.logging.accessLog, format: config.logging.format),
+                logger: self.logger
+            )
+        )
+        // Always there: a reload may add a `tls.acme` block.
+        services.append(
+            CertificateManager(
+                certificates: self.prepared.certificates,
+                metrics: metrics,
+                group: group,
                 logger: self.logger
             )
         )

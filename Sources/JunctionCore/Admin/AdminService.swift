@@ -36,13 +36,51 @@ struct AdminState: Sendable {
     /// Every certificate the listeners serve, with its expiry (seconds since the epoch).
     var certificates: [JunctionMetrics.CertificateExpiry] {
         self.listeners.all.flatMap { listener in
-            (listener.current.tls?.entries ?? []).map {
+            let tls = listener.current.tls
+            // A stand-in (no certificate issued yet) has no expiry to report.
+            let managed = tls?.managed.map(\.current).flatMap { $0.isStandIn ? nil : $0.entry }
+            return ((tls?.entries ?? []) + (managed.map { [$0] } ?? [])).map {
                 JunctionMetrics.CertificateExpiry(
                     listener: listener.name,
                     certificate: $0.certPath,
                     notValidAfter: $0.notValidAfter
                 )
             }
+        }
+    }
+
+    /// Every certificate the listeners serve, for `/status` and the dashboard.
+    var certificateStatus: [StatusReport.CertificateStatus] {
+        self.listeners.all.flatMap { listener -> [StatusReport.CertificateStatus] in
+            guard let tls = listener.current.tls else { return [] }
+            var found = tls.entries.map {
+                StatusReport.CertificateStatus(
+                    listener: listener.name,
+                    names: $0.names,
+                    source: "file",
+                    state: "served",
+                    path: $0.certPath,
+                    notAfter: $0.notValidAfter,
+                    nextRenewal: nil,
+                    lastError: nil
+                )
+            }
+            if let managed = tls.managed {
+                let current = managed.current
+                found.append(
+                    StatusReport.CertificateStatus(
+                        listener: listener.name,
+                        names: managed.config.domains,
+                        source: "acme",
+                        state: current.isStandIn ? "temporary" : "issued",
+                        path: current.entry.certPath,
+                        notAfter: current.isStandIn ? nil : current.entry.notValidAfter,
+                        nextRenewal: current.nextRenewal,
+                        lastError: current.lastError
+                    )
+                )
+            }
+            return found
         }
     }
 
@@ -80,7 +118,8 @@ struct AdminState: Sendable {
             config: StatusReport.ConfigStatus(generation: runtime.generation, loadedAt: runtime.loadedAt),
             admin: StatusReport.AdminStatus(writes: runtime.config.admin?.token != nil),
             pools: pools,
-            listeners: listeners
+            listeners: listeners,
+            certificates: self.certificateStatus
         )
     }
 }
@@ -123,6 +162,26 @@ struct StatusReport: Codable, Sendable {
         var connections: Int
     }
 
+    /// One served certificate: from a file, or obtained by ACME (`temporary` until the first
+    /// issuance, then `issued`); times in seconds since the epoch.
+    struct CertificateStatus: Codable, Sendable {
+        var listener: String
+        var names: [String]
+        var source: String
+        var state: String
+        var path: String
+        var notAfter: Double?
+        var nextRenewal: Double?
+        var lastError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case listener, names, source, state, path
+            case notAfter = "not_after"
+            case nextRenewal = "next_renewal"
+            case lastError = "last_error"
+        }
+    }
+
     /// Which configuration is running: 1 at start, one more per reload that took.
     struct ConfigStatus: Codable, Sendable {
         var generation: Int
@@ -144,6 +203,8 @@ struct StatusReport: Codable, Sendable {
     var admin: AdminStatus
     var pools: [String: PoolStatus]
     var listeners: [String: ListenerStatus]
+    /// Every served certificate.
+    var certificates: [CertificateStatus]
 }
 
 /// The admin listener (`admin.address`): `GET /` (dashboard), `/healthz`, `/readyz`, `/metrics`,

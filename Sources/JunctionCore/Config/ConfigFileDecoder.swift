@@ -120,13 +120,17 @@ final class ConfigFileDecoder {
     }
 
     private func tls(_ node: ConfigNode) -> TLSConfig? {
-        guard let entries = self.reader.mapping(node, allowed: ["certificates", "min_version", "ciphers"]) else {
+        guard let entries = self.reader.mapping(node, allowed: ["certificates", "acme", "min_version", "ciphers"]) else {
             return nil
         }
         var tls = TLSConfig()
         var sawCertificates = false
+        var acmeFailed = false
         for (key, value) in entries {
             switch key {
+            case "acme":
+                tls.acme = ACMEConfigDecoder(reader: self.reader, resolvePath: self.resolvePath).decode(value)
+                acmeFailed = tls.acme == nil
             case "certificates":
                 sawCertificates = true
                 guard let elements = self.reader.sequence(value) else { continue }
@@ -178,8 +182,10 @@ final class ConfigFileDecoder {
             default: break
             }
         }
-        if !sawCertificates { self.reader.error(node, "missing required key \"certificates\"") }
-        return tls.certificates.isEmpty ? nil : tls
+        if !sawCertificates && tls.acme == nil && !acmeFailed {
+            self.reader.error(node, "missing required key \"certificates\" (or \"acme\")")
+        }
+        return tls.certificates.isEmpty && tls.acme == nil ? nil : tls
     }
 
     private func admin(_ node: ConfigNode) -> AdminConfig? {

@@ -8,10 +8,13 @@ public enum ConfigValueParser {
         public var message: String
     }
 
-    /// `250ms`, `5s`, `2m`, `1h` (a non-negative integer and one unit).
+    /// `250ms`, `5s`, `2m`, `1h`, `30d` (a non-negative integer and one unit).
     public static func duration(_ text: String) -> TimeAmount? {
         let units: [(suffix: String, make: (Int64) -> TimeAmount)] = [
             ("ms", { .milliseconds($0) }), ("s", { .seconds($0) }), ("m", { .minutes($0) }), ("h", { .hours($0) }),
+            // Days: the unit of certificate lifetimes (`renew_before: 30d`); capped so the
+            // nanoseconds fit in 64 bits.
+            ("d", { .hours(min($0, 100_000) * 24) }),
         ]
         for unit in units where text.hasSuffix(unit.suffix) {
             let number = text.dropLast(unit.suffix.count)

@@ -103,6 +103,8 @@ public struct TLSConfig: Sendable, Equatable {
 
     /// Certificates; the first is the default when SNI matches none.
     public var certificates: [Certificate] = []
+    /// A certificate obtained and renewed automatically; the default when `certificates` is empty.
+    public var acme: ACMEConfig? = nil
     /// The lowest protocol version accepted; never below 1.2.
     public var minVersion: MinimumVersion = .tls12
     /// TLS 1.2 cipher suites in OpenSSL syntax (nil: `TLSContextSet.intermediateCiphers`, Mozilla's

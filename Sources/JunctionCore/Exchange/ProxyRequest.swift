@@ -184,6 +184,8 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         case .redirect(let location):
             let body = HTTPSRedirect.body(location: location)
             self.answer(head: HTTPSRedirect.responseHead(location: location), body: body, close: false)
+        case .challengeAnswer(let keyAuthorization):
+            self.answer(head: ACMEChallengePath.responseHead(keyAuthorization), body: keyAuthorization, close: false)
         case .proxy:
             self.attempt()
         }

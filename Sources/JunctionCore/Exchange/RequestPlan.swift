@@ -8,10 +8,13 @@ enum RequestPlan {
     case answer(ProxyFailure, close: Bool)
     /// `redirect_https`: a 308 to this location.
     case redirect(String)
+    /// An ACME http-01 validation: 200 with this key authorization.
+    case challengeAnswer(String)
     /// Proxied to the route's pool with this upstream head.
     case proxy(Route, headBytes: ByteBuffer)
 
-    /// The plan for a checked head, in the order the contract sets: `redirect_https` first, then
+    /// The plan for a checked head, in the order the contract sets: an ACME http-01 challenge
+    /// this process answers first, then `redirect_https`, then
     /// the body limit (a declared length over `limits.max_body_bytes` is 413 before any of it is
     /// read), then the route table (404 without a match). With a route comes the backend its
     /// affinity asks for.
@@ -26,6 +29,11 @@ enum RequestPlan {
         let runtime = loop.runtime
         // An absolute-form target is routed (and forwarded) in origin-form, by its authority.
         let target = facts.originForm ?? head.uri
+        if let challenges = listener.challenges, let token = ACMEChallengePath.token(in: target),
+            let answer = challenges.httpAnswer(token: token)
+        {
+            return (.challengeAnswer(answer), .none)
+        }
         if let port = listener.redirectHTTPSPort {
             return (.redirect(HTTPSRedirect.location(host: facts.host, port: port, target: target)), .none)
         }

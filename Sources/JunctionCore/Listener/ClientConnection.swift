@@ -34,7 +34,8 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         let setup = ClientConnectionStateMachine.Setup(
             proxyProtocol: settings.config.proxyProtocol,
             tls: settings.tls != nil,
-            http2: settings.config.http2
+            http2: settings.config.http2,
+            acmeValidations: settings.tls?.challengeContext != nil
         )
         let headerTimeout = loop.runtime.limits.clientHeaderTimeout
         guard setup != ClientConnectionStateMachine.Setup() else {
@@ -102,6 +103,9 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
             if let phase = self.machine.tlsHandshakeCompleted(alpn: negotiated) {
                 self.installed(phase, context: context)
+            } else if case .closed = self.machine.state {
+                // An ACME validation: the handshake was all it wanted.
+                context.close(promise: nil)
             }
         } else if event is ChannelShouldQuiesceEvent {
             // A drain during the setup: no request yet, the client retries elsewhere.
@@ -129,6 +133,11 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
             case .tls:
                 guard let tls = self.settings.tls else { preconditionFailure("TLS phase on a plain listener") }
                 try channel.pipeline.syncOperations.addHandler(tls.makeHandler(), position: .first)
+            case .validationTLS:
+                guard let handler = self.settings.tls?.makeChallengeHandler() else {
+                    preconditionFailure("validation phase on a listener without tls-alpn-01")
+                }
+                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
             case .http1:
                 try HTTP1Front.install(
                     on: channel,
@@ -149,7 +158,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
             return
         }
         let held = self.machine.phaseInstalled()
-        if phase == .tls {
+        if phase == .tls || phase == .validationTLS {
             // Bytes behind a PROXY header start the handshake: into the TLS handler, from the head.
             if case .forward(let bytes) = held {
                 channel.pipeline.syncOperations.fireChannelRead(NIOAny(bytes))

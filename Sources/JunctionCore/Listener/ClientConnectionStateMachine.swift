@@ -14,12 +14,16 @@ struct ClientConnectionStateMachine {
         var proxyProtocol = false
         var tls = false
         var http2 = false
+        /// The listener answers ACME tls-alpn-01 validations: the ClientHello is looked at first.
+        var acmeValidations = false
     }
 
     /// The pipeline a phase needs.
     enum Phase: Equatable {
         /// The TLS handler, in front of the connection's setup.
         case tls
+        /// The TLS handler of an ACME tls-alpn-01 validation (the challenge certificate).
+        case validationTLS
         /// The HTTP/1.1 front, which takes the connection over.
         case http1
         /// The HTTP/2 front, which takes the connection over.
@@ -32,8 +36,12 @@ struct ClientConnectionStateMachine {
         /// `phase`'s handlers are being set up; `held` (what arrived behind a preface) goes to
         /// them once they are in place.
         case installing(Phase, held: ByteBuffer)
+        /// Holding the first TLS record until it shows whether the client is an ACME validation.
+        case peekingHello(held: ByteBuffer)
         /// The TLS handler has the bytes; ALPN decides what follows.
         case tlsHandshake
+        /// An ACME validation's handshake: once done, the validator has what it came for.
+        case validationHandshake
         /// A plain listener with HTTP/2: the first bytes tell the h2c preface from HTTP/1.1.
         case sniffing(held: ByteBuffer)
         /// A front has the connection; the setup is over.
@@ -82,7 +90,8 @@ struct ClientConnectionStateMachine {
     /// When the setup must be over: the header deadline, while it runs.
     var deadline: NIODeadline {
         switch self.state {
-        case .proxyHeader, .installing, .tlsHandshake, .sniffing: return self.headerDeadline
+        case .proxyHeader, .installing, .tlsHandshake, .sniffing, .peekingHello, .validationHandshake:
+            return self.headerDeadline
         case .handedOver, .closed: return .distantFuture
         }
     }
@@ -96,11 +105,14 @@ struct ClientConnectionStateMachine {
         case .sniffing(let held):
             self.state = .closed
             return self.sniff(Self.appending(bytes, to: held))
+        case .peekingHello(let held):
+            self.state = .closed
+            return self.peek(Self.appending(bytes, to: held))
         case .installing(let phase, _):
             assertionFailure("bytes arrived while \(phase) was being set up")
             self.state = .closed
             return .reject("bytes arrived while the connection was being set up")
-        case .tlsHandshake, .handedOver:
+        case .tlsHandshake, .validationHandshake, .handedOver:
             return .forward(bytes)
         case .closed:
             return .wait
@@ -120,7 +132,11 @@ struct ClientConnectionStateMachine {
             assertionFailure("phaseInstalled in \(self.state)")
             return .wait
         }
-        self.state = phase == .tls ? .tlsHandshake : .handedOver(phase)
+        switch phase {
+        case .tls: self.state = .tlsHandshake
+        case .validationTLS: self.state = .validationHandshake
+        case .http1, .http2: self.state = .handedOver(phase)
+        }
         return held.readableBytes > 0 ? .forward(held) : .wait
     }
 
@@ -145,6 +161,9 @@ struct ClientConnectionStateMachine {
             case .sniffing(let sniffed):
                 self.state = .closed
                 return self.sniff(sniffed)
+            case .peekingHello(let peeked):
+                self.state = .closed
+                return self.peek(peeked)
             case .installing(let phase, _):
                 return .install(phase)
             default:
@@ -166,15 +185,35 @@ struct ClientConnectionStateMachine {
         return .install(phase)
     }
 
+    /// An ACME validation gets the challenge's TLS handler, every other client the listener's.
+    private mutating func peek(_ held: ByteBuffer) -> ReadAction {
+        let phase: Phase
+        switch ClientHelloPeek.inspect(held) {
+        case .incomplete:
+            self.state = .peekingHello(held: held)
+            return .wait
+        case .acmeValidation: phase = .validationTLS
+        case .other: phase = .tls
+        }
+        self.state = .installing(phase, held: held)
+        return .install(phase)
+    }
+
     /// What follows the PROXY header (or accept, without one).
     private static func afterProxyHeader(_ setup: Setup, held: ByteBuffer) -> State {
+        if setup.tls && setup.acmeValidations { return .peekingHello(held: held) }
         if setup.tls { return .installing(.tls, held: held) }
         if setup.http2 { return .sniffing(held: held) }
         return .installing(.http1, held: held)
     }
 
-    /// The TLS handshake completed with `alpn` negotiated: the front to set up behind it.
+    /// The TLS handshake completed with `alpn` negotiated: the front to set up behind it (nil: none;
+    /// after an ACME validation's handshake the state is `closed` and the connection closes).
     mutating func tlsHandshakeCompleted(alpn: String?) -> Phase? {
+        if case .validationHandshake = self.state {
+            self.state = .closed
+            return nil
+        }
         guard case .tlsHandshake = self.state else {
             assert(self.state == .closed, "TLS handshake completed in \(self.state)")
             return nil
@@ -195,7 +234,7 @@ struct ClientConnectionStateMachine {
     /// Whether to close now.
     mutating func quiesce() -> Bool {
         switch self.state {
-        case .proxyHeader, .installing, .tlsHandshake, .sniffing:
+        case .proxyHeader, .installing, .tlsHandshake, .sniffing, .peekingHello, .validationHandshake:
             self.state = .closed
             return true
         case .handedOver, .closed:

@@ -13,10 +13,13 @@ final class ListenerSettings: Sendable {
     let config: ListenerConfig
     /// Its TLS contexts (nil: plain).
     let tls: TLSContextSet?
+    /// The http-01 answers a plain listener gives (nil: no certificate is validated by http-01).
+    let challenges: ChallengeAnswers?
 
-    init(config: ListenerConfig, tls: TLSContextSet?) {
+    init(config: ListenerConfig, tls: TLSContextSet?, challenges: ChallengeAnswers? = nil) {
         self.config = config
         self.tls = tls
+        self.challenges = challenges
     }
 
     /// What the front handlers are told about the listener.
@@ -25,7 +28,8 @@ final class ListenerSettings: Sendable {
             name: self.config.name,
             scheme: self.tls == nil ? "http" : "https",
             authority: self.config.address.description,
-            redirectHTTPSPort: self.config.redirectHTTPS
+            redirectHTTPSPort: self.config.redirectHTTPS,
+            challenges: self.challenges
         )
     }
 }

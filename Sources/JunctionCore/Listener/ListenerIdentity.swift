@@ -8,6 +8,9 @@ struct ListenerIdentity: Sendable {
     let authority: String
     /// `redirect_https`: answer every request with a 308 to HTTPS on this port instead of proxying.
     var redirectHTTPSPort: Int? = nil
+    /// ACME http-01 answers, given at `/.well-known/acme-challenge/<token>` before routing and
+    /// before `redirect_https` (nil: this listener answers none).
+    var challenges: ChallengeAnswers? = nil
     /// The client's address as a PROXY protocol header announced it (nil: the socket's peer).
     var clientAddress: String? = nil
 }

@@ -41,6 +41,12 @@ struct TLSContextSet: Sendable {
     ].joined(separator: ":")
 
     let entries: [Entry]
+    /// The certificate Junction obtains itself (`tls.acme`), if any: matched by SNI after
+    /// `entries`, and the default when there are none.
+    let managed: ManagedCertificate?
+    /// The context of handshakes that offer `acme-tls/1` (RFC 8737), when the listener answers
+    /// tls-alpn-01 challenges: it serves the challenge certificate of the SNI name, and nothing else.
+    let challengeContext: NIOSSLContext?
     /// The context every connection of the listener starts with.
     let context: NIOSSLContext
 
@@ -49,8 +55,17 @@ struct TLSContextSet: Sendable {
         http2 ? ["h2", "http/1.1"] : ["http/1.1"]
     }
 
-    /// Loads every certificate of `config`. Problems come back as diagnostics pointing at the entry.
-    static func load(_ config: TLSConfig, alpn: [String]) -> (TLSContextSet?, [ConfigDiagnostic]) {
+    /// The protocol a tls-alpn-01 validation negotiates, and only it.
+    static let acmeALPN = "acme-tls/1"
+
+    /// Loads every certificate of `config`, and the managed one from `certificates` when the
+    /// listener has `acme`. Problems come back as diagnostics pointing at the entry.
+    static func load(
+        _ config: TLSConfig,
+        alpn: [String],
+        listener: String = "",
+        certificates: ManagedCertificates? = nil
+    ) -> (TLSContextSet?, [ConfigDiagnostic]) {
         var entries: [Entry] = []
         var diagnostics: [ConfigDiagnostic] = []
         for certificate in config.certificates {
@@ -62,35 +77,108 @@ struct TLSContextSet: Sendable {
                 diagnostics.append(diagnostic)
             }
         }
-        guard entries.count == config.certificates.count, let first = entries.first else { return (nil, diagnostics) }
-        var tls = self.configuration(chain: first.chain, key: first.key, tls: config, alpn: alpn)
-        if entries.count > 1 {
-            let set = entries
-            tls.sslContextCallback = { values, promise in
-                let index = Self.entryIndex(in: set, forServerName: values.serverHostname)
-                guard index > 0 else {
-                    promise.succeed(.noChanges)
-                    return
-                }
-                let chosen = set[index]
-                var override = NIOSSLContextConfigurationOverride()
-                override.certificateChain = chosen.chain.map { .certificate($0) }
-                override.privateKey = .privateKey(chosen.key)
-                promise.succeed(override)
+        var managed: ManagedCertificate?
+        if let acme = config.acme {
+            do {
+                managed = try (certificates ?? ManagedCertificates()).certificate(for: acme, listener: listener)
+            } catch {
+                let problem = ConfigDiagnostic(
+                    severity: .error,
+                    location: acme.location,
+                    path: acme.configPath,
+                    message: "cannot prepare the certificate of \(acme.domains.joined(separator: ", ")): \(error)"
+                )
+                return (nil, diagnostics + [problem])
             }
         }
+        guard entries.count == config.certificates.count,
+            let first = entries.first ?? managed?.current.entry
+        else { return (nil, diagnostics) }
+        var tls = self.configuration(chain: first.chain, key: first.key, tls: config, alpn: alpn)
+        if entries.count > 1 || managed != nil {
+            let set = entries
+            let managed = managed
+            tls.sslContextCallback = { values, promise in
+                promise.succeed(Self.override(entries: set, managed: managed, serverName: values.serverHostname))
+            }
+        }
+        var challengeContext: NIOSSLContext?
+        let location = config.ciphersLocation ?? config.certificates.first?.location ?? config.acme?.location
+        let path = config.ciphers == nil ? (config.certificates.first?.configPath ?? config.acme?.configPath ?? "") : config.ciphersPath
         do {
-            return (TLSContextSet(entries: entries, context: try NIOSSLContext(configuration: tls)), diagnostics)
+            if let acme = config.acme, acme.challenge == .tlsALPN01, let answers = certificates?.answers {
+                challengeContext = try self.challengeContext(answers: answers, default: first, tls: config)
+            }
+            let contexts = TLSContextSet(
+                entries: entries,
+                managed: managed,
+                challengeContext: challengeContext,
+                context: try NIOSSLContext(configuration: tls)
+            )
+            return (contexts, diagnostics)
         } catch {
             let problem = ConfigDiagnostic(
                 severity: .error,
-                location: config.ciphersLocation ?? config.certificates[0].location,
-                path: config.ciphers == nil ? config.certificates[0].configPath : config.ciphersPath,
+                location: location,
+                path: path,
                 message: "cannot set up TLS: \(error)"
             )
             return (nil, diagnostics + [problem])
         }
     }
+
+    /// The certificate for a ClientHello's server name: a configured one whose names match, else
+    /// the managed one when its names match or nothing else is configured, else the first.
+    static func override(
+        entries: [Entry],
+        managed: ManagedCertificate?,
+        serverName: String?
+    ) -> NIOSSLContextConfigurationOverride {
+        let chosen: Entry
+        if let index = Self.matchIndex(in: entries, forServerName: serverName) {
+            guard index > 0 || managed != nil else { return .noChanges }
+            chosen = entries[index]
+        } else if let managed,
+            entries.isEmpty || Self.matchIndex(in: [managed.current.entry], forServerName: serverName) != nil
+        {
+            chosen = managed.current.entry
+        } else {
+            // The context's own certificate is the first configured one.
+            return .noChanges
+        }
+        var override = NIOSSLContextConfigurationOverride()
+        override.certificateChain = chosen.chain.map { .certificate($0) }
+        override.privateKey = .privateKey(chosen.key)
+        return override
+    }
+
+    /// The context for tls-alpn-01 validations: ALPN `acme-tls/1` only, and the challenge
+    /// certificate of the SNI name; a handshake for a name without a pending challenge fails.
+    private static func challengeContext(answers: ChallengeAnswers, default first: Entry, tls config: TLSConfig) throws
+        -> NIOSSLContext
+    {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: first.chain.map { .certificate($0) },
+            privateKey: .privateKey(first.key)
+        )
+        tls.minimumTLSVersion = .tlsv12
+        tls.applicationProtocols = [Self.acmeALPN]
+        tls.shutdownTimeout = Self.shutdownTimeout
+        tls.sslContextCallback = { values, promise in
+            guard let name = values.serverHostname, let answer = answers.tlsCertificate(serverName: name) else {
+                promise.fail(ChallengeMissing())
+                return
+            }
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = answer.chain.map { .certificate($0) }
+            override.privateKey = .privateKey(answer.key)
+            promise.succeed(override)
+        }
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    /// A handshake offered `acme-tls/1` for a name with no pending challenge.
+    struct ChallengeMissing: Error {}
 
     /// A server configuration for one certificate, with the listener's version floor, suites and ALPN.
     private static func configuration(
@@ -202,11 +290,10 @@ struct TLSContextSet: Sendable {
         return names
     }
 
-    /// Which certificate serves a ClientHello's server name (nil: no SNI): the first whose names
-    /// match, else the first.
-    static func entryIndex(in entries: [Entry], forServerName serverName: String?) -> Int {
-        guard let serverName = serverName?.lowercased() else { return 0 }
-        return entries.firstIndex { $0.names.contains { Self.name($0, matches: serverName) } } ?? 0
+    /// The first certificate whose names match the server name; nil without SNI or a match.
+    static func matchIndex(in entries: [Entry], forServerName serverName: String?) -> Int? {
+        guard let serverName = serverName?.lowercased() else { return nil }
+        return entries.firstIndex { $0.names.contains { Self.name($0, matches: serverName) } }
     }
 
     /// RFC 6125: `*.example.com` matches exactly one label in front of `example.com`.
@@ -223,5 +310,10 @@ struct TLSContextSet: Sendable {
     /// The TLS handler for a new connection.
     func makeHandler() -> NIOSSLServerHandler {
         NIOSSLServerHandler(context: self.context)
+    }
+
+    /// The TLS handler for a connection whose ClientHello offers `acme-tls/1`.
+    func makeChallengeHandler() -> NIOSSLServerHandler? {
+        self.challengeContext.map { NIOSSLServerHandler(context: $0) }
     }
 }

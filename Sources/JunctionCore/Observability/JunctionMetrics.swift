@@ -17,6 +17,8 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 /// - `junction_certificate_expiry_timestamp_seconds{listener,certificate}` — when each served
 ///   certificate expires (seconds since the epoch), for an alert well before it does.
 /// - `junction_connections_active{listener}` — open client connections.
+/// - `junction_acme_orders_total{result}` — ACME orders: `issued`, or `failed` for every attempt
+///   that did not end in a certificate (an unreachable directory included).
 /// - `junction_log_lines_dropped_total` — log and access-log lines a slow reader made Junction drop.
 /// - `junction_tunnels_closed_total{pool,reason}` — WebSocket tunnels ended, by why: `client` or
 ///   `backend` (the side that sent the first close frame, else ended its side first), `idle`
@@ -68,6 +70,18 @@ public final class JunctionMetrics: Sendable {
             ),
             labels: [("pool", pool), ("reason", reason)]
         )
+    }
+
+    /// Counts one ACME order by how it ended (`issued` or `failed`).
+    func acmeOrder(result: String) {
+        self.registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "junction_acme_orders",
+                unitName: "total",
+                helpText: "ACME orders, by result: issued, or failed (any attempt that did not end in a certificate)."
+            ),
+            labels: [("result", result)]
+        ).increment()
     }
 
     func durationHistogram(pool: String) -> DurationHistogram {

@@ -1,0 +1,285 @@
+import AsyncHTTPClient
+import JunctionACME
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import X509
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Obtains and renews every `tls.acme` certificate, in the background (the control plane).
+///
+/// Each certificate has its own loop, once a second: it loads what another instance stored (a
+/// newer certificate; the challenges it is waiting on), and when its certificate is a stand-in or
+/// due for renewal, takes the storage's lock and orders. A failure is retried after 1 minute,
+/// doubling to 1 hour, while the current certificate keeps serving; the CA's problem documents are
+/// logged as they came. New handshakes get a new certificate at once; no connection is closed.
+final class CertificateManager: Service {
+    /// How often each certificate looks at the shared storage.
+    static let pollInterval = Duration.seconds(1)
+
+    private let certificates: ManagedCertificates
+    private let metrics: JunctionMetrics?
+    private let logger: Logger
+    private let group: EventLoopGroup
+
+    init(certificates: ManagedCertificates, metrics: JunctionMetrics?, group: EventLoopGroup, logger: Logger) {
+        self.certificates = certificates
+        self.metrics = metrics
+        self.group = group
+        self.logger = logger
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { tasks in
+                var running: Set<ObjectIdentifier> = []
+                // Certificates a reload adds get their loop within a poll interval; one a reload
+                // removed ends its loop by itself.
+                while !Task.isCancelled {
+                    for certificate in self.certificates.all
+                    where running.insert(ObjectIdentifier(certificate)).inserted {
+                        tasks.addTask { await self.manage(certificate) }
+                    }
+                    try? await Task.sleep(for: Self.pollInterval)
+                }
+                tasks.cancelAll()
+            }
+        }
+    }
+
+    /// The loop of one certificate, until shutdown or until a reload drops it.
+    private func manage(_ certificate: ManagedCertificate) async {
+        let config = certificate.config
+        let storage = certificate.storage
+        let domain = config.domains[0]
+        var logger = self.logger
+        logger[metadataKey: "domains"] = "\(config.domains.joined(separator: ","))"
+        if certificate.current.isStandIn {
+            logger.warning("acme: no stored certificate yet, serving a temporary self-signed one until the first is issued")
+        } else {
+            logger.info("acme: serving the stored certificate", metadata: ["path": "\(storage.chainPath(domain))"])
+        }
+        let key: AccountKey
+        do {
+            key = try self.accountKey(config: config, storage: storage)
+        } catch {
+            logger.error("acme: \(error)")
+            return
+        }
+        let http: HTTPClient
+        do {
+            http = try self.makeHTTPClient(config)
+        } catch {
+            logger.error("acme: cannot set up HTTPS to the directory: \(error)")
+            return
+        }
+        let client = ACMEClient(directoryURL: config.directory, http: http, key: key, logger: logger)
+        let issuer = ACMEIssuer(client: client, key: key, logger: logger)
+        let lock = StorageLock(storage: storage, path: storage.lockPath(domain))
+        defer { self.logger.debug("acme: certificate no longer managed") }
+        await self.loop(certificate, client: client, issuer: issuer, lock: lock, logger: logger)
+        try? await http.shutdown()
+    }
+
+    /// Once a poll interval: what the storage holds, then an order when one is due.
+    private func loop(
+        _ certificate: ManagedCertificate,
+        client: ACMEClient,
+        issuer: ACMEIssuer,
+        lock: StorageLock,
+        logger: Logger
+    ) async {
+        let config = certificate.config
+        let storage = certificate.storage
+        let domain = config.domains[0]
+        var failures = 0
+        var retryAt = Date.distantPast
+        var stored = Self.modificationTime(storage.chainPath(domain))
+        self.schedule(certificate, suggestedStart: nil)
+        while !Task.isCancelled, self.certificates.all.contains(where: { $0 === certificate }) {
+            // Another instance stored a new certificate: serve it.
+            let modified = Self.modificationTime(storage.chainPath(domain))
+            if modified != stored, let fresh = ManagedCertificate.loadStored(config: config, storage: storage) {
+                stored = modified
+                if fresh.entry.notValidAfter != certificate.current.entry.notValidAfter {
+                    certificate.replace(fresh)
+                    self.schedule(certificate, suggestedStart: nil)
+                    logger.info("acme: loaded the certificate another instance stored")
+                }
+            }
+            if lock.isHeld() {
+                // Someone (another instance) orders now: answer the challenges it placed.
+                self.certificates.answers.share(storage.pendingChallenges(), from: storage.root)
+            } else if self.isDue(certificate), Date() >= retryAt, (try? lock.tryAcquire()) == true {
+                let outcome = await self.order(
+                    certificate,
+                    issuer: issuer,
+                    lock: lock,
+                    logger: logger
+                )
+                lock.release()
+                stored = Self.modificationTime(storage.chainPath(domain))
+                if let problem = outcome {
+                    failures += 1
+                    let delay = RenewalSchedule.retryDelay(failures: failures)
+                    retryAt = Date() + delay
+                    certificate.update {
+                        $0.lastError = problem
+                        $0.nextRenewal = retryAt.timeIntervalSince1970
+                    }
+                    logger.error(
+                        "acme: order failed, retrying in \(Int(delay))s; the current certificate keeps serving",
+                        metadata: ["error": "\(problem)"]
+                    )
+                } else {
+                    failures = 0
+                    retryAt = .distantPast
+                    await self.refreshRenewalInfo(certificate, client: client)
+                }
+            }
+            try? await Task.sleep(for: Self.pollInterval)
+        }
+    }
+
+    /// Places one order under the lock; nil when a certificate was issued and stored, else why not.
+    private func order(
+        _ certificate: ManagedCertificate,
+        issuer: ACMEIssuer,
+        lock: StorageLock,
+        logger: Logger
+    ) async -> String? {
+        let config = certificate.config
+        let storage = certificate.storage
+        let domain = config.domains[0]
+        // The lock's previous holder may have just stored what this instance was about to order.
+        if let fresh = ManagedCertificate.loadStored(config: config, storage: storage),
+            fresh.entry.notValidAfter > certificate.current.entry.notValidAfter
+        {
+            certificate.replace(fresh)
+            self.schedule(certificate, suggestedStart: nil)
+            if !self.isDue(certificate) { return nil }
+        }
+        let refresher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(StorageLock.refreshInterval))
+                try? lock.refresh()
+            }
+        }
+        defer { refresher.cancel() }
+        let solver = ChallengePublisher(
+            answers: self.certificates.answers,
+            storage: storage,
+            propagation: Self.pollInterval * 2
+        )
+        do {
+            let issued = try await issuer.issue(
+                domains: config.domains,
+                contact: config.email.map { ["mailto:\($0)"] } ?? [],
+                challenge: config.challenge,
+                keyType: config.keyType,
+                solver: solver
+            )
+            // The key first: a reader between the two renames sees a pair that does not match,
+            // which reads as nothing new, never as a wrong pair.
+            try storage.write(Array(issued.keyPEM.utf8), to: storage.keyPath(domain))
+            try storage.write(Array(issued.chainPEM.utf8), to: storage.chainPath(domain))
+            guard let served = ManagedCertificate.loadStored(config: config, storage: storage) else {
+                throw ACMEStorage.Problem(description: "the issued certificate in \(storage.chainPath(domain)) cannot be used")
+            }
+            certificate.replace(served)
+            self.schedule(certificate, suggestedStart: nil)
+            self.metrics?.acmeOrder(result: "issued")
+            logger.info(
+                "acme: certificate issued",
+                metadata: [
+                    "path": "\(storage.chainPath(domain))",
+                    "not_after": "\(Date(timeIntervalSince1970: served.entry.notValidAfter))",
+                ]
+            )
+            return nil
+        } catch {
+            self.metrics?.acmeOrder(result: "failed")
+            return "\(error)"
+        }
+    }
+
+    /// Whether the certificate should be ordered now.
+    private func isDue(_ certificate: ManagedCertificate) -> Bool {
+        let current = certificate.current
+        if current.isStandIn { return true }
+        return Date().timeIntervalSince1970 >= (current.nextRenewal ?? 0)
+    }
+
+    /// Sets when the certificate is renewed.
+    private func schedule(_ certificate: ManagedCertificate, suggestedStart: Date?) {
+        certificate.update { served in
+            guard !served.isStandIn else {
+                served.nextRenewal = nil
+                return
+            }
+            served.lastError = nil
+            served.nextRenewal = RenewalSchedule.renewalTime(
+                notBefore: Date(timeIntervalSince1970: served.notValidBefore),
+                notAfter: Date(timeIntervalSince1970: served.entry.notValidAfter),
+                renewBefore: TimeInterval(certificate.config.renewBefore.nanoseconds) / 1e9,
+                suggestedStart: suggestedStart,
+                now: Date()
+            ).timeIntervalSince1970
+        }
+    }
+
+    /// RFC 9773: asks the CA when to renew, where the directory offers renewalInfo.
+    private func refreshRenewalInfo(_ certificate: ManagedCertificate, client: ACMEClient) async {
+        guard let leaf = certificate.current.entry.chain.first,
+            let parsed = try? Certificate(derEncoded: try leaf.toDERBytes()),
+            let keyIdentifier = try? parsed.extensions.authorityKeyIdentifier?.keyIdentifier
+        else { return }
+        let id = "\(Base64URL.encode(keyIdentifier)).\(Base64URL.encode(parsed.serialNumber.bytes))"
+        guard let info = try? await client.renewalInfo(certificateID: id),
+            let start = try? Date(info.suggestedWindow.start, strategy: .iso8601)
+        else { return }
+        self.schedule(certificate, suggestedStart: start)
+    }
+
+    /// The account key for the directory: stored, else new and stored.
+    private func accountKey(config: ACMEConfig, storage: ACMEStorage) throws -> AccountKey {
+        let path = storage.accountKeyPath(directoryURL: config.directory)
+        if let bytes = try storage.read(path) {
+            do {
+                return try AccountKey(pem: String(decoding: bytes, as: UTF8.self))
+            } catch {
+                throw ACMEStorage.Problem(description: "\(path) holds no P-256 PEM key (\(error))")
+            }
+        }
+        let key = AccountKey()
+        try storage.write(Array(key.pem.utf8), to: path)
+        return key
+    }
+
+    private func makeHTTPClient(_ config: ACMEConfig) throws -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let ca = config.directoryCA {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+        }
+        return HTTPClient(
+            eventLoopGroup: self.group,
+            configuration: HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow)
+        )
+    }
+
+    private static func modificationTime(_ path: String) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return info.st_mtim.tv_sec * 1_000_000_000 + info.st_mtim.tv_nsec
+    }
+}
