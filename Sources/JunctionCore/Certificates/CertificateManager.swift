@@ -169,13 +169,24 @@ final class CertificateManager: Service {
             self.schedule(certificate, suggestedStart: nil)
             if !self.isDue(certificate) { return nil }
         }
+        // Keeps the lock fresh while the order runs; stopped (and waited for) before the lock is
+        // released, so a late refresh cannot bring a released lock back.
         let refresher = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(StorageLock.refreshInterval))
+            while (try? await Task.sleep(for: .seconds(StorageLock.refreshInterval))) != nil {
                 try? lock.refresh()
             }
         }
-        defer { refresher.cancel() }
+        let outcome = await self.place(certificate, issuer: issuer, logger: logger)
+        refresher.cancel()
+        await refresher.value
+        return outcome
+    }
+
+    /// The order itself; nil when a certificate was issued and stored, else why not.
+    private func place(_ certificate: ManagedCertificate, issuer: ACMEIssuer, logger: Logger) async -> String? {
+        let config = certificate.config
+        let storage = certificate.storage
+        let domain = config.domains[0]
         let solver = ChallengePublisher(
             answers: self.certificates.answers,
             storage: storage,
