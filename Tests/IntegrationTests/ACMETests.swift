@@ -127,6 +127,19 @@ struct ACMETests {
         #expect(metrics.contains(#"junction_acme_orders_total{result="issued"} 1"#))
         #expect(metrics.contains("junction_certificate_expiry_timestamp_seconds{listener=\"https\""))
 
+        // The dashboard lists it.
+        let browser = try ProcessRunner.run(
+            [
+                "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--virtual-time-budget=3000", "--dump-dom", "http://\(first.address("admin"))/",
+            ],
+            timeout: 90
+        )
+        #expect(
+            browser.stdout.contains("<td>https</td><td>\(Self.domain)</td><td>acme</td><td>issued</td>"),
+            "\(browser.stdout)"
+        )
+
         // Only a validation gets a challenge certificate, and only while one is pending.
         let probe = try ProcessRunner.run(
             ["openssl", "s_client", "-connect", "127.0.0.1:\(pebble.tlsPort)", "-servername", Self.domain, "-alpn", "acme-tls/1"],

@@ -28,6 +28,8 @@ enum AdminDashboard {
         <div id="action" class="muted"></div>
         <h2>Listeners</h2>
         <table id="listeners"><thead><tr><th>listener</th><th class="num">open connections</th></tr></thead><tbody></tbody></table>
+        <h2>Certificates</h2>
+        <table id="certificates"><thead><tr><th>listener</th><th>names</th><th>source</th><th>state</th><th>expires</th><th>next renewal</th><th>last error</th></tr></thead><tbody></tbody></table>
         <h2>Requests per second</h2>
         <table id="rates"><thead><tr><th>route</th><th>pool</th><th class="num">2xx/3xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">101 (WebSockets)</th></tr></thead><tbody></tbody></table>
         <div id="pools"></div>
@@ -103,6 +105,10 @@ enum AdminDashboard {
           document.getElementById("loaded").textContent = new Date(status.config.loaded_at * 1000).toLocaleString();
           fill(document.querySelector("#listeners tbody"), Object.keys(status.listeners).sort().map(name =>
             row([text("td", name), text("td", status.listeners[name].connections, "num")])));
+          const when = seconds => seconds ? new Date(seconds * 1000).toLocaleString() : "";
+          fill(document.querySelector("#certificates tbody"), (status.certificates || []).map(c =>
+            row([text("td", c.listener), text("td", c.names.join(", ")), text("td", c.source), text("td", c.state),
+              text("td", when(c.not_after)), text("td", when(c.next_renewal)), text("td", c.last_error || "")])));
           const at = Date.now() / 1000;
           const counts = parseRequests(metrics);
           const seconds = previous ? at - previous.at : 0;

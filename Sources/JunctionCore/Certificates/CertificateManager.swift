@@ -26,6 +26,8 @@ import X509
 final class CertificateManager: Service {
     /// How often each certificate looks at the shared storage.
     static let pollInterval = Duration.seconds(1)
+    /// How often the directory's renewalInfo is asked about a certificate, where it has one.
+    static let renewalInfoInterval: TimeInterval = 6 * 3600
 
     private let certificates: ManagedCertificates
     private let metrics: JunctionMetrics?
@@ -105,8 +107,15 @@ final class CertificateManager: Service {
         var failures = 0
         var retryAt = Date.distantPast
         var stored = Self.modificationTime(storage.chainPath(domain))
+        var renewalInfoAsked = Date.distantPast
         self.schedule(certificate, suggestedStart: nil)
         while !Task.isCancelled, self.certificates.all.contains(where: { $0 === certificate }) {
+            // RFC 9773: the CA's suggested window, asked for now and then (it may move it earlier,
+            // e.g. before a revocation).
+            if !certificate.current.isStandIn, Date().timeIntervalSince(renewalInfoAsked) > Self.renewalInfoInterval {
+                renewalInfoAsked = Date()
+                await self.refreshRenewalInfo(certificate, client: client)
+            }
             // Another instance stored a new certificate: serve it.
             let modified = Self.modificationTime(storage.chainPath(domain))
             if modified != stored, let fresh = ManagedCertificate.loadStored(config: config, storage: storage) {
@@ -144,7 +153,7 @@ final class CertificateManager: Service {
                 } else {
                     failures = 0
                     retryAt = .distantPast
-                    await self.refreshRenewalInfo(certificate, client: client)
+                    renewalInfoAsked = .distantPast
                 }
             }
             try? await Task.sleep(for: Self.pollInterval)

@@ -13,7 +13,7 @@ final class ManagedCertificates: Sendable {
     /// stored certificate, or a stand-in).
     func certificate(for config: ACMEConfig, listener: String) throws -> ManagedCertificate {
         let key = "\(listener) \(config.identity)"
-        if let existing = self.certificates.withLockedValue({ $0[key] }), existing.config == config {
+        if let existing = self.certificates.withLockedValue({ $0[key] }), existing.config.sameSettings(as: config) {
             return existing
         }
         let created = try ManagedCertificate(config: config, listener: listener)

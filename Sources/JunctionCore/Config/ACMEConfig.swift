@@ -28,6 +28,15 @@ public struct ACMEConfig: Sendable, Equatable {
         self.storage = storage
     }
 
+    /// The same settings, wherever in the file they are (a reload that only moved the block keeps
+    /// the certificate and its schedule).
+    func sameSettings(as other: ACMEConfig) -> Bool {
+        var mine = self
+        mine.location = other.location
+        mine.configPath = other.configPath
+        return mine == other
+    }
+
     /// What identifies the certificate across reloads: the same names in the same storage from
     /// the same CA are the same certificate.
     var identity: String { "\(self.directory) \(self.storage) \(self.domains.joined(separator: ","))" }
