@@ -28,6 +28,8 @@ struct ACMEConfigDecoder {
                 config.domains = domains.map { $0.lowercased() }
                 if !self.checkDomains(config.domains, node: value) { ok = false }
             case "email":
+                // `email: ${ACME_EMAIL:-}` with the variable unset reads as nothing: no contact.
+                if value.node.tagName == .null { continue }
                 guard let email = self.reader.string(value, allowEmpty: true) else {
                     ok = false
                     continue
