@@ -92,6 +92,43 @@ struct CommandLineTests {
         #expect(help.status == 0 && help.stdout.contains("USAGE: junction"), "\(help.stdout)")
     }
 
+    @Test("`junction check` expands environment placeholders: an unset one is an error line and exit 1")
+    func checkPlaceholders() throws {
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("env.yaml").path
+        try """
+        listeners:
+          - name: ${JUNCTION_TEST_LISTENER}
+            address: 127.0.0.1:${JUNCTION_TEST_LISTEN_PORT:-8080}
+        routes:
+          - name: all
+            pool: app
+        pools:
+          app:
+            backends:
+              - address: 127.0.0.1:${JUNCTION_TEST_BACKEND_PORT}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        // The child gets this process's environment plus these; the backend port is left unset.
+        let environment = ["JUNCTION_TEST_LISTENER": "web"]
+        let unset = try ProcessRunner.run(
+            [TestPaths.junctionBinary, "check", "--config", path],
+            environment: environment
+        )
+        #expect(unset.status == 1)
+        let line =
+            "error: \(path):10:18: pools.app.backends[0].address: environment variable JUNCTION_TEST_BACKEND_PORT"
+            + " is not set and \"${JUNCTION_TEST_BACKEND_PORT}\" has no default"
+        #expect(unset.stderr.contains(line), "missing: \(line)\n--- got:\n\(unset.stderr)")
+        #expect(unset.stderr.contains("\(path): 1 error\n"), "\(unset.stderr)")
+        let set = try ProcessRunner.run(
+            [TestPaths.junctionBinary, "check", "--config", path],
+            environment: environment.merging(["JUNCTION_TEST_BACKEND_PORT": "3000"]) { $1 }
+        )
+        #expect(set.status == 0, "\(set.stderr)")
+        #expect(set.stdout.contains("\(path): OK"), "\(set.stdout)")
+    }
+
     @Test("The shipped configs validate; `version` prints the version")
     func shippedConfigs() throws {
         let root = TestPaths.repositoryRoot

@@ -8,7 +8,8 @@ import Yams
 /// Turns a YAML config file into a validated `JunctionConfig`, collecting every problem with its
 /// file:line:column and key path instead of stopping at the first.
 ///
-/// The YAML is read as a node tree (not `Codable`) so that every value keeps its position.
+/// The YAML is read as a node tree (not `Codable`) so that every value keeps its position; the
+/// environment placeholders of its scalars are expanded on that tree before anything is decoded.
 public enum ConfigLoader {
     /// What loading produced: the config when there were no errors, and every diagnostic.
     public struct Outcome: Sendable {
@@ -23,8 +24,9 @@ public enum ConfigLoader {
         public var errors: [ConfigDiagnostic] { self.diagnostics.filter { $0.severity == .error } }
     }
 
-    /// Reads and validates the file at `path`.
-    public static func load(path: String) -> Outcome {
+    /// Reads and validates the file at `path`; its `${VAR}` placeholders take their values from
+    /// `environment`, the process environment unless a test passes its own.
+    public static func load(path: String, environment: ConfigEnvironment = .process) -> Outcome {
         let text: String
         do {
             text = try readFile(path)
@@ -32,11 +34,17 @@ public enum ConfigLoader {
             let diagnostic = ConfigDiagnostic(severity: .error, location: nil, path: "", message: "\(path): \(error)")
             return Outcome(config: nil, diagnostics: [diagnostic])
         }
-        return self.parse(yaml: text, file: path, baseDirectory: directory(of: path))
+        return self.parse(yaml: text, file: path, baseDirectory: directory(of: path), environment: environment)
     }
 
-    /// Validates YAML text; `file` names it in messages and `baseDirectory` anchors relative paths.
-    public static func parse(yaml: String, file: String, baseDirectory: String) -> Outcome {
+    /// Validates YAML text; `file` names it in messages, `baseDirectory` anchors relative paths and
+    /// `environment` gives the values of `${VAR}` placeholders.
+    public static func parse(
+        yaml: String,
+        file: String,
+        baseDirectory: String,
+        environment: ConfigEnvironment = .process
+    ) -> Outcome {
         let reader = ConfigReader()
         let root: Node?
         do {
@@ -59,12 +67,24 @@ public enum ConfigLoader {
             )
             return Outcome(config: nil, diagnostics: reader.diagnostics)
         }
+        // Placeholders are part of reading the file: once one cannot be expanded the values are not
+        // known, so the schema is not checked (its errors would be about the placeholder's text).
+        let expander = ConfigPlaceholderExpander(environment: environment, reader: reader)
+        let expanded = expander.expand(ConfigNode(node: root, path: "", file: file))
+        guard !reader.hasErrors else {
+            return Outcome(config: nil, diagnostics: self.inFileOrder(reader.diagnostics))
+        }
         let decoder = ConfigFileDecoder(reader: reader, baseDirectory: baseDirectory)
-        let config = decoder.decode(ConfigNode(node: root, path: "", file: file))
-        let diagnostics = reader.diagnostics.sorted {
+        let config = decoder.decode(ConfigNode(node: expanded, path: "", file: file))
+        return Outcome(config: reader.hasErrors ? nil : config, diagnostics: self.inFileOrder(reader.diagnostics))
+    }
+
+    /// By line and column: the decoder finds some problems (unknown pools, unused ones) only after
+    /// the section they are in.
+    private static func inFileOrder(_ diagnostics: [ConfigDiagnostic]) -> [ConfigDiagnostic] {
+        diagnostics.sorted {
             ($0.location?.line ?? 0, $0.location?.column ?? 0) < ($1.location?.line ?? 0, $1.location?.column ?? 0)
         }
-        return Outcome(config: reader.hasErrors ? nil : config, diagnostics: diagnostics)
     }
 
     private static func yamlDiagnostic(_ error: YamlError, file: String) -> ConfigDiagnostic {
