@@ -46,6 +46,9 @@ public struct ACMEStorage: Sendable {
 
     public func chainPath(_ domain: String) -> String { "\(self.certificateDirectory(domain))/fullchain.pem" }
     public func keyPath(_ domain: String) -> String { "\(self.certificateDirectory(domain))/privkey.pem" }
+    /// Which directory issued the certificate beside it (a switch from a staging CA to a
+    /// production one must not keep serving the staging certificate).
+    public func originPath(_ domain: String) -> String { "\(self.certificateDirectory(domain))/directory" }
     public var challengeDirectory: String { "\(self.root)/challenges" }
 
     public func challengePath(_ challenge: PendingChallenge) -> String {

@@ -15,6 +15,14 @@ public enum CertificateKeyType: String, Sendable, CaseIterable {
         }
     }
 
+    /// Whether `key` is a key of this type.
+    public func matches(_ key: Certificate.PublicKey) -> Bool {
+        switch self {
+        case .ecdsaP256: return P256.Signing.PublicKey(key) != nil
+        case .rsa2048: return _RSA.Signing.PublicKey(key) != nil
+        }
+    }
+
     /// The signature algorithm a CSR (or a self-signed certificate) of such a key uses.
     var signatureAlgorithm: Certificate.SignatureAlgorithm {
         switch self {

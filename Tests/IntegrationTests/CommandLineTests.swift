@@ -132,12 +132,18 @@ struct CommandLineTests {
     @Test("The shipped configs validate; `version` prints the version")
     func shippedConfigs() throws {
         let root = TestPaths.repositoryRoot
+        let storage = try TestPaths.makeTemporaryDirectory().appendingPathComponent("acme").path
         for file in [
             "conf/junction.yaml", "conf/examples/minimal.yaml", "conf/examples/multi-monolith.yaml",
-            "conf/compose/junction.yaml",
+            "conf/compose/junction.yaml", "conf/compose/junction-acme.yaml",
         ] {
             let path = root.appendingPathComponent(file).path
-            let output = try ProcessRunner.run([TestPaths.junctionBinary, "check", "--config", path])
+            // The ACME variant takes its name from the environment, as compose passes it; its
+            // storage (a volume path in the container) goes to a temporary directory here.
+            let output = try ProcessRunner.run(
+                [TestPaths.junctionBinary, "check", "--config", path],
+                environment: ["CHAT_DOMAIN": "chat.example.com", "ACME_STORAGE": storage]
+            )
             // conf/junction.yaml refers to certs made by certs/make-dev-certs.sh, and the compose
             // file to service names only Docker's DNS knows: those may be the only errors.
             let errors = output.stderr.split(separator: "\n").filter {

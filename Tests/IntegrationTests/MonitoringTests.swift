@@ -13,7 +13,7 @@ struct MonitoringTests {
             ["promtool", "check", "rules", Self.directory.appendingPathComponent("junction-alerts.yml").path]
         )
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
-        #expect(check.stdout.contains("SUCCESS: 7 rules found"), "\(check.stdout)")
+        #expect(check.stdout.contains("SUCCESS: 8 rules found"), "\(check.stdout)")
         let test = try ProcessRunner.run(
             ["promtool", "test", "rules", Self.directory.appendingPathComponent("junction-alerts.test.yml").path]
         )
@@ -72,7 +72,8 @@ struct MonitoringTests {
         )
         #expect(
             used == [
-                "junction_backend_healthy", "junction_backend_tunnels", "junction_certificate_expiry_timestamp_seconds",
+                "junction_acme_orders_total", "junction_backend_healthy", "junction_backend_tunnels",
+                "junction_certificate_expiry_timestamp_seconds",
                 "junction_connections_active", "junction_log_lines_dropped_total",
                 "junction_request_duration_seconds_bucket", "junction_requests_total",
                 "junction_tunnels_closed_total", "junction_upstream_active_connections",

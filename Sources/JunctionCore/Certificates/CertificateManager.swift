@@ -211,6 +211,7 @@ final class CertificateManager: Service {
             )
             // The key first: a reader between the two renames sees a pair that does not match,
             // which reads as nothing new, never as a wrong pair.
+            try storage.write(Array(config.directory.utf8), to: storage.originPath(domain))
             try storage.write(Array(issued.keyPEM.utf8), to: storage.keyPath(domain))
             try storage.write(Array(issued.chainPEM.utf8), to: storage.chainPath(domain))
             guard let served = ManagedCertificate.loadStored(config: config, storage: storage) else {

@@ -69,9 +69,15 @@ final class ManagedCertificate: Sendable {
             let privateKey = try? Certificate.PrivateKey(pemEncoded: String(decoding: keyBytes, as: UTF8.self)),
             privateKey.publicKey == parsed.publicKey
         else { return nil }
-        // A certificate for other names (the list changed) is not this one.
+        // A certificate for other names (the list changed), of another key type, or from another
+        // directory (staging before production) is not this one: a new one is ordered.
         let names = Set(TLSContextSet.dnsNames(of: parsed))
-        guard Set(config.domains).isSubset(of: names) else { return nil }
+        guard Set(config.domains).isSubset(of: names), config.keyType.matches(parsed.publicKey) else { return nil }
+        if let origin = try? storage.read(storage.originPath(domain)),
+            String(decoding: origin, as: UTF8.self) != config.directory
+        {
+            return nil
+        }
         let entry = TLSContextSet.Entry(
             chain: chain,
             key: key,

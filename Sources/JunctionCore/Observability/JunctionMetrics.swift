@@ -48,6 +48,8 @@ public final class JunctionMetrics: Sendable {
                 helpText: "Log and access-log lines dropped because their reader could not keep up."
             )
         )
+        // Both results from 0, so the first failed order is an increase an alert sees.
+        for result in ["issued", "failed"] { _ = self.acmeOrders(result: result) }
     }
 
     func requestCounter(route: String, pool: String, code: UInt) -> Prometheus.Counter {
@@ -74,6 +76,10 @@ public final class JunctionMetrics: Sendable {
 
     /// Counts one ACME order by how it ended (`issued` or `failed`).
     func acmeOrder(result: String) {
+        self.acmeOrders(result: result).increment()
+    }
+
+    private func acmeOrders(result: String) -> Prometheus.Counter {
         self.registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 metricName: "junction_acme_orders",
@@ -81,7 +87,7 @@ public final class JunctionMetrics: Sendable {
                 helpText: "ACME orders, by result: issued, or failed (any attempt that did not end in a certificate)."
             ),
             labels: [("result", result)]
-        ).increment()
+        )
     }
 
     func durationHistogram(pool: String) -> DurationHistogram {
