@@ -18,7 +18,8 @@ struct ACMETests {
         plain: String? = nil,
         directory: String? = nil,
         directoryCA: String? = nil,
-        renewBefore: String = "30d"
+        renewBefore: String = "30d",
+        keyType: String = "ecdsa-p256"
     ) -> String {
         var yaml = """
             listeners:
@@ -33,6 +34,7 @@ struct ACMETests {
                     challenge: \(challenge)
                     storage: \(storage)
                     renew_before: \(renewBefore)
+                    key_type: \(keyType)
 
             """
         if let plain {
@@ -148,6 +150,12 @@ struct ACMETests {
         )
         #expect(!probe.stdout.contains("BEGIN CERTIFICATE"), "\(probe.stdout.suffix(500))")
 
+        // A reload keeps the certificate and its schedule: no new order.
+        first.signal(SIGHUP)
+        #expect(first.waitForStderr(timeout: 20) { $0.contains("config reloaded") }, "\(first.stderr.suffix(1000))")
+        #expect(try Self.servedCertificate(port: pebble.tlsPort) == served)
+        #expect(Self.count("acme: order placed", in: first.stderr) == 1)
+
         #expect(first.stop() == 0)
         junction = nil
         // The restart serves the stored certificate at once and orders nothing.
@@ -182,12 +190,19 @@ struct ACMETests {
                 backend: backend.address,
                 storage: storage,
                 challenge: "http-01",
-                plain: plain
+                plain: plain,
+                keyType: "rsa-2048"
             ),
             waitForListeners: 3
         )
         _ = try Self.waitForIssued(junction)
         #expect(try Self.verifiedStatus(port: httpsPort, root: try pebble.root()) == 200)
+        let key = try String(contentsOfFile: "\(storage)/certificates/\(Self.domain)/privkey.pem", encoding: .utf8)
+        #expect(key.hasPrefix("-----BEGIN PRIVATE KEY-----"), "PKCS#8")
+        let keyText = try ProcessRunner.run(
+            ["openssl", "pkey", "-in", "\(storage)/certificates/\(Self.domain)/privkey.pem", "-noout", "-text"]
+        )
+        #expect(keyText.stdout.contains("Private-Key: (2048 bit"), "\(keyText.stdout.prefix(200))")
         #expect(backend.stats.proxiedRequests.load(ordering: .relaxed) == 1, "only the verified request above")
         #expect(!backend.stats.receivedText.contains("acme-challenge"))
         // A token no order placed is not Junction's: the listener's own rule (the redirect) applies.
