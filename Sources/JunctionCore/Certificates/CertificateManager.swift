@@ -43,13 +43,16 @@ final class CertificateManager: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { tasks in
-                var running: Set<ObjectIdentifier> = []
-                // Certificates a reload adds get their loop within a poll interval; one a reload
+            await withDiscardingTaskGroup { tasks in
+                // The certificates with a loop, held so no new one can take a running one's
+                // identity. One a reload adds gets its loop within a poll interval; one a reload
                 // removed ends its loop by itself.
+                var running: [ObjectIdentifier: ManagedCertificate] = [:]
                 while !Task.isCancelled {
-                    for certificate in self.certificates.all
-                    where running.insert(ObjectIdentifier(certificate)).inserted {
+                    let current = self.certificates.all
+                    running = running.filter { entry in current.contains { $0 === entry.value } }
+                    for certificate in current where running[ObjectIdentifier(certificate)] == nil {
+                        running[ObjectIdentifier(certificate)] = certificate
                         tasks.addTask { await self.manage(certificate) }
                     }
                     try? await Task.sleep(for: Self.pollInterval)
