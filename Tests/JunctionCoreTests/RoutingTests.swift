@@ -103,14 +103,14 @@ struct RoutingTests {
         "Durations",
         arguments: [
             ("250ms", TimeAmount.milliseconds(250)), ("5s", .seconds(5)), ("2m", .minutes(2)), ("1h", .hours(1)),
-            ("0s", .seconds(0)),
+            ("0s", .seconds(0)), ("30d", .hours(30 * 24)),
         ]
     )
     func durations(text: String, expected: TimeAmount) {
         #expect(ConfigValueParser.duration(text) == expected)
     }
 
-    @Test("Rejected durations", arguments: ["5", "5 s", "s", "1.5s", "-1s", "5sec", "ms", "1d", ""])
+    @Test("Rejected durations", arguments: ["5", "5 s", "s", "1.5s", "-1s", "5sec", "ms", "1w", ""])
     func badDurations(text: String) {
         #expect(ConfigValueParser.duration(text) == nil)
     }
