@@ -8,7 +8,7 @@ let fuzzSettings: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
 
 let targets = [
     "FuzzProxyProtocol", "FuzzConnectionSetup", "FuzzHTTP1Front", "FuzzHeaderRewrite", "FuzzHTTP2Head",
-    "FuzzRouting", "FuzzHost", "FuzzConfig", "FuzzWebSocketFrames", "FuzzHTTP2Front",
+    "FuzzRouting", "FuzzHost", "FuzzConfig", "FuzzWebSocketFrames", "FuzzHTTP2Front", "FuzzClientHello",
 ]
 
 let package = Package(
