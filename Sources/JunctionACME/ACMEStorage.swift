@@ -62,7 +62,8 @@ public struct ACMEStorage: Sendable {
     static func fileName(_ text: String) -> String {
         var name = ""
         for scalar in text.unicodeScalars {
-            let keep = (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z")
+            let keep =
+                (scalar >= "a" && scalar <= "z") || (scalar >= "A" && scalar <= "Z")
                 || (scalar >= "0" && scalar <= "9") || scalar == "." || scalar == "-" || scalar == "_"
             name.unicodeScalars.append(keep ? scalar : "_")
         }

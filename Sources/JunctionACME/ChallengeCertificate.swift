@@ -28,7 +28,11 @@ public enum ChallengeCertificate {
         let digest = Array(SHA256.hash(data: Array(keyAuthorization.utf8)))
         var serializer = DER.Serializer()
         try serializer.serialize(ASN1OctetString(contentBytes: digest[...]))
-        let identifier = Certificate.Extension(oid: Self.acmeIdentifier, critical: true, value: serializer.serializedBytes[...])
+        let identifier = Certificate.Extension(
+            oid: Self.acmeIdentifier,
+            critical: true,
+            value: serializer.serializedBytes[...]
+        )
         return try self.selfSigned(domains: [domain], now: now, lifetime: 7 * 86400, extra: [identifier])
     }
 
@@ -37,11 +41,18 @@ public enum ChallengeCertificate {
         try self.selfSigned(domains: domains, now: now, lifetime: 7 * 86400, extra: [])
     }
 
-    private static func selfSigned(domains: [String], now: Date, lifetime: TimeInterval, extra: [Certificate.Extension])
+    private static func selfSigned(
+        domains: [String],
+        now: Date,
+        lifetime: TimeInterval,
+        extra: [Certificate.Extension]
+    )
         throws -> Material
     {
         let key = P256.Signing.PrivateKey()
-        let name = try DistinguishedName { CommonName(domains[0]) }
+        // RFC 5280 caps a common name at 64 characters; clients match the SANs.
+        let common = domains[0].utf8.count <= 64 ? domains[0] : "Junction temporary certificate"
+        let name = try DistinguishedName { CommonName(common) }
         var extensions = try Certificate.Extensions {
             SubjectAlternativeNames(domains.map { .dnsName($0) })
             Critical(BasicConstraints.notCertificateAuthority)

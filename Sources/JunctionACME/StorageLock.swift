@@ -16,6 +16,8 @@ public struct StorageLock: Sendable {
         var pid: Int32
         var host: String
         var updated: Double
+        /// Which holder wrote it (nil in a lock written by hand).
+        var token: String?
     }
 
     /// How long a lock lives without a refresh.
@@ -26,6 +28,9 @@ public struct StorageLock: Sendable {
     public let path: String
     let storage: ACMEStorage
     let expiry: TimeInterval
+    /// This holder's mark in the file: a holder that stalled past the expiry sees its lock was
+    /// taken over and neither refreshes nor removes the new holder's.
+    let token = Base64URL.encode((0..<12).map { _ in UInt8.random(in: 0...255) })
 
     public init(storage: ACMEStorage, path: String, expiry: TimeInterval = Self.defaultExpiry) {
         self.storage = storage
@@ -45,7 +50,9 @@ public struct StorageLock: Sendable {
                 return true
             }
             guard errno == EEXIST else {
-                throw ACMEStorage.Problem(description: "cannot create \(self.path): \(String(cString: strerror(errno)))")
+                throw ACMEStorage.Problem(
+                    description: "cannot create \(self.path): \(String(cString: strerror(errno)))"
+                )
             }
             guard self.isStale(now: now) else { return false }
             // The holder is gone: remove its lock and race the others for a new one (O_EXCL
@@ -55,16 +62,29 @@ public struct StorageLock: Sendable {
         return false
     }
 
-    /// Writes the current time into the lock (aside and renamed, like every file).
-    public func refresh(now: Date = Date()) throws {
+    /// Writes the current time into the lock (aside and renamed, like every file); false, and
+    /// nothing written, when another holder has taken the lock over.
+    @discardableResult
+    public func refresh(now: Date = Date()) throws -> Bool {
+        guard self.isOwned() else { return false }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count)
         let content = Content(
             pid: getpid(),
             host: String(decoding: host.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self),
-            updated: now.timeIntervalSince1970
+            updated: now.timeIntervalSince1970,
+            token: self.token
         )
         try self.storage.write(Array(try JSONEncoder().encode(content)), to: self.path)
+        return true
+    }
+
+    /// Whether the lock file is this holder's: its token, or empty (just created by O_EXCL,
+    /// before the first write).
+    func isOwned() -> Bool {
+        guard let bytes = try? self.storage.read(self.path) else { return false }
+        guard let content = try? JSONDecoder().decode(Content.self, from: Data(bytes)) else { return bytes.isEmpty }
+        return content.token == self.token
     }
 
     /// Whether a lock is there and fresh: someone else (or this process) is ordering.
@@ -85,7 +105,8 @@ public struct StorageLock: Sendable {
         return now.timeIntervalSince1970 - content.updated > self.expiry
     }
 
+    /// Removes the lock, unless another holder took it over meanwhile.
     public func release() {
-        unlink(self.path)
+        if self.isOwned() { unlink(self.path) }
     }
 }

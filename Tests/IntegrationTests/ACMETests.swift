@@ -117,11 +117,16 @@ struct ACMETests {
 
         // The layout certbot users know, private.
         let fileManager = FileManager.default
-        for path in ["\(storage)/certificates/\(Self.domain)/fullchain.pem", "\(storage)/certificates/\(Self.domain)/privkey.pem"] {
+        for path in [
+            "\(storage)/certificates/\(Self.domain)/fullchain.pem",
+            "\(storage)/certificates/\(Self.domain)/privkey.pem",
+        ] {
             let attributes = try fileManager.attributesOfItem(atPath: path)
             #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(path)")
         }
-        for path in [storage, "\(storage)/certificates", "\(storage)/certificates/\(Self.domain)", "\(storage)/accounts"] {
+        for path in [
+            storage, "\(storage)/certificates", "\(storage)/certificates/\(Self.domain)", "\(storage)/accounts",
+        ] {
             let attributes = try fileManager.attributesOfItem(atPath: path)
             #expect((attributes[.posixPermissions] as? Int) == 0o700, "\(path)")
         }
@@ -144,7 +149,10 @@ struct ACMETests {
 
         // Only a validation gets a challenge certificate, and only while one is pending.
         let probe = try ProcessRunner.run(
-            ["openssl", "s_client", "-connect", "127.0.0.1:\(pebble.tlsPort)", "-servername", Self.domain, "-alpn", "acme-tls/1"],
+            [
+                "openssl", "s_client", "-connect", "127.0.0.1:\(pebble.tlsPort)", "-servername", Self.domain, "-alpn",
+                "acme-tls/1",
+            ],
             stdin: Data(),
             timeout: 20
         )
@@ -259,11 +267,17 @@ struct ACMETests {
                               "new_certificate": new_cert != old_cert}))
             """
         let output = try ProcessRunner.run(
-            ["python3", "-c", script, String(pebble.tlsPort), junction.address("admin"), try pebble.root(), Self.domain],
+            [
+                "python3", "-c", script, String(pebble.tlsPort), junction.address("admin"), try pebble.root(),
+                Self.domain,
+            ],
             timeout: 120
         )
         let result = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any]
-        #expect(result?["renewed"] as? Bool == true, "\(output.stdout) \(output.stderr)\n\(junction.stderr.suffix(2000))")
+        #expect(
+            result?["renewed"] as? Bool == true,
+            "\(output.stdout) \(output.stderr)\n\(junction.stderr.suffix(2000))"
+        )
         #expect(result?["first"] as? Int == 200)
         #expect(result?["second"] as? Int == 200, "the connection opened before the renewal still serves")
         #expect(result?["third"] as? Int == 200)
@@ -298,7 +312,10 @@ struct ACMETests {
         #expect(junction.stderr.contains("order failed, retrying in 60s"))
         // Clients get the stand-in (self-signed, for the name) and are served.
         let served = try Self.servedCertificate(port: pebble.tlsPort)
-        #expect(served.contains("subject=CN = \(Self.domain)") || served.contains("subject=CN=\(Self.domain)"), "\(served)")
+        #expect(
+            served.contains("subject=CN = \(Self.domain)") || served.contains("subject=CN=\(Self.domain)"),
+            "\(served)"
+        )
         #expect(try Curl.status("https://127.0.0.1:\(pebble.tlsPort)/", extra: ["-k"]) == 200)
         #expect(junction.stop() == 0)
     }
@@ -352,7 +369,12 @@ struct ACMETests {
         )
         #expect(a.waitForStderr(timeout: 30) { $0.contains("order failed") })
         let b = try JunctionProcess(
-            yaml: Self.config(pebble: pebble, httpsPort: try TestPaths.freePort(), backend: backend.address, storage: storage),
+            yaml: Self.config(
+                pebble: pebble,
+                httpsPort: try TestPaths.freePort(),
+                backend: backend.address,
+                storage: storage
+            ),
             waitForListeners: 2
         )
         let issuedB = try Self.waitForIssued(b)

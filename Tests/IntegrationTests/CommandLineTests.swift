@@ -47,7 +47,7 @@ struct CommandLineTests {
             "\(path):8:20: routes[0].match.path_prefix: a path prefix must start with \"/\", got \"sockjs\"",
             "\(path):11:11: routes[1].pool: unknown pool \"monolit\" (pools: ddp-streamer, monolith)",
             "\(path):16:18: pools.ddp-streamer.backends[1].address: expected host:port, got \"localhost\"",
-            "\(path):18:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m or 1h, got \"5 seconds\"",
+            "\(path):18:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m, 1h or 30d, got \"5 seconds\"",
             "\(path):22:9: pools.monolith.backends[0].wieght: unknown key \"wieght\" (expected one of: address, weight)",
             "\(path):24:19: limits.max_body_bytes: expected a size like 65536, 64KiB, 10MiB or 1GiB, got \"10MB\"",
         ]

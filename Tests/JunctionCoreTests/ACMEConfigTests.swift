@@ -218,7 +218,7 @@ struct ACMEConfigTests {
             name: "renew_before not a duration",
             replace: "renew_before: 30d",
             with: "renew_before: 30 days",
-            expected: "j.yaml:11:23: listeners[0].tls.acme.renew_before: expected a duration like 250ms, 5s, 2m or 1h,"
+            expected: "j.yaml:11:23: listeners[0].tls.acme.renew_before: expected a duration like 250ms, 5s, 2m, 1h or 30d,"
                 + " got \"30 days\""
         ),
         BadCase(

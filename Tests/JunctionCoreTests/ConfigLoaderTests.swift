@@ -135,7 +135,7 @@ struct ConfigLoaderTests {
             replace: "connect: 250ms",
             with: "connect: 250",
             expected:
-                "j.yaml:20:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m or 1h, got the integer 250"
+                "j.yaml:20:16: pools.ddp-streamer.timeouts.connect: expected a duration like 250ms, 5s, 2m, 1h or 30d, got the integer 250"
         ),
         BadCase(
             name: "zero duration",

@@ -47,6 +47,27 @@ struct StorageLockTests {
         #expect(try other.tryAcquire(now: Self.now + 31))
     }
 
+    @Test("A holder that stalled past the expiry neither refreshes nor removes the lock taken over from it")
+    func stalledHolder() throws {
+        let temporary = try TemporaryDirectory()
+        defer { temporary.remove() }
+        let stalled = Self.lock(in: temporary)
+        let next = Self.lock(in: temporary)
+        #expect(try stalled.tryAcquire(now: Self.now))
+        #expect(try next.tryAcquire(now: Self.now + 61), "stale: taken over")
+        #expect(try !stalled.refresh(now: Self.now + 62), "the stalled holder learns it lost the lock")
+        stalled.release()
+        #expect(next.isHeld(now: Self.now + 62), "and leaves the new holder's lock alone")
+        let content = try JSONDecoder().decode(
+            StorageLock.Content.self,
+            from: Data(try #require(try next.storage.read(next.path)))
+        )
+        #expect(content.token == next.token && content.updated == (Self.now + 61).timeIntervalSince1970)
+        #expect(try next.refresh(now: Self.now + 70))
+        next.release()
+        #expect(access(next.path, F_OK) != 0)
+    }
+
     @Test("refresh keeps the lock fresh past the expiry counted from acquiring it")
     func refresh() throws {
         let temporary = try TemporaryDirectory()

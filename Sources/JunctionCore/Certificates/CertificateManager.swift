@@ -70,7 +70,9 @@ final class CertificateManager: Service {
         var logger = self.logger
         logger[metadataKey: "domains"] = "\(config.domains.joined(separator: ","))"
         if certificate.current.isStandIn {
-            logger.warning("acme: no stored certificate yet, serving a temporary self-signed one until the first is issued")
+            logger.warning(
+                "acme: no stored certificate yet, serving a temporary self-signed one until the first is issued"
+            )
         } else {
             logger.info("acme: serving the stored certificate", metadata: ["path": "\(storage.chainPath(domain))"])
         }
@@ -218,7 +220,9 @@ final class CertificateManager: Service {
             try storage.write(Array(issued.keyPEM.utf8), to: storage.keyPath(domain))
             try storage.write(Array(issued.chainPEM.utf8), to: storage.chainPath(domain))
             guard let served = ManagedCertificate.loadStored(config: config, storage: storage) else {
-                throw ACMEStorage.Problem(description: "the issued certificate in \(storage.chainPath(domain)) cannot be used")
+                throw ACMEStorage.Problem(
+                    description: "the issued certificate in \(storage.chainPath(domain)) cannot be used"
+                )
             }
             certificate.replace(served)
             self.schedule(certificate, suggestedStart: nil)
@@ -252,13 +256,14 @@ final class CertificateManager: Service {
                 return
             }
             served.lastError = nil
-            served.nextRenewal = RenewalSchedule.renewalTime(
-                notBefore: Date(timeIntervalSince1970: served.notValidBefore),
-                notAfter: Date(timeIntervalSince1970: served.entry.notValidAfter),
-                renewBefore: TimeInterval(certificate.config.renewBefore.nanoseconds) / 1e9,
-                suggestedStart: suggestedStart,
-                now: Date()
-            ).timeIntervalSince1970
+            served.nextRenewal =
+                RenewalSchedule.renewalTime(
+                    notBefore: Date(timeIntervalSince1970: served.notValidBefore),
+                    notAfter: Date(timeIntervalSince1970: served.entry.notValidAfter),
+                    renewBefore: TimeInterval(certificate.config.renewBefore.nanoseconds) / 1e9,
+                    suggestedStart: suggestedStart,
+                    now: Date()
+                ).timeIntervalSince1970
         }
     }
 

@@ -39,7 +39,9 @@ final class ManagedCertificate: Sendable {
         self.config = config
         self.listener = listener
         self.storage = ACMEStorage(root: config.storage)
-        if let stored = Self.loadStored(config: config, storage: self.storage), stored.entry.notValidAfter > Date().timeIntervalSince1970 {
+        if let stored = Self.loadStored(config: config, storage: self.storage),
+            stored.entry.notValidAfter > Date().timeIntervalSince1970
+        {
             self.served = NIOLockedValueBox(stored)
         } else {
             self.served = NIOLockedValueBox(try Self.standIn(config: config, storage: self.storage))

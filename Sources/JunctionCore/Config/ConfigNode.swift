@@ -195,7 +195,7 @@ final class ConfigReader {
     /// A duration such as `250ms`, `5s`, `2m` or `1h`, greater than zero.
     func duration(_ node: ConfigNode) -> TimeAmount? {
         guard case .scalar(let scalar) = node.node, let value = ConfigValueParser.duration(scalar.string) else {
-            self.error(node, "expected a duration like 250ms, 5s, 2m or 1h, got \(node.kindDescription)")
+            self.error(node, "expected a duration like 250ms, 5s, 2m, 1h or 30d, got \(node.kindDescription)")
             return nil
         }
         guard value.nanoseconds > 0 else {

@@ -49,7 +49,9 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
             return
         }
         let machine = ClientConnectionStateMachine(setup: setup, headerTimeout: headerTimeout, now: now)
-        try channel.pipeline.syncOperations.addHandler(ClientConnection(loop: loop, settings: settings, machine: machine))
+        try channel.pipeline.syncOperations.addHandler(
+            ClientConnection(loop: loop, settings: settings, machine: machine)
+        )
     }
 
     private init(loop: LoopContext, settings: ListenerSettings, machine: ClientConnectionStateMachine) {

@@ -104,7 +104,9 @@ struct TLSContextSet: Sendable {
         }
         var challengeContext: NIOSSLContext?
         let location = config.ciphersLocation ?? config.certificates.first?.location ?? config.acme?.location
-        let path = config.ciphers == nil ? (config.certificates.first?.configPath ?? config.acme?.configPath ?? "") : config.ciphersPath
+        let path =
+            config.ciphers == nil
+            ? (config.certificates.first?.configPath ?? config.acme?.configPath ?? "") : config.ciphersPath
         do {
             if let acme = config.acme, acme.challenge == .tlsALPN01, let answers = certificates?.answers {
                 challengeContext = try self.challengeContext(answers: answers, default: first, tls: config)
@@ -154,7 +156,11 @@ struct TLSContextSet: Sendable {
 
     /// The context for tls-alpn-01 validations: ALPN `acme-tls/1` only, and the challenge
     /// certificate of the SNI name; a handshake for a name without a pending challenge fails.
-    private static func challengeContext(answers: ChallengeAnswers, default first: Entry, tls config: TLSConfig) throws
+    private static func challengeContext(
+        answers: ChallengeAnswers,
+        default first: Entry,
+        tls config: TLSConfig
+    ) throws
         -> NIOSSLContext
     {
         var tls = TLSConfiguration.makeServerConfiguration(
