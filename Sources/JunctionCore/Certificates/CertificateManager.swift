@@ -174,7 +174,6 @@ final class CertificateManager: Service {
     ) async -> String? {
         let config = certificate.config
         let storage = certificate.storage
-        let domain = config.domains[0]
         // The lock's previous holder may have just stored what this instance was about to order.
         if let fresh = ManagedCertificate.loadStored(config: config, storage: storage),
             fresh.entry.notValidAfter > certificate.current.entry.notValidAfter
@@ -187,7 +186,11 @@ final class CertificateManager: Service {
         // released, so a late refresh cannot bring a released lock back.
         let refresher = Task {
             while (try? await Task.sleep(for: .seconds(StorageLock.refreshInterval))) != nil {
-                try? lock.refresh()
+                if (try? lock.refresh()) == false {
+                    // This instance stalled past the lock's expiry and another took it over.
+                    logger.warning("acme: another instance took the storage lock over during this order")
+                    return
+                }
             }
         }
         let outcome = await self.place(certificate, issuer: issuer, logger: logger)
