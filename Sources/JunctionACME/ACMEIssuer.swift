@@ -66,8 +66,8 @@ public struct ACMEIssuer: Sendable {
             token: token,
             keyAuthorization: self.key.keyAuthorization(token: token)
         )
-        try await solver.present(pending)
         do {
+            try await solver.present(pending)
             try await self.client.respond(toChallenge: challenge.url)
             try await self.client.waitUntilValid(authorization: url, timeout: self.validationTimeout)
         } catch {

@@ -57,6 +57,8 @@ public struct ACMEStorage: Sendable {
     }
 
     public func lockPath(_ domain: String) -> String { "\(self.root)/locks/\(Self.fileName(domain)).lock" }
+    /// The back-off the instances sharing the storage keep together after a failed order.
+    public func retryPath(_ domain: String) -> String { "\(self.root)/locks/\(Self.fileName(domain)).retry" }
 
     /// A path component from free text: letters, digits, `.`, `-` and `_` kept, the rest `_`.
     static func fileName(_ text: String) -> String {

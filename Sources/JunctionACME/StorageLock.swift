@@ -46,8 +46,7 @@ public struct StorageLock: Sendable {
             let descriptor = open(self.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             if descriptor >= 0 {
                 close(descriptor)
-                try self.refresh(now: now)
-                return true
+                return try self.refresh(now: now)
             }
             guard errno == EEXIST else {
                 throw ACMEStorage.Problem(
@@ -81,7 +80,7 @@ public struct StorageLock: Sendable {
 
     /// Whether the lock file is this holder's: its token, or empty (just created by O_EXCL,
     /// before the first write).
-    func isOwned() -> Bool {
+    public func isOwned() -> Bool {
         guard let bytes = try? self.storage.read(self.path) else { return false }
         guard let content = try? JSONDecoder().decode(Content.self, from: Data(bytes)) else { return bytes.isEmpty }
         return content.token == self.token

@@ -109,6 +109,7 @@ final class ConfigReloader: Service {
             self.logger.error("reload refused, generation \(current.generation) keeps serving: \(error)")
             return false
         }
+        self.certificates.adopt(prepared.managed)
         let next = prepared.runtime
         let changes = next.registry.apply(next, loops: self.loops)
         self.runtime.replace(with: next)

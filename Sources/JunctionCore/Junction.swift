@@ -20,6 +20,10 @@ public final class Junction: Sendable {
         /// The `tls.acme` certificates, shared with the generation before.
         let certificates: ManagedCertificates
 
+        /// The managed certificates this file's listeners serve (`ManagedCertificates.adopt`s
+        /// them once the file takes effect).
+        var managed: [ManagedCertificate] { self.tlsContexts.values.compactMap(\.managed) }
+
         /// What each listener applies to new connections. Plain listeners answer http-01
         /// challenges when a certificate is validated by them.
         var listenerSettings: [ListenerSettings] {
@@ -55,6 +59,7 @@ public final class Junction: Sendable {
         var diagnostics = outcome.diagnostics
         var tlsContexts: [String: TLSContextSet] = [:]
         let certificates = running ?? ManagedCertificates()
+        diagnostics += ACMECheck.problems(listeners: config.listeners)
         for listener in config.listeners {
             guard let tls = listener.tls else { continue }
             if let acme = tls.acme {
@@ -85,7 +90,6 @@ public final class Junction: Sendable {
         guard errors.isEmpty, let runtime else {
             return .failure(ConfigError(diagnostics: diagnostics))
         }
-        certificates.keep(only: tlsContexts.values.compactMap(\.managed))
         return .success(
             Prepared(
                 config: config,
@@ -119,6 +123,7 @@ public final class Junction: Sendable {
         let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
         let metrics = JunctionMetrics()
         self.prepared.runtime.registry.apply(self.prepared.runtime)
+        self.prepared.certificates.adopt(self.prepared.managed)
         let runtime = RuntimeBox(self.prepared.runtime)
         let contexts = LoopContexts(
             group: group,

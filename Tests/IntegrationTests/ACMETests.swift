@@ -19,7 +19,8 @@ struct ACMETests {
         directory: String? = nil,
         directoryCA: String? = nil,
         renewBefore: String = "30d",
-        keyType: String = "ecdsa-p256"
+        keyType: String = "ecdsa-p256",
+        domains: [String] = [Self.domain]
     ) -> String {
         var yaml = """
             listeners:
@@ -27,7 +28,7 @@ struct ACMETests {
                 address: 127.0.0.1:\(httpsPort)
                 tls:
                   acme:
-                    domains: [\(Self.domain)]
+                    domains: [\(domains.joined(separator: ", "))]
                     email: ops@example.com
                     directory: \(directory ?? pebble.directoryURL)
                     directory_ca: \(directoryCA ?? pebble.caPath)
@@ -176,6 +177,25 @@ struct ACMETests {
         #expect(again["next_renewal"] as? Double ?? 0 > Date().timeIntervalSince1970 + 86400)
         #expect(!second.stderr.contains("order placed"))
         #expect(second.stop() == 0)
+
+        // A name added: the stored certificate serves on while the one with both names is ordered.
+        let third = try JunctionProcess(
+            yaml: Self.config(
+                pebble: pebble,
+                httpsPort: pebble.tlsPort,
+                backend: backend.address,
+                storage: storage,
+                domains: [Self.domain, "www.example.com"]
+            ),
+            waitForListeners: 2
+        )
+        #expect(try Self.servedCertificate(port: pebble.tlsPort) == served, "not a self-signed stand-in meanwhile")
+        #expect(!third.stderr.contains("temporary self-signed"))
+        let both = try Self.waitForIssued(third)
+        #expect(JunctionProcess.wait(timeout: 30) { third.stderr.contains("acme: certificate issued") })
+        #expect((both["names"] as? [String]) == [Self.domain, "www.example.com"])
+        #expect(try Self.servedCertificate(port: pebble.tlsPort) != served)
+        #expect(third.stop() == 0)
     }
 
     @Test("http-01 is answered on the plain listener before redirect_https, and never reaches a backend")
@@ -368,6 +388,11 @@ struct ACMETests {
             waitForListeners: 2
         )
         #expect(a.waitForStderr(timeout: 30) { $0.contains("order failed") })
+        // A's failure set the back-off every instance sharing the storage keeps (one order per
+        // attempt, not one per instance). Cleared here, so B orders now instead of in a minute.
+        let retry = "\(storage)/locks/\(Self.domain).retry"
+        #expect(FileManager.default.fileExists(atPath: retry))
+        try FileManager.default.removeItem(atPath: retry)
         let b = try JunctionProcess(
             yaml: Self.config(
                 pebble: pebble,
@@ -440,6 +465,18 @@ struct ACMETests {
         ] {
             #expect(badText.contains(expected), "\(expected)\n\(badText)")
         }
+        let (http01, http01Text) = try check(
+            """
+                    domains: [chat.example.com]
+                    challenge: http-01
+                    storage: \(directory.path)/acme
+            """
+        )
+        #expect(http01 == 1)
+        #expect(
+            http01Text.contains("listeners[0].tls.acme.challenge: http-01 is answered on a plain listener"),
+            "\(http01Text)"
+        )
         let (unwritable, unwritableText) = try check(
             """
                     domains: [chat.example.com]

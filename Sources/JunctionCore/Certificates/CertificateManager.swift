@@ -76,26 +76,30 @@ final class CertificateManager: Service {
         } else {
             logger.info("acme: serving the stored certificate", metadata: ["path": "\(storage.chainPath(domain))"])
         }
-        let key: AccountKey
-        do {
-            key = try self.accountKey(config: config, storage: storage)
-        } catch {
-            logger.error("acme: \(error)")
-            return
+        // The account key and HTTPS to the CA; a failure here is retried like a failed order.
+        var failures = 0
+        var setup: (key: AccountKey, http: HTTPClient)?
+        while setup == nil, !Task.isCancelled, self.isManaged(certificate) {
+            do {
+                let key = try self.accountKey(config: config, storage: storage)
+                setup = (key, try self.makeHTTPClient(config))
+            } catch {
+                failures += 1
+                self.failed(certificate, "\(error)", failures: failures, logger: logger)
+                try? await Task.sleep(for: .seconds(RenewalSchedule.retryDelay(failures: failures)))
+            }
         }
-        let http: HTTPClient
-        do {
-            http = try self.makeHTTPClient(config)
-        } catch {
-            logger.error("acme: cannot set up HTTPS to the directory: \(error)")
-            return
-        }
+        guard let (key, http) = setup else { return }
         let client = ACMEClient(directoryURL: config.directory, http: http, key: key, logger: logger)
         let issuer = ACMEIssuer(client: client, key: key, logger: logger)
         let lock = StorageLock(storage: storage, path: storage.lockPath(domain))
-        defer { self.logger.debug("acme: certificate no longer managed") }
         await self.loop(certificate, client: client, issuer: issuer, lock: lock, logger: logger)
         try? await http.shutdown()
+        logger.debug("acme: certificate no longer managed")
+    }
+
+    private func isManaged(_ certificate: ManagedCertificate) -> Bool {
+        self.certificates.all.contains { $0 === certificate }
     }
 
     /// Once a poll interval: what the storage holds, then an order when one is due.
@@ -109,12 +113,11 @@ final class CertificateManager: Service {
         let config = certificate.config
         let storage = certificate.storage
         let domain = config.domains[0]
-        var failures = 0
-        var retryAt = Date.distantPast
+        let retries = RetryRecord(storage: storage, domain: domain)
         var stored = Self.modificationTime(storage.chainPath(domain))
         var renewalInfoAsked = Date.distantPast
         self.schedule(certificate, suggestedStart: nil)
-        while !Task.isCancelled, self.certificates.all.contains(where: { $0 === certificate }) {
+        while !Task.isCancelled, self.isManaged(certificate) {
             // RFC 9773: the CA's suggested window, asked for now and then (it may move it earlier,
             // e.g. before a revocation).
             if !certificate.current.isStandIn, Date().timeIntervalSince(renewalInfoAsked) > Self.renewalInfoInterval {
@@ -123,7 +126,9 @@ final class CertificateManager: Service {
             }
             // Another instance stored a new certificate: serve it.
             let modified = Self.modificationTime(storage.chainPath(domain))
-            if modified != stored, let fresh = ManagedCertificate.loadStored(config: config, storage: storage) {
+            if modified != stored, let fresh = ManagedCertificate.loadStored(config: config, storage: storage),
+                !fresh.needsReissue
+            {
                 stored = modified
                 if fresh.entry.notValidAfter != certificate.current.entry.notValidAfter {
                     certificate.replace(fresh)
@@ -131,38 +136,43 @@ final class CertificateManager: Service {
                     logger.info("acme: loaded the certificate another instance stored")
                 }
             }
-            if lock.isHeld() {
-                // Someone (another instance) orders now: answer the challenges it placed.
-                self.certificates.answers.share(storage.pendingChallenges(), from: storage.root)
-            } else if self.isDue(certificate), Date() >= retryAt, (try? lock.tryAcquire()) == true {
-                let outcome = await self.order(
-                    certificate,
-                    issuer: issuer,
-                    lock: lock,
-                    logger: logger
-                )
+            // The challenges another instance placed (and no longer those it took away).
+            self.certificates.answers.share(storage.pendingChallenges(), from: storage.root)
+            // The instances sharing the storage share the back-off too: one order per attempt.
+            let retry = retries.read()
+            if !lock.isHeld(), self.isDue(certificate), Date() >= retry.at, (try? lock.tryAcquire()) == true {
+                let outcome = await self.order(certificate, issuer: issuer, lock: lock, logger: logger)
                 lock.release()
                 stored = Self.modificationTime(storage.chainPath(domain))
+                // A shutdown in the middle of an order is not a failed order.
+                if Task.isCancelled { break }
                 if let problem = outcome {
-                    failures += 1
-                    let delay = RenewalSchedule.retryDelay(failures: failures)
-                    retryAt = Date() + delay
-                    certificate.update {
-                        $0.lastError = problem
-                        $0.nextRenewal = retryAt.timeIntervalSince1970
-                    }
-                    logger.error(
-                        "acme: order failed, retrying in \(Int(delay))s; the current certificate keeps serving",
-                        metadata: ["error": "\(problem)"]
-                    )
+                    self.metrics?.acmeOrder(result: "failed")
+                    let failures = retry.failures + 1
+                    retries.write(failures: failures, at: Date() + RenewalSchedule.retryDelay(failures: failures))
+                    self.failed(certificate, problem, failures: failures, logger: logger)
                 } else {
-                    failures = 0
-                    retryAt = .distantPast
+                    retries.clear()
                     renewalInfoAsked = .distantPast
                 }
+            } else if retry.failures > 0 {
+                certificate.update { $0.nextRenewal = retry.at.timeIntervalSince1970 }
             }
             try? await Task.sleep(for: Self.pollInterval)
         }
+    }
+
+    /// Logs and shows a failed attempt; the next one comes after the back-off.
+    private func failed(_ certificate: ManagedCertificate, _ problem: String, failures: Int, logger: Logger) {
+        let delay = RenewalSchedule.retryDelay(failures: failures)
+        certificate.update {
+            $0.lastError = problem
+            $0.nextRenewal = (Date() + delay).timeIntervalSince1970
+        }
+        logger.error(
+            "acme: order failed, retrying in \(Int(delay))s; the current certificate keeps serving",
+            metadata: ["error": "\(problem)"]
+        )
     }
 
     /// Places one order under the lock; nil when a certificate was issued and stored, else why not.
@@ -175,8 +185,8 @@ final class CertificateManager: Service {
         let config = certificate.config
         let storage = certificate.storage
         // The lock's previous holder may have just stored what this instance was about to order.
-        if let fresh = ManagedCertificate.loadStored(config: config, storage: storage),
-            fresh.entry.notValidAfter > certificate.current.entry.notValidAfter
+        if let fresh = ManagedCertificate.loadStored(config: config, storage: storage), !fresh.needsReissue,
+            fresh.entry.notValidAfter > max(certificate.current.entry.notValidAfter, Date().timeIntervalSince1970)
         {
             certificate.replace(fresh)
             self.schedule(certificate, suggestedStart: nil)
@@ -193,14 +203,19 @@ final class CertificateManager: Service {
                 }
             }
         }
-        let outcome = await self.place(certificate, issuer: issuer, logger: logger)
+        let outcome = await self.place(certificate, issuer: issuer, lock: lock, logger: logger)
         refresher.cancel()
         await refresher.value
         return outcome
     }
 
     /// The order itself; nil when a certificate was issued and stored, else why not.
-    private func place(_ certificate: ManagedCertificate, issuer: ACMEIssuer, logger: Logger) async -> String? {
+    private func place(
+        _ certificate: ManagedCertificate,
+        issuer: ACMEIssuer,
+        lock: StorageLock,
+        logger: Logger
+    ) async -> String? {
         let config = certificate.config
         let storage = certificate.storage
         let domain = config.domains[0]
@@ -217,12 +232,18 @@ final class CertificateManager: Service {
                 keyType: config.keyType,
                 solver: solver
             )
+            // Only the lock's holder writes: an instance that lost it (it stalled past the expiry)
+            // must not mix its files with the new holder's.
+            guard lock.isOwned() else {
+                throw ACMEStorage.Problem(description: "another instance took the storage lock over; not storing")
+            }
             // The key first: a reader between the two renames sees a pair that does not match,
             // which reads as nothing new, never as a wrong pair.
             try storage.write(Array(config.directory.utf8), to: storage.originPath(domain))
             try storage.write(Array(issued.keyPEM.utf8), to: storage.keyPath(domain))
             try storage.write(Array(issued.chainPEM.utf8), to: storage.chainPath(domain))
-            guard let served = ManagedCertificate.loadStored(config: config, storage: storage) else {
+            guard let served = ManagedCertificate.loadStored(config: config, storage: storage), !served.needsReissue
+            else {
                 throw ACMEStorage.Problem(
                     description: "the issued certificate in \(storage.chainPath(domain)) cannot be used"
                 )
@@ -239,7 +260,6 @@ final class CertificateManager: Service {
             )
             return nil
         } catch {
-            self.metrics?.acmeOrder(result: "failed")
             return "\(error)"
         }
     }
@@ -247,7 +267,7 @@ final class CertificateManager: Service {
     /// Whether the certificate should be ordered now.
     private func isDue(_ certificate: ManagedCertificate) -> Bool {
         let current = certificate.current
-        if current.isStandIn { return true }
+        if current.isStandIn || current.needsReissue { return true }
         return Date().timeIntervalSince1970 >= (current.nextRenewal ?? 0)
     }
 
@@ -277,8 +297,11 @@ final class CertificateManager: Service {
             let keyIdentifier = try? parsed.extensions.authorityKeyIdentifier?.keyIdentifier
         else { return }
         let id = "\(Base64URL.encode(keyIdentifier)).\(Base64URL.encode(parsed.serialNumber.bytes))"
+        // RFC 3339, with or without fractional seconds (Go CAs send them).
+        let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
         guard let info = try? await client.renewalInfo(certificateID: id),
-            let start = try? Date(info.suggestedWindow.start, strategy: .iso8601)
+            let start = (try? Date(info.suggestedWindow.start, strategy: .iso8601))
+                ?? (try? Date(info.suggestedWindow.start, strategy: withFraction))
         else { return }
         self.schedule(certificate, suggestedStart: start)
     }

@@ -26,6 +26,9 @@ final class ManagedCertificate: Sendable {
         var nextRenewal: Double?
         /// The last failed attempt's reason, until one succeeds.
         var lastError: String?
+        /// A stored certificate that serves on but no longer fits the block (a name was added,
+        /// another `key_type` or directory): a new one is ordered at once.
+        var needsReissue = false
     }
 
     let config: ACMEConfig
@@ -39,6 +42,8 @@ final class ManagedCertificate: Sendable {
         self.config = config
         self.listener = listener
         self.storage = ACMEStorage(root: config.storage)
+        // A stored certificate that is still valid serves, even one that no longer fits the
+        // block (it is replaced at once): better than a self-signed one while the order runs.
         if let stored = Self.loadStored(config: config, storage: self.storage),
             stored.entry.notValidAfter > Date().timeIntervalSince1970
         {
@@ -59,8 +64,9 @@ final class ManagedCertificate: Sendable {
         self.served.withLockedValue { change(&$0) }
     }
 
-    /// The certificate in the storage, nil when there is none or it is unreadable (a half-written
-    /// pair, whose key does not match its certificate yet, reads as none).
+    /// The certificate in the storage, nil when there is none, it is unreadable (a half-written
+    /// pair, whose key does not match its certificate yet, reads as none) or covers none of the
+    /// names; `needsReissue` when it does not fit the block.
     static func loadStored(config: ACMEConfig, storage: ACMEStorage) -> Served? {
         let domain = config.domains[0]
         guard let chainBytes = try? storage.read(storage.chainPath(domain)),
@@ -72,13 +78,14 @@ final class ManagedCertificate: Sendable {
             privateKey.publicKey == parsed.publicKey
         else { return nil }
         // A certificate for other names (the list changed), of another key type, or from another
-        // directory (staging before production) is not this one: a new one is ordered.
+        // directory (staging before production) does not fit: a new one is ordered.
         let names = Set(TLSContextSet.dnsNames(of: parsed))
-        guard Set(config.domains).isSubset(of: names), config.keyType.matches(parsed.publicKey) else { return nil }
+        guard !names.isDisjoint(with: config.domains) else { return nil }
+        var fits = Set(config.domains).isSubset(of: names) && config.keyType.matches(parsed.publicKey)
         if let origin = try? storage.read(storage.originPath(domain)),
             String(decoding: origin, as: UTF8.self) != config.directory
         {
-            return nil
+            fits = false
         }
         let entry = TLSContextSet.Entry(
             chain: chain,
@@ -90,7 +97,8 @@ final class ManagedCertificate: Sendable {
         return Served(
             entry: entry,
             isStandIn: false,
-            notValidBefore: parsed.notValidBefore.timeIntervalSince1970
+            notValidBefore: parsed.notValidBefore.timeIntervalSince1970,
+            needsReissue: !fits
         )
     }
 

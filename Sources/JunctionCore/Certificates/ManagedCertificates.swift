@@ -10,21 +10,29 @@ final class ManagedCertificates: Sendable {
     private let certificates = NIOLockedValueBox<[String: ManagedCertificate]>([:])
 
     /// The certificate of `config` on `listener`: the one already managed, else a new one (the
-    /// stored certificate, or a stand-in).
+    /// stored certificate, or a stand-in), which is managed only once its configuration takes
+    /// effect (`adopt`): a refused reload changes nothing here.
     func certificate(for config: ACMEConfig, listener: String) throws -> ManagedCertificate {
-        let key = "\(listener) \(config.identity)"
+        let key = Self.key(config, listener)
         if let existing = self.certificates.withLockedValue({ $0[key] }), existing.config.sameSettings(as: config) {
             return existing
         }
-        let created = try ManagedCertificate(config: config, listener: listener)
-        self.certificates.withLockedValue { $0[key] = created }
-        return created
+        return try ManagedCertificate(config: config, listener: listener)
     }
 
-    /// Forgets the certificates a new configuration no longer has.
-    func keep(only kept: [ManagedCertificate]) {
-        let ids = Set(kept.map { ObjectIdentifier($0) })
-        self.certificates.withLockedValue { $0 = $0.filter { ids.contains(ObjectIdentifier($0.value)) } }
+    /// The certificates of the configuration that now serves: managed from now on; those it no
+    /// longer has are forgotten (their loops end).
+    func adopt(_ serving: [ManagedCertificate]) {
+        self.certificates.withLockedValue { certificates in
+            certificates = Dictionary(
+                serving.map { (Self.key($0.config, $0.listener), $0) },
+                uniquingKeysWith: { first, _ in first }
+            )
+        }
+    }
+
+    private static func key(_ config: ACMEConfig, _ listener: String) -> String {
+        "\(listener) \(config.identity)"
     }
 
     var all: [ManagedCertificate] {
