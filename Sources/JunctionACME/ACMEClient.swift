@@ -63,7 +63,7 @@ public actor ACMEClient {
     public func account(contact: [String]) async throws -> String {
         if let accountURL { return accountURL }
         let directory = try await self.directory()
-        let contacts = contact.map { JSONText.string($0) }.joined(separator: ",")
+        let contacts = contact.map { $0.jsonLiteral }.joined(separator: ",")
         let payload = #"{"termsOfServiceAgreed":true,"contact":[\#(contacts)]}"#
         let answer = try await self.post(url: directory.newAccount, payload: Array(payload.utf8), asKey: true)
         guard answer.status == 200 || answer.status == 201, let location = answer.location else {
@@ -76,7 +76,7 @@ public actor ACMEClient {
     /// Places an order for `domains`; returns its URL and the order.
     public func newOrder(domains: [String]) async throws -> (url: String, order: ACMEOrder) {
         let directory = try await self.directory()
-        let identifiers = domains.map { #"{"type":"dns","value":\#(JSONText.string($0))}"# }
+        let identifiers = domains.map { #"{"type":"dns","value":\#($0.jsonLiteral)}"# }
         let payload = #"{"identifiers":[\#(identifiers.joined(separator: ","))]}"#
         let answer = try await self.post(url: directory.newOrder, payload: Array(payload.utf8))
         guard answer.status == 201, let location = answer.location else {

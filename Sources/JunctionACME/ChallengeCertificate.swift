@@ -13,6 +13,8 @@ import X509
 public enum ChallengeCertificate {
     /// RFC 8737 section 6.1: id-pe-acmeIdentifier.
     static let acmeIdentifier: ASN1ObjectIdentifier = [1, 3, 6, 1, 5, 5, 7, 1, 31]
+    /// How long both kinds are valid: a week, well past any order.
+    static let lifetime: TimeInterval = 7 * 86400
 
     /// A certificate and its key, both PEM.
     public struct Material: Sendable {
@@ -33,18 +35,17 @@ public enum ChallengeCertificate {
             critical: true,
             value: serializer.serializedBytes[...]
         )
-        return try self.selfSigned(domains: [domain], now: now, lifetime: 7 * 86400, extra: [identifier])
+        return try self.selfSigned(domains: [domain], now: now, extra: [identifier])
     }
 
     /// A short-lived stand-in for `domains` until the real certificate arrives.
     public static func standIn(domains: [String], now: Date = Date()) throws -> Material {
-        try self.selfSigned(domains: domains, now: now, lifetime: 7 * 86400, extra: [])
+        try self.selfSigned(domains: domains, now: now, extra: [])
     }
 
     private static func selfSigned(
         domains: [String],
         now: Date,
-        lifetime: TimeInterval,
         extra: [Certificate.Extension]
     )
         throws -> Material
@@ -63,7 +64,7 @@ public enum ChallengeCertificate {
             serialNumber: Certificate.SerialNumber(),
             publicKey: .init(key.publicKey),
             notValidBefore: now - 60,
-            notValidAfter: now + lifetime,
+            notValidAfter: now + Self.lifetime,
             issuer: name,
             subject: name,
             signatureAlgorithm: .ecdsaWithSHA256,

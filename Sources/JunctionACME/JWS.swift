@@ -13,9 +13,9 @@ public enum JWS {
         let key: String
         switch signer {
         case .jwk(let jwk): key = #""jwk":\#(jwk.json)"#
-        case .kid(let kid): key = #""kid":\#(JSONText.string(kid))"#
+        case .kid(let kid): key = #""kid":\#(kid.jsonLiteral)"#
         }
-        return #"{"alg":"ES256",\#(key),"nonce":\#(JSONText.string(nonce)),"url":\#(JSONText.string(url))}"#
+        return #"{"alg":"ES256",\#(key),"nonce":\#(nonce.jsonLiteral),"url":\#(url.jsonLiteral)}"#
     }
 
     /// The signing input: base64url(header) "." base64url(payload) (RFC 7515 section 5.1).

@@ -1,3 +1,4 @@
+import JunctionACME
 import JunctionCore
 import NIOHTTP1
 

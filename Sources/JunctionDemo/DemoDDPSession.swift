@@ -1,4 +1,5 @@
 import Foundation
+import JunctionACME
 import JunctionCore
 import NIOCore
 import NIOWebSocket

@@ -1,3 +1,4 @@
+import JunctionACME
 import Logging
 import NIOCore
 import NIOHTTP1

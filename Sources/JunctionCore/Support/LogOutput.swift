@@ -1,3 +1,4 @@
+import JunctionACME
 import Logging
 
 import struct NIOConcurrencyHelpers.NIOLockedValueBox

@@ -59,11 +59,10 @@ final class Pebble {
             log: "pebble.log",
             environment: pebbleEnvironment
         )
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if (try? Curl.status(self.directoryURL, extra: ["--cacert", self.caPath])) == 200 { return }
-            Thread.sleep(forTimeInterval: 0.05)
+        let up = JunctionProcess.wait(timeout: 20) {
+            (try? Curl.status(self.directoryURL, extra: ["--cacert", self.caPath])) == 200
         }
+        if up { return }
         self.stop()
         throw ProcessRunner.TimedOut(command: "pebble at \(self.directoryURL): \(self.log)")
     }

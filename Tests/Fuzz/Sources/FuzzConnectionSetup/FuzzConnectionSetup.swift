@@ -3,7 +3,8 @@ import NIOCore
 
 @testable import JunctionCore
 
-/// The client connection's setup phases (PROXY header, h2c sniffing) with the bytes cut at fuzzed
+/// The client connection's setup phases (PROXY header, h2c sniffing, the ClientHello peek of a
+/// listener answering tls-alpn-01) with the bytes cut at fuzzed
 /// places: never traps, and however the stream is cut, the same phases are installed and every
 /// byte behind the preface reaches them once, in order.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -14,7 +15,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let setup = ClientConnectionStateMachine.Setup(
         proxyProtocol: bytes[0] & 1 != 0,
         tls: bytes[0] & 2 != 0,
-        http2: bytes[0] & 4 != 0
+        http2: bytes[0] & 4 != 0,
+        acmeValidations: bytes[0] & 8 != 0
     )
     let input = Array(bytes[2...])
     let whole = run(setup, input, cuts: [input.count])

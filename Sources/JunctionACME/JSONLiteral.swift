@@ -1,6 +1,7 @@
 extension String {
     /// This text as a JSON string literal, quotes included: for the few hand-written JSON lines
-    /// (logs, the demo backends) where an encoder would be overkill.
+    /// (logs, the demo backends, JWS headers whose exact bytes are signed) where an encoder would
+    /// be overkill. Here, in the lowest of the package's modules, so every module shares it.
     package var jsonLiteral: String {
         var out = "\""
         for scalar in self.unicodeScalars {
