@@ -30,6 +30,8 @@ final class ConfigReloader: Service {
     private let loops: [LoopContexts.Loop]
     private let logger: Logger
     private let accessLog: NIOLockedValueBox<AccessLogTarget>
+    /// systemd hears `RELOADING=1` and `READY=1` around each reload.
+    private let notifier: SystemdNotifier
 
     init(
         configPath: String,
@@ -38,8 +40,10 @@ final class ConfigReloader: Service {
         certificates: ManagedCertificates,
         loops: [LoopContexts.Loop],
         accessLog: AccessLogTarget,
+        notifier: SystemdNotifier = SystemdNotifier(environment: [:]),
         logger: Logger
     ) {
+        self.notifier = notifier
         self.configPath = configPath
         self.runtime = runtime
         self.listeners = listeners
@@ -55,7 +59,10 @@ final class ConfigReloader: Service {
             if signal == .sigusr1 {
                 self.reopenAccessLog()
             } else {
+                self.notifier.notify(SystemdNotifier.reloading)
                 await self.reload()
+                // Refused or applied, the process serves.
+                self.notifier.notify("READY=1")
             }
         }
     }

@@ -3,6 +3,12 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The composition root: a validated config file becomes pools, routes, TLS contexts, listeners,
 /// health checks, discovery, the admin listener and the reloader, all run in one `ServiceGroup`.
 public final class Junction: Sendable {
@@ -105,20 +111,52 @@ public final class Junction: Sendable {
     private let prepared: Prepared
     private let logger: Logger
     private let onListening: (@Sendable () -> Void)?
+    private let process: ProcessSetup
+
+    /// How the process came to be and what it may do: the sockets an upgrade handed it, what an
+    /// upgrade of its own starts, systemd's notify socket.
+    public struct ProcessSetup: Sendable {
+        /// The hand-over from the process this one replaces (nil: a plain start).
+        public var handover: Handover?
+        /// What SIGUSR2 starts (nil: this process cannot upgrade).
+        public var upgrade: UpgradeCommand?
+        /// systemd's notify socket (inactive without `NOTIFY_SOCKET`).
+        public var notifier: SystemdNotifier
+
+        public init(
+            handover: Handover? = nil,
+            upgrade: UpgradeCommand? = nil,
+            notifier: SystemdNotifier = SystemdNotifier(environment: [:])
+        ) {
+            self.handover = handover
+            self.upgrade = upgrade
+            self.notifier = notifier
+        }
+    }
 
     /// `onListening` runs once every listener is bound (`junction demo` prints its URLs then).
-    public init(prepared: Prepared, logger: Logger, onListening: (@Sendable () -> Void)? = nil) {
+    public init(
+        prepared: Prepared,
+        logger: Logger,
+        process: ProcessSetup = ProcessSetup(),
+        onListening: (@Sendable () -> Void)? = nil
+    ) {
         self.prepared = prepared
         self.logger = logger
+        self.process = process
         self.onListening = onListening
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains and returns. Throws if a listener cannot start.
+    /// Serves until SIGTERM or SIGINT (or, after an upgrade handed over, until the last connection
+    /// closed), then drains and returns. Throws if a listener cannot start.
     public func run() async throws {
         let config = self.prepared.config
         for warning in self.prepared.warnings {
             self.logger.warning("\(warning.description)")
         }
+        // A client gone mid-write must not end the process; nor may the old process of an upgrade
+        // going away while this one still writes to the stderr pipe it reads.
+        signal(SIGPIPE, SIG_IGN)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: config.effectiveThreads)
         let sink = try AccessLogSink.open(config.logging.accessLog, format: config.logging.format)
         let metrics = JunctionMetrics()
@@ -132,6 +170,15 @@ public final class Junction: Sendable {
             metrics: metrics,
             logger: self.logger
         )
+        let handover = self.process.handover
+        let inherited = handover.map { InheritedSockets($0.sockets) }
+        let notifier = self.process.notifier
+        // Every listener and the admin listener bound: they accept from now on, and the process
+        // says it serves (stdout's listening lines are out already).
+        let ready = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+        let readiness = Readiness(parts: config.admin == nil ? 1 : 2) {
+            ready.withLockedValue { $0 }?()
+        }
         let listeners = ListenerManager(
             settings: self.prepared.listenerSettings,
             maxConnections: config.limits.maxConnections,
@@ -139,7 +186,8 @@ public final class Junction: Sendable {
             group: group,
             contexts: contexts,
             logger: self.logger,
-            onListening: self.onListening
+            inherited: inherited,
+            onBound: { readiness.partReady() }
         )
         var services: [any Service] = [listeners]
         services.append(
@@ -150,6 +198,7 @@ public final class Junction: Sendable {
                 certificates: self.prepared.certificates,
                 loops: contexts.all,
                 accessLog: AccessLogTarget(target: config.logging.accessLog, format: config.logging.format),
+                notifier: notifier,
                 logger: self.logger
             )
         )
@@ -166,6 +215,7 @@ public final class Junction: Sendable {
         services.append(BackendDiscovery(runtime: runtime, loops: contexts.all, logger: self.logger))
         let drainer = TunnelDrainer(registry: self.prepared.runtime.registry, logger: self.logger)
         services.append(drainer)
+        var adminService: AdminService?
         if let admin = config.admin {
             let state = AdminState(
                 runtime: runtime,
@@ -174,7 +224,43 @@ public final class Junction: Sendable {
                 drainer: drainer,
                 logger: self.logger
             )
-            services.append(AdminService(address: admin.address, group: group, state: state, logger: self.logger))
+            adminService = AdminService(
+                address: admin.address,
+                group: group,
+                state: state,
+                logger: self.logger,
+                inherited: inherited,
+                onBound: { readiness.partReady() }
+            )
+            services.append(adminService!)
+        }
+        let coordinator = UpgradeCoordinator(
+            command: self.process.upgrade,
+            listeners: listeners,
+            admin: adminService,
+            drainer: drainer,
+            notifier: notifier,
+            logger: self.logger
+        )
+        let onListening = self.onListening
+        let logger = self.logger
+        let admin = adminService
+        ready.withLockedValue {
+            $0 = {
+                listeners.startAccepting()
+                admin?.startAccepting()
+                onListening?()
+                if let handover, let inherited {
+                    for socket in inherited.closeRest() {
+                        logger.info(
+                            "inherited socket closed: no longer configured",
+                            metadata: ["kind": "\(socket.kind.rawValue)", "address": "\(socket.address)"]
+                        )
+                    }
+                    Self.reportReady(handover, logger: logger)
+                }
+                notifier.notify("READY=1")
+            }
         }
         self.logger.info(
             "junction starting",
@@ -183,9 +269,11 @@ public final class Junction: Sendable {
                 "pools": "\(config.pools.count)",
             ]
         )
+        // The coordinator's end (the drain after a hand-over) ends the process, gracefully.
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+                    + [.init(service: coordinator, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: self.logger
             )
@@ -211,5 +299,25 @@ public final class Junction: Sendable {
         try? await group.shutdownGracefully()
         if let failure { throw failure }
         self.logger.info("junction stopped")
+    }
+
+    /// Tells the process that started this one (an upgrade) that it serves: `ready <pid>` on the
+    /// pipe; then this process's stderr becomes the real one (until now a pipe to the old process,
+    /// which logs its tail if the start fails).
+    private static func reportReady(_ handover: Handover, logger: Logger) {
+        let message = Array("ready \(getpid())\n".utf8)
+        let written = message.withUnsafeBytes { write(handover.readyDescriptor, $0.baseAddress, $0.count) }
+        close(handover.readyDescriptor)
+        if let standardError = handover.standardErrorDescriptor {
+            dup2(standardError, STDERR_FILENO)
+            close(standardError)
+        }
+        logger.notice(
+            "upgrade: took over the listeners",
+            metadata: [
+                "from_pid": "\(handover.previousPID)", "pid": "\(getpid())",
+                "reported": "\(written == message.count ? "ready" : "nothing: the old process is gone")",
+            ]
+        )
     }
 }

@@ -46,6 +46,16 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
+        // Read first: the path may be renamed over by the next version while this one runs, and
+        // the hand-over's variables must not reach a process this one starts.
+        let upgrade = UpgradeCommand.current(arguments: CommandLine.arguments)
+        let handover: Handover?
+        do {
+            handover = try Handover.takeFromEnvironment()
+        } catch {
+            StandardOutput.writeErrorLine("error: \(error)")
+            throw ExitCode(1)
+        }
         let prepared: Junction.Prepared
         switch Junction.prepare(configPath: self.options.config) {
         case .success(let value):
@@ -63,7 +73,8 @@ struct Run: AsyncParsableCommand {
         // reader does not hold it up).
         defer { LineWriter.flushStandardStreams() }
         do {
-            try await Junction(prepared: prepared, logger: logger).run()
+            let process = Junction.ProcessSetup(handover: handover, upgrade: upgrade, notifier: SystemdNotifier())
+            try await Junction(prepared: prepared, logger: logger, process: process).run()
         } catch {
             logger.error("\(error)")
             throw ExitCode(1)

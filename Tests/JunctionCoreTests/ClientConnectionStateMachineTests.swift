@@ -262,4 +262,16 @@ struct ClientConnectionStateMachineTests {
         #expect(!due)
         #expect(machine.state == .closed)
     }
+
+    @Test(
+        "An upgrade's hand-over during the setup: the setup finishes and the front is told",
+        arguments: ["proxyHeader", "sniffing", "installing", "tlsHandshake", "handedOver", "closed"]
+    )
+    func handOver(name: String) {
+        var machine = Self.inState(name)
+        let before = machine.state
+        machine.handOver()
+        #expect(machine.state == before, "\(name): nothing closes")
+        #expect(machine.handOverPending == (name != "handedOver" && name != "closed"), "\(name)")
+    }
 }

@@ -209,4 +209,32 @@ struct HTTP1FrontStateMachineTests {
             #expect(quiescing.deadline <= Self.at(80), "\(name): closed within the grace at the latest")
         }
     }
+
+    @Test("An upgrade's hand-over: a first request on its way is served with Connection: close; idle closes; busy finishes")
+    func handOver() {
+        var fresh = Self.machine()
+        #expect(fresh.handOver(now: Self.at(1)) == .finish, "accepted, request on its way: wait for it")
+        #expect(fresh.deadline == Self.at(10), "still the header deadline from accept")
+        _ = fresh.headArrived()
+        fresh.requestEnded()
+        let keepsAlive = fresh.responseStarting(requestWantsClose: false)
+        #expect(!keepsAlive, "answered with Connection: close")
+        #expect(fresh.responseEnded(now: Self.at(2)) == .close)
+
+        var late = Machine(timeouts: Self.timeouts, headerDeadline: Self.at(100))
+        _ = late.handOver(now: Self.at(1))
+        #expect(late.deadline == Self.at(31), "never later than the shutdown grace")
+
+        var idle = Self.machine()
+        _ = idle.headArrived()
+        idle.requestEnded()
+        _ = idle.responseStarting(requestWantsClose: false)
+        _ = idle.responseEnded(now: Self.at(2))
+        #expect(idle.handOver(now: Self.at(3)) == .close, "an idle keep-alive connection closes, as in a drain")
+
+        var busy = Self.machine()
+        _ = busy.headArrived()
+        #expect(busy.handOver(now: Self.at(3)) == .finish)
+        #expect(busy.deadline == Self.at(33))
+    }
 }

@@ -177,4 +177,26 @@ struct HTTP2ConnectionStateMachineTests {
             #expect(quiescing.deadline <= Self.at(80), "\(name): closed within the grace at the latest")
         }
     }
+
+    @Test("An upgrade's hand-over: the graceful GOAWAY even without a stream; no grace while tunnels run")
+    func handOver() {
+        var fresh = Self.machine()
+        #expect(fresh.handOver(now: Self.at(1), holdsTunnels: false) == .sendGoAwayAndPing)
+        #expect(fresh.state == .goingAway(openStreams: 0, pingOutstanding: true))
+        #expect(fresh.deadline == Self.at(31))
+        fresh.streamOpened(1)
+        #expect(fresh.state == .goingAway(openStreams: 1, pingOutstanding: true), "the first request is served")
+
+        var tunnels = Self.machine()
+        tunnels.streamOpened(1)
+        tunnels.streamOpened(3)
+        #expect(tunnels.handOver(now: Self.at(1), holdsTunnels: true) == .sendGoAwayAndPing)
+        #expect(tunnels.deadline == .distantFuture, "the drainer closes the tunnels at its pace")
+        #expect(tunnels.deadlinePassed(now: Self.at(1000)) == .none)
+        #expect(tunnels.handOver(now: Self.at(2), holdsTunnels: true) == .none)
+
+        var closed = Self.machine()
+        closed.closed()
+        #expect(closed.handOver(now: Self.at(1), holdsTunnels: false) == .none)
+    }
 }

@@ -4,6 +4,12 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -215,23 +221,49 @@ final class AdminService: Service {
     private let group: EventLoopGroup
     private let state: AdminState
     private let logger: Logger
+    /// The socket an upgrade handed over, if one was bound at `address`.
+    private let inherited: InheritedSockets?
+    /// Called once the socket is bound (it accepts once told to, `startAccepting`).
+    private let onBound: @Sendable () -> Void
+    /// The listening channel and its socket, while it serves.
+    private let serving = NIOLockedValueBox<(channel: Channel, descriptor: CInt)?>(nil)
 
     /// How long an admin connection may send nothing before it is closed.
     static let idleTimeout = TimeAmount.seconds(30)
 
-    init(address: HostPort, group: EventLoopGroup, state: AdminState, logger: Logger) {
+    init(
+        address: HostPort,
+        group: EventLoopGroup,
+        state: AdminState,
+        logger: Logger,
+        inherited: InheritedSockets? = nil,
+        onBound: @escaping @Sendable () -> Void = {}
+    ) {
         self.address = address
         self.group = group
         self.state = state
         self.logger = logger
+        self.inherited = inherited
+        self.onBound = onBound
     }
 
     func run() async throws {
         let state = self.state
+        let taken = self.inherited?.takeAdmin(address: self.address)
         let channel: Channel
         do {
+            let descriptor: CInt
+            if let taken {
+                try ListeningSocket.adopt(taken)
+                descriptor = taken
+            } else {
+                descriptor = try ListeningSocket.bind(self.address)
+            }
             channel = try await ServerBootstrap(group: self.group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.autoRead, value: false)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { ListeningSocket.relisten(descriptor) }
+                }
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         // A connection that sends nothing for this long (a stalled head or body,
@@ -245,9 +277,11 @@ final class AdminService: Service {
                         )
                     }
                 }
-                .bind(host: self.address.host, port: self.address.port)
+                .withBoundSocket(descriptor)
                 .get()
+            self.serving.withLockedValue { $0 = (channel, descriptor) }
         } catch {
+            if let taken { close(taken) }
             throw ListenerError(description: "cannot bind the admin listener to \(self.address): \(error)")
         }
         let bound =
@@ -255,9 +289,41 @@ final class AdminService: Service {
                 address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
             } ?? self.address.description
         LineWriter.standardOutput.writeLine("listening name=admin address=\(bound) tls=off h2=off")
-        self.logger.info("listener started", metadata: ["listener": "admin", "address": "\(bound)"])
+        self.logger.info(
+            "listener started",
+            metadata: ["listener": "admin", "address": "\(bound)", "socket": "\(taken == nil ? "bound" : "inherited")"]
+        )
+        self.onBound()
         try? await gracefulShutdown()
-        try? await channel.close()
+        self.stopAccepting()
+    }
+
+    /// Starts accepting (the process is ready).
+    func startAccepting() {
+        self.serving.withLockedValue { $0 }?.channel.setOption(.autoRead, value: true).whenFailure { _ in }
+    }
+
+    /// The listening socket for an upgrade, as a close-on-exec copy numbered `minimum` or above.
+    func handoverSocket(minimum: CInt) throws -> Handover.Socket? {
+        try self.serving.withLockedValue { serving in
+            guard let serving else { return nil }
+            return Handover.Socket(
+                descriptor: try ListeningSocket.duplicate(serving.descriptor, minimum: minimum),
+                kind: .admin,
+                name: "",
+                address: self.address.description
+            )
+        }
+    }
+
+    /// Stops accepting: after a hand-over the new process answers here (the socket stays open
+    /// there); at shutdown it closes.
+    func stopAccepting() {
+        let channel = self.serving.withLockedValue { serving in
+            defer { serving = nil }
+            return serving?.channel
+        }
+        channel?.close(promise: nil)
     }
 }
 

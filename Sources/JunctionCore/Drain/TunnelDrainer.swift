@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
@@ -15,6 +16,9 @@ final class TunnelDrainer: Service, Sendable {
     private let registry: BackendRegistry
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
+    /// Set once an upgrade handed over: every tunnel of this process is closed, each pool at its
+    /// own rate, oldest first.
+    private let retiring = Atomic<Bool>(false)
 
     /// The most tunnels one pool closes in one round (each still on its schedule): a round that
     /// woke late catches up on what came due, a bounded amount at a time.
@@ -54,6 +58,24 @@ final class TunnelDrainer: Service, Sendable {
                 try? await Task.sleep(for: .nanoseconds(wait.nanoseconds))
             }
         }
+    }
+
+    /// The process handed over to a new one: from now on every open tunnel is closed at its pool's
+    /// `drain_rate`, evenly spread, oldest first, as if every backend drained (a rate of 0 leaves
+    /// them to end by themselves). Returns how many are open.
+    @discardableResult
+    func retire() -> Int {
+        self.retiring.store(true, ordering: .relaxed)
+        let pools = self.registry.drainablePools
+        let open = pools.reduce(0) { $0 + $1.tunnelCount.load(ordering: .relaxed) }
+        self.logger.info(
+            "closing this process's tunnels at each pool's drain_rate",
+            metadata: [
+                "tunnels": "\(open)",
+                "drain_rate": "\(pools.map { "\($0.poolName)=\($0.drainPolicy.rate)" }.sorted().joined(separator: ","))",
+            ]
+        )
+        return open
     }
 
     /// How long a backend must stay available before an automatic rebalance moves tunnels to it:
@@ -113,6 +135,7 @@ final class TunnelDrainer: Service, Sendable {
         var wait = Self.idlePoll
         var autoRebalances: [(pool: Backends, quotas: [ObjectIdentifier: Int])] = []
         var drained: [Backend] = []
+        let retiring = self.retiring.load(ordering: .relaxed)
         self.state.withLockedValue { state in
             let live = Set(pools.map(ObjectIdentifier.init))
             state.pools = state.pools.filter { live.contains($0.key) }
@@ -122,15 +145,17 @@ final class TunnelDrainer: Service, Sendable {
                 defer { state.pools[key] = poolState }
                 let policy = pool.drainPolicy
                 let members = pool.all
-                if policy.autoRebalance, let quotas = self.watch(members, in: &poolState, pool: pool, now: now) {
+                if policy.autoRebalance, !retiring, let quotas = self.watch(members, in: &poolState, pool: pool, now: now) {
                     poolState.quotas = quotas
                     autoRebalances.append((pool, quotas))
                 }
-                let draining = members.filter { $0.isDraining } + pool.departed
+                // Retiring, every tunnel is closed as a drain; a rebalance has nothing left to do.
+                if retiring { poolState.quotas = [:] }
+                let draining = members.filter { retiring || $0.isDraining } + pool.departed
                 for backend in draining where backend.tunnels > 0 {
                     poolState.draining[ObjectIdentifier(backend)] = backend
                 }
-                for (key, backend) in poolState.draining where backend.tunnels == 0 || !backend.isDraining {
+                for (key, backend) in poolState.draining where backend.tunnels == 0 || !backend.isDraining && !retiring {
                     poolState.draining[key] = nil
                     if backend.isDraining { drained.append(backend) }
                 }

@@ -198,13 +198,17 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else {
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // The listener drains or Junction shuts down: what is in flight finishes (answered
+            // with `Connection: close`), within the shutdown grace.
+            if self.machine.quiesce(now: .now()) == .close { self.close() }
+        case is HandoverEvent:
+            // An upgrade: the same, but a first request on its way is still served.
+            if self.machine.handOver(now: .now()) == .close { self.close() }
+        default:
             context.fireUserInboundEventTriggered(event)
-            return
         }
-        // The listener drains or Junction shuts down: what is in flight finishes (answered with
-        // `Connection: close`), within the shutdown grace.
-        if self.machine.quiesce(now: .now()) == .close { self.close() }
     }
 
     // MARK: DeadlineTracked

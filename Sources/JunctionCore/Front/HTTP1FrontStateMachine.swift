@@ -238,6 +238,18 @@ struct HTTP1FrontStateMachine {
         }
     }
 
+    /// The process handed its listener to a new one (an upgrade): as `quiesce`, except that a
+    /// connection accepted but still waiting for its first request is served (with
+    /// `Connection: close`): its client sent it to a listener that accepted it, and a close now
+    /// would lose the request. An idle keep-alive connection closes, as in any shutdown (its
+    /// client retries a request that meets the close, as HTTP/1.1 allows on a reused connection).
+    mutating func handOver(now: NIODeadline) -> QuiesceAction {
+        guard case .awaitingFirstRequest = self.state else { return self.quiesce(now: now) }
+        self.quiescing = true
+        self.closeBy = min(self.closeBy, now + self.timeouts.shutdownGrace)
+        return .finish
+    }
+
     /// The connection closed (or failed).
     mutating func closed() {
         self.state = .closed

@@ -112,6 +112,9 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         } else if event is ChannelShouldQuiesceEvent {
             // A drain during the setup: no request yet, the client retries elsewhere.
             if self.machine.quiesce() { context.close(promise: nil) }
+        } else if event is HandoverEvent {
+            // An upgrade during the setup: it finishes here, and the front hears of it.
+            self.machine.handOver()
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -169,6 +172,7 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         }
         // The read's channelReadComplete follows: the front sees a whole read.
         if case .forward(let bytes) = held { context.fireChannelRead(self.wrapInboundOut(bytes)) }
+        if self.machine.handOverPending { context.fireUserInboundEventTriggered(HandoverEvent()) }
         self.loop.sweeper.unregister(self)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }

@@ -67,6 +67,8 @@ struct ClientConnectionStateMachine {
     let headerDeadline: NIODeadline
     /// The client's address from the PROXY header (nil: the socket's peer).
     private(set) var clientAddress: String?
+    /// An upgrade handed the listener over during the setup: the front must hear of it.
+    private(set) var handOverPending = false
 
     init(setup: Setup, headerTimeout: TimeAmount, now: NIODeadline) {
         self.setup = setup
@@ -239,6 +241,17 @@ struct ClientConnectionStateMachine {
             return true
         case .handedOver, .closed:
             return false
+        }
+    }
+
+    /// An upgrade handed the listener over during the setup: the setup finishes (the client's
+    /// request is on its way), and the front is told once installed (`handOverPending`).
+    mutating func handOver() {
+        switch self.state {
+        case .proxyHeader, .installing, .tlsHandshake, .sniffing, .peekingHello, .validationHandshake:
+            self.handOverPending = true
+        case .handedOver, .closed:
+            break
         }
     }
 

@@ -2,6 +2,11 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
@@ -41,9 +46,21 @@ final class Listener: Sendable {
     /// Where the listener is in its life.
     enum State: Sendable {
         case idle
-        case serving(Channel)
+        /// Accepting (once told to) on `channel`, whose socket is `descriptor`.
+        case serving(channel: Channel, descriptor: CInt)
+        /// The socket went to the process that replaced this one; the open connections finish
+        /// (their tunnels closed at each pool's pace by the drainer).
+        case handedOver
         case draining
         case stopped
+    }
+
+    /// What a connection accepted after the listener stopped serving is told (it missed the
+    /// broadcast), as `phase`.
+    private enum Phase: Int {
+        case serving = 0
+        case handedOver = 1
+        case draining = 2
     }
 
     private let settings: NIOLockedValueBox<ListenerSettings>
@@ -51,6 +68,12 @@ final class Listener: Sendable {
     private let contexts: LoopContexts
     private let logger: Logger
     private let state = NIOLockedValueBox<State>(.idle)
+    private let phase = Atomic<Int>(Phase.serving.rawValue)
+    /// Made when the listener stops serving (hand-over or drain); succeeded once its last
+    /// connection closed, or when a drain's grace is over. (Made then, not at init: a promise never
+    /// fulfilled is a leak to NIO, and fulfilling one as the listener goes would reach for a loop
+    /// that may be shut down.)
+    private let emptied = NIOLockedValueBox<EventLoopPromise<Void>?>(nil)
     /// Open client connections and the `max_connections` limit.
     let counter: ConnectionCounter
     /// Open client connections by channel, one set per event loop (by the loop's identity), so a
@@ -71,6 +94,16 @@ final class Listener: Sendable {
         self.connections = connections
     }
 
+    /// The promise of `emptied`, made the first time.
+    private var emptiedPromise: EventLoopPromise<Void> {
+        self.emptied.withLockedValue { promise in
+            if let promise { return promise }
+            let made = self.group.next().makePromise(of: Void.self)
+            promise = made
+            return made
+        }
+    }
+
     /// The settings new connections get.
     var current: ListenerSettings { self.settings.withLockedValue { $0 } }
 
@@ -83,11 +116,25 @@ final class Listener: Sendable {
         self.counter.setLimit(maxConnections)
     }
 
-    /// Binds the socket and prints the `listening ...` line.
-    func start() async throws {
-        let channel = try await self.bind()
-        self.state.withLockedValue { $0 = .serving(channel) }
+    /// Binds the socket (or takes over the one `inherited` holds for it) and prints the
+    /// `listening ...` line. It accepts once `startAccepting` is called, or at once if `accepting`.
+    func start(inherited: InheritedSockets? = nil, accepting: Bool) async throws {
         let settings = self.current
+        let taken = inherited?.take(listener: settings.config.name, address: settings.config.address)
+        let descriptor: CInt
+        do {
+            if let taken {
+                try ListeningSocket.adopt(taken)
+                descriptor = taken
+            } else {
+                descriptor = try ListeningSocket.bind(settings.config.address)
+            }
+        } catch {
+            if let taken { close(taken) }
+            throw ListenerError(description: "cannot bind listener \(self.name) to \(self.address): \(error)")
+        }
+        let channel = try await self.register(descriptor, accepting: accepting)
+        self.state.withLockedValue { $0 = .serving(channel: channel, descriptor: descriptor) }
         let bound =
             channel.localAddress.flatMap { address in
                 address.ipAddress.map { HostPort(host: $0, port: address.port ?? 0).description }
@@ -96,19 +143,94 @@ final class Listener: Sendable {
             "listening name=\(settings.config.name) address=\(bound) tls=\(settings.tls == nil ? "off" : "on") "
                 + "h2=\(settings.config.http2 ? "on" : "off")"
         )
-        self.logger.info("listener started", metadata: ["listener": "\(settings.config.name)", "address": "\(bound)"])
+        self.logger.info(
+            "listener started",
+            metadata: [
+                "listener": "\(settings.config.name)", "address": "\(bound)",
+                "socket": "\(taken == nil ? "bound" : "inherited")",
+            ]
+        )
+    }
+
+    /// Starts accepting (the process is ready: every listener is bound).
+    func startAccepting() {
+        guard case .serving(let channel, _) = self.state.withLockedValue({ $0 }) else { return }
+        channel.setOption(.autoRead, value: true).whenFailure { _ in }
+    }
+
+    /// The listening socket as a hand-over entry, its descriptor a close-on-exec copy numbered
+    /// `minimum` or above (the caller closes it); nil when the listener no longer serves.
+    func handoverSocket(minimum: CInt) throws -> Handover.Socket? {
+        let config = self.current.config
+        return try self.state.withLockedValue { state in
+            // Under the lock: the socket is closed only after the state left `.serving`.
+            guard case .serving(_, let descriptor) = state else { return nil }
+            return Handover.Socket(
+                descriptor: try ListeningSocket.duplicate(descriptor, minimum: minimum),
+                kind: .listener,
+                name: config.name,
+                address: config.address.description
+            )
+        }
+    }
+
+    /// The process that replaced this one took the socket: stop accepting (the socket stays open
+    /// there), and tell every connection with `HandoverEvent` (requests finish, tunnels stay for
+    /// the drainer). Returns once the last connection closed.
+    func handOver() async {
+        let serving: Channel? = self.state.withLockedValue { state in
+            guard case .serving(let channel, _) = state else { return nil }
+            state = .handedOver
+            return channel
+        }
+        guard let channel = serving else { return }
+        self.phase.store(Phase.handedOver.rawValue, ordering: .sequentiallyConsistent)
+        self.logger.info(
+            "listener handed over",
+            metadata: ["listener": "\(self.name)", "open_connections": "\(self.counter.value)"]
+        )
+        self.stopServing(channel, event: HandoverEvent())
+        try? await self.emptiedPromise.futureResult.get()
+    }
+
+    /// Closes the listening channel (this process's copy of the socket) and tells every open
+    /// connection, on its own loop, with `event`.
+    private func stopServing(_ channel: Channel, event: any Sendable) {
+        let emptied = self.emptiedPromise
+        self.counter.startDraining()
+        channel.close(promise: nil)
+        for connections in self.connections.values {
+            connections.eventLoop.execute {
+                for channel in connections.value.values {
+                    channel.pipeline.fireUserInboundEventTriggered(event)
+                }
+            }
+        }
+        self.counter.whenAllClosed { emptied.succeed() }
     }
 
     /// Stops accepting and waits until the open connections are gone: they close once idle, get
     /// `Connection: close` or GOAWAY, and are cut after `grace`.
     func drain(grace: TimeAmount) async {
-        let serving: Channel? = self.state.withLockedValue { state in
-            guard case .serving(let channel) = state else { return nil }
-            state = .draining
-            return channel
+        enum Start {
+            case serving(Channel)
+            case handedOver
         }
-        guard let channel = serving else { return }
+        let start: Start? = self.state.withLockedValue { state in
+            switch state {
+            case .serving(let channel, _):
+                state = .draining
+                return .serving(channel)
+            case .handedOver:
+                state = .draining
+                return .handedOver
+            case .idle, .draining, .stopped:
+                return nil
+            }
+        }
+        guard let start else { return }
         let name = self.name
+        self.phase.store(Phase.draining.rawValue, ordering: .sequentiallyConsistent)
         self.logger.info(
             "listener draining",
             metadata: ["listener": "\(name)", "open_connections": "\(self.counter.value)"]
@@ -116,22 +238,27 @@ final class Listener: Sendable {
         // Stop accepting, then tell every connection of this listener, on its own loop, with
         // NIO's quiesce event: whoever has the connection then (its setup, a front, a tunnel)
         // finishes what is under way. One accepted after `startDraining` is told when set up.
-        let drained = channel.eventLoop.makePromise(of: Void.self)
-        self.counter.startDraining()
-        channel.close(promise: nil)
-        for connections in self.connections.values {
-            connections.eventLoop.execute {
-                for channel in connections.value.values {
-                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        // After a hand-over the socket is closed already, and the connections still open hear
+        // it again: now their tunnels get the grace too.
+        switch start {
+        case .serving(let channel):
+            self.stopServing(channel, event: ChannelShouldQuiesceEvent())
+        case .handedOver:
+            for connections in self.connections.values {
+                connections.eventLoop.execute {
+                    for channel in connections.value.values {
+                        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                    }
                 }
             }
         }
-        self.counter.whenAllClosed { drained.succeed() }
+        let drained = self.emptiedPromise
+        let loop = drained.futureResult.eventLoop
         // Each connection closes itself once idle, or when the grace is over (its own deadline, set
         // a moment after this one): say then what is still open.
         let counter = self.counter
         let logger = self.logger
-        let graceOver = channel.eventLoop.scheduleTask(in: grace) {
+        let graceOver = loop.scheduleTask(in: grace) {
             let left = counter.value
             guard left > 0 else { return }
             logger.warning(
@@ -140,7 +267,7 @@ final class Listener: Sendable {
             )
         }
         // A backstop: a connection that does not close is not waited for.
-        let backstop = channel.eventLoop.scheduleTask(in: grace + .seconds(2)) {
+        let backstop = loop.scheduleTask(in: grace + .seconds(2)) {
             drained.succeed()
         }
         try? await drained.futureResult.get()
@@ -168,23 +295,28 @@ final class Listener: Sendable {
             counter.connectionClosed()
         }
         if counter.isDraining {
-            // Accepted while the listener began draining: it missed the broadcast. Told once the
+            // Accepted while the listener stopped serving: it missed the broadcast. Told once the
             // channel is registered and active.
+            let handedOver = self.phase.load(ordering: .sequentiallyConsistent) == Phase.handedOver.rawValue
             channel.eventLoop.assumeIsolated().execute {
-                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                if handedOver {
+                    channel.pipeline.fireUserInboundEventTriggered(HandoverEvent())
+                } else {
+                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
             }
         }
     }
 
-    private func bind() async throws -> Channel {
+    /// Makes the listening `descriptor` a NIO server channel of this listener's group.
+    private func register(_ descriptor: CInt, accepting: Bool) async throws -> Channel {
         let contexts = self.contexts
         let counter = self.counter
-        let address = self.address
         let bootstrap = ServerBootstrap(group: self.group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.autoRead, value: accepting)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    ListeningSocket.relisten(descriptor)
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(ConnectionLimiter(counter: counter, eventLoop: channel.eventLoop))
                 }
@@ -199,9 +331,9 @@ final class Listener: Sendable {
                 }
             }
         do {
-            return try await bootstrap.bind(host: address.host, port: address.port).get()
+            return try await bootstrap.withBoundSocket(descriptor).get()
         } catch {
-            throw ListenerError(description: "cannot bind listener \(self.name) to \(address): \(error)")
+            throw ListenerError(description: "cannot listen on \(self.name) (\(self.address)): \(error)")
         }
     }
 }

@@ -2,6 +2,10 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// Every client-facing listener, as one lifecycle `Service`: binds them at start, changes them on
@@ -15,6 +19,8 @@ final class ListenerManager: Service {
     enum State {
         case starting
         case serving
+        /// An upgrade handed the sockets to the new process: the connections finish here.
+        case handedOver
         case stopping
     }
 
@@ -24,8 +30,11 @@ final class ListenerManager: Service {
     private let drains = NIOLockedValueBox<[Task<Void, Never>]>([])
     private let initial: [(ListenerSettings, Int)]
     private let shutdownGrace: NIOLockedValueBox<TimeAmount>
-    /// Called once every listener of the first config is bound.
-    private let onListening: (@Sendable () -> Void)?
+    /// Called once every listener of the first config is bound (they accept once told to,
+    /// `startAccepting`).
+    private let onBound: @Sendable () -> Void
+    /// The sockets an upgrade handed this process, taken by the first config's listeners.
+    private let inherited: InheritedSockets?
 
     init(
         settings: [ListenerSettings],
@@ -34,10 +43,12 @@ final class ListenerManager: Service {
         group: EventLoopGroup,
         contexts: LoopContexts,
         logger: Logger,
-        onListening: (@Sendable () -> Void)? = nil
+        inherited: InheritedSockets? = nil,
+        onBound: @escaping @Sendable () -> Void
     ) {
         self.initial = settings.map { ($0, maxConnections) }
-        self.onListening = onListening
+        self.onBound = onBound
+        self.inherited = inherited
         self.shutdownGrace = NIOLockedValueBox(shutdownGrace)
         self.group = group
         self.contexts = contexts
@@ -56,11 +67,11 @@ final class ListenerManager: Service {
                 contexts: self.contexts,
                 logger: self.logger
             )
-            try await listener.start()
+            try await listener.start(inherited: self.inherited, accepting: false)
             self.listeners.withLockedValue { $0.append(listener) }
         }
         self.state.withLockedValue { $0 = .serving }
-        self.onListening?()
+        self.onBound()
         try? await gracefulShutdown()
         // From here on a reload changes nothing, so the list below is final.
         self.state.withLockedValue { $0 = .stopping }
@@ -93,6 +104,7 @@ final class ListenerManager: Service {
         switch self.state.withLockedValue({ $0 }) {
         case .starting: throw ListenerError(description: "the listeners are still starting")
         case .stopping: throw ListenerError(description: "shutting down")
+        case .handedOver: throw ListenerError(description: "this process handed its listeners to a new one")
         case .serving: break
         }
         let current = self.all
@@ -106,7 +118,7 @@ final class ListenerManager: Service {
                 logger: self.logger
             )
             do {
-                try await listener.start()
+                try await listener.start(accepting: true)
             } catch {
                 for listener in started { await listener.drain(grace: .zero) }
                 throw error
@@ -137,4 +149,50 @@ final class ListenerManager: Service {
         let newDrains = removed.map { listener in Task { await listener.drain(grace: shutdownGrace) } }
         self.drains.withLockedValue { $0.append(contentsOf: newDrains) }
     }
+
+    /// Every listener accepts (the process is ready).
+    func startAccepting() {
+        for listener in self.all { listener.startAccepting() }
+    }
+
+    /// The listening sockets for an upgrade, as close-on-exec copies numbered `minimum` or above
+    /// (the caller closes them).
+    func handoverSockets(minimum: CInt) throws -> [Handover.Socket] {
+        var sockets: [Handover.Socket] = []
+        do {
+            for listener in self.all {
+                if let socket = try listener.handoverSocket(minimum: minimum) { sockets.append(socket) }
+            }
+        } catch {
+            for socket in sockets { close(socket.descriptor) }
+            throw error
+        }
+        return sockets
+    }
+
+    /// The new process serves: every listener stops accepting and its connections finish (tunnels
+    /// closed by the drainer). Returns once none is left, listeners an earlier reload removed
+    /// included; false if a shutdown began first (it drains them instead).
+    @discardableResult
+    func handOver() async -> Bool {
+        let listeners: [Listener]? = self.state.withLockedValue { state in
+            guard state == .serving else { return nil }
+            state = .handedOver
+            return self.all
+        }
+        guard let listeners else { return false }
+        let earlier = self.drains.withLockedValue { $0 }
+        await withTaskGroup(of: Void.self) { group in
+            for listener in listeners {
+                group.addTask { await listener.handOver() }
+            }
+            for drain in earlier {
+                group.addTask { await drain.value }
+            }
+        }
+        return true
+    }
+
+    /// Open client connections of every listener (the hand-over's progress).
+    var openConnections: Int { self.all.reduce(0) { $0 + $1.counter.value } }
 }

@@ -119,6 +119,9 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             guard !self.isClosed else { return }
             self.endBy = min(self.endBy, .now() + self.loop.runtime.limits.shutdownGrace)
             self.loop.sweeper.register(self)
+        case is HandoverEvent:
+            // An upgrade: the tunnel stays until the drainer closes it at its pool's pace.
+            break
         default:
             context.fireUserInboundEventTriggered(event)
         }

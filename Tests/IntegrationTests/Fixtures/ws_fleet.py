@@ -8,8 +8,9 @@ Reads one JSON command per line on stdin, answers one JSON line on stdout:
   {"cmd": "open", "url": "ws://127.0.0.1:8080/websocket", "count": 20, "reconnect": true}
       opens `count` clients; answers once all are connected: {"ok", "backends": {name: n}}
   {"cmd": "status"}
-      {"open": {backend: n}, "connecting": n, "closes": [{"backend", "code", "time"}]}
-      (time: seconds on a monotonic clock, comparable between closes)
+      {"open": {backend: n}, "connecting": n, "closes": [{"backend", "code", "time", "client"}]}
+      (time: seconds on a monotonic clock, comparable between closes; client: the client's number,
+      in the order the clients were opened, from 0)
   {"cmd": "quit"}
 """
 
@@ -27,7 +28,8 @@ tasks = []
 
 
 class Client:
-    def __init__(self):
+    def __init__(self, number):
+        self.number = number
         self.backend = None
         self.websocket = None
         self.connected = asyncio.Event()
@@ -65,7 +67,7 @@ async def run_client(client, url, reconnect):
             pass
         if websocket.close_code is not None and websocket.protocol.close_rcvd is not None:
             code = websocket.protocol.close_rcvd.code
-        closes.append({"backend": client.backend, "code": code, "time": time.monotonic()})
+        closes.append({"backend": client.backend, "code": code, "time": time.monotonic(), "client": client.number})
         client.backend = None
         if not reconnect:
             return
@@ -73,7 +75,7 @@ async def run_client(client, url, reconnect):
 
 
 async def open_clients(command):
-    new = [Client() for _ in range(command["count"])]
+    new = [Client(len(clients) + index) for index in range(command["count"])]
     clients.extend(new)
     for client in new:
         tasks.append(asyncio.create_task(run_client(client, command["url"], command.get("reconnect", False))))

@@ -31,7 +31,9 @@ final class JunctionProcess: @unchecked Sendable {
         yaml: String,
         files: [String: String] = [:],
         waitForListeners: Int = 1,
-        readsStdout: Bool = true
+        readsStdout: Bool = true,
+        executable: String = TestPaths.junctionBinary,
+        environment: [String: String] = [:]
     ) throws {
         let directory = try TestPaths.makeTemporaryDirectory()
         for (name, contents) in files {
@@ -44,7 +46,9 @@ final class JunctionProcess: @unchecked Sendable {
             directory: directory,
             configPath: configPath,
             waitForListeners: waitForListeners,
-            readsStdout: readsStdout
+            readsStdout: readsStdout,
+            executable: executable,
+            environment: environment
         )
     }
 
@@ -59,18 +63,22 @@ final class JunctionProcess: @unchecked Sendable {
         directory: URL,
         configPath: String,
         waitForListeners: Int,
-        readsStdout: Bool = true
+        readsStdout: Bool = true,
+        executable: String = TestPaths.junctionBinary,
+        environment extra: [String: String] = [:]
     ) throws {
         self.directory = directory
         self.configPath = configPath
         self.readsStdout = readsStdout
-        self.process.executableURL = URL(fileURLWithPath: TestPaths.junctionBinary)
+        self.process.executableURL = URL(fileURLWithPath: executable)
         self.process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         if let options = TestPaths.sanitizerOptionsForJunction {
             // Tests/sanitizers.sh: the proxy's own leak and error reports go to files of their own.
-            var environment = ProcessInfo.processInfo.environment
             environment["ASAN_OPTIONS"] = options
             environment["TSAN_OPTIONS"] = options
+        }
+        if !extra.isEmpty || TestPaths.sanitizerOptionsForJunction != nil {
             self.process.environment = environment
         }
         let out = Pipe()
@@ -201,14 +209,16 @@ final class JunctionProcess: @unchecked Sendable {
         kill(self.process.processIdentifier, signal)
     }
 
-    /// Waits for the process to exit; returns its exit status, or nil on timeout.
-    func waitForExit(timeout: TimeInterval) -> Int32? {
+    /// Waits for the process to exit; returns its exit status, or nil on timeout. `readOutput`:
+    /// also wait until its stdout and stderr end (false after an upgrade: the new process holds
+    /// them).
+    func waitForExit(timeout: TimeInterval, readOutput: Bool = true) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while self.process.isRunning && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.02)
         }
         if self.process.isRunning { return nil }
-        self.readers.wait()
+        if readOutput { self.readers.wait() }
         return self.process.terminationStatus
     }
 

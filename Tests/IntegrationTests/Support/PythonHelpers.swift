@@ -159,6 +159,8 @@ final class WebSocketFleet: @unchecked Sendable {
         var code: Int?
         /// Seconds on the fleet's monotonic clock.
         var time: Double
+        /// The client's number, in the order the clients were opened (0: the first).
+        var client: Int = -1
     }
 
     /// Where the clients are now.
@@ -194,7 +196,12 @@ final class WebSocketFleet: @unchecked Sendable {
     func status() throws -> Status {
         let answer = try self.command(["cmd": "status"])
         let closes = (answer["closes"] as? [[String: Any]] ?? []).map {
-            Close(backend: $0["backend"] as? String ?? "?", code: $0["code"] as? Int, time: $0["time"] as? Double ?? 0)
+            Close(
+                backend: $0["backend"] as? String ?? "?",
+                code: $0["code"] as? Int,
+                time: $0["time"] as? Double ?? 0,
+                client: $0["client"] as? Int ?? -1
+            )
         }
         return Status(
             open: answer["open"] as? [String: Int] ?? [:],

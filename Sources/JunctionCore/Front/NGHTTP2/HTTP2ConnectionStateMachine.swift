@@ -183,6 +183,26 @@ struct HTTP2ConnectionStateMachine {
         return self.goAway(now: now)
     }
 
+    /// The process handed its listener to a new one (an upgrade). Always the graceful GOAWAY with
+    /// its PING, even with no stream open, so a first request already on its way is still served;
+    /// and while the connection carries tunnels (`holdsTunnels`) no grace is set: the drainer
+    /// closes them at the pool's pace, and the connection goes with its last stream.
+    mutating func handOver(now: NIODeadline, holdsTunnels: Bool) -> Action {
+        switch self.state {
+        case .awaitingFirstStream:
+            self.state = .goingAway(openStreams: 0, pingOutstanding: true)
+        case .serving(let open, _):
+            self.state = .goingAway(openStreams: open, pingOutstanding: true)
+        case .goingAway:
+            if !holdsTunnels { self.closeBy = min(self.closeBy, now + self.timeouts.shutdownGrace) }
+            return .none
+        case .closed:
+            return .none
+        }
+        if !holdsTunnels { self.closeBy = min(self.closeBy, now + self.timeouts.shutdownGrace) }
+        return .sendGoAwayAndPing
+    }
+
     /// The connection closed.
     mutating func closed() {
         self.state = .closed

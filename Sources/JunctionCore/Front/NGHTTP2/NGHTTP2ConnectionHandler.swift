@@ -222,12 +222,21 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ChannelShouldQuiesceEvent else {
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            // The listener drains or Junction shuts down: GOAWAY, and the open streams get the
+            // grace.
+            self.perform(self.machine.quiesce(now: .now()))
+        case is HandoverEvent:
+            // An upgrade: GOAWAY; tunnels stay until the drainer closes them.
+            let holdsTunnels = self.streams.values.contains {
+                if case .tunnel = $0 { return true }
+                return false
+            }
+            self.perform(self.machine.handOver(now: .now(), holdsTunnels: holdsTunnels))
+        default:
             context.fireUserInboundEventTriggered(event)
-            return
         }
-        // The listener drains or Junction shuts down: GOAWAY, and the open streams get the grace.
-        self.perform(self.machine.quiesce(now: .now()))
     }
 
     // MARK: DeadlineTracked

@@ -1,0 +1,206 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// SIGUSR2: upgrade in place. Starts the executable found now at the path this process was started
+/// from, hands it every listening socket (`Handover`), and once it says it serves, tells systemd
+/// its pid, stops accepting and drains: requests finish, tunnels close at each pool's
+/// `drain_rate`; the service ends when no connection is left, and with it the process (exit 0).
+/// A new process that fails or is not ready in 30 s is logged, and this one goes on serving.
+///
+/// It also says `STOPPING=1` to systemd when a shutdown begins in a process that has not handed
+/// over.
+final class UpgradeCoordinator: Service {
+    /// How long the new process has to say it serves.
+    static let readyTimeout = Duration.seconds(30)
+    /// How often the drain after a hand-over says how much is left.
+    static let progressInterval = Duration.seconds(10)
+
+    private let command: UpgradeCommand?
+    private let listeners: ListenerManager
+    private let admin: AdminService?
+    private let drainer: TunnelDrainer
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+    private let machine = NIOLockedValueBox(UpgradeStateMachine())
+
+    /// `command`: what to start (nil: this process cannot upgrade, e.g. `junction demo`).
+    init(
+        command: UpgradeCommand?,
+        listeners: ListenerManager,
+        admin: AdminService?,
+        drainer: TunnelDrainer,
+        notifier: SystemdNotifier,
+        logger: Logger
+    ) {
+        self.command = command
+        self.listeners = listeners
+        self.admin = admin
+        self.drainer = drainer
+        self.notifier = notifier
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sigusr2)
+        let (drained, drainedContinuation) = AsyncStream<Void>.makeStream()
+        await withGracefulShutdownHandler {
+            await cancelWhenGracefulShutdown {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await _ in signals {
+                            self.upgradeRequested(whenDrained: drainedContinuation)
+                        }
+                    }
+                    // The hand-over's drain is over: the service ends, and the process with it.
+                    group.addTask {
+                        for await _ in drained { return }
+                    }
+                    await group.next()
+                    group.cancelAll()
+                }
+            }
+        } onGracefulShutdown: {
+            self.shutdownStarted()
+        }
+    }
+
+    /// A SIGUSR2: refused with a log line, or an upgrade starts (in a task of its own, so the next
+    /// signal is heard and refused while it runs).
+    private func upgradeRequested(whenDrained: AsyncStream<Void>.Continuation) {
+        let action = self.machine.withLockedValue { $0.upgradeRequested(pid: getpid()) }
+        switch action {
+        case .refuse(let reason):
+            self.logger.warning("SIGUSR2: upgrade refused: \(reason)")
+        case .start:
+            Task {
+                if await self.upgrade() {
+                    whenDrained.yield()
+                }
+            }
+        }
+    }
+
+    /// One upgrade; true once this process handed over and drained.
+    private func upgrade() async -> Bool {
+        guard let command = self.command else {
+            _ = self.machine.withLockedValue {
+                $0.finished(.failed(pid: nil, reason: "this command cannot upgrade"))
+            }
+            self.logger.warning("SIGUSR2: upgrade refused: only `junction run` upgrades")
+            return false
+        }
+        let spawned: UpgradeChild
+        do {
+            spawned = try self.spawn(command)
+        } catch {
+            return await self.finished(.failed(pid: nil, reason: "\(error)"))
+        }
+        if case .stopChild = self.machine.withLockedValue({ $0.spawned(pid: spawned.pid) }) {
+            spawned.terminate()
+        }
+        let outcome: UpgradeStateMachine.Outcome
+        do {
+            outcome = try await NIOThreadPool.singleton.runIfActive {
+                spawned.watch(timeout: Self.readyTimeout)
+            }
+        } catch {
+            // The thread pool is gone (the process is ending): stop the new process too.
+            spawned.terminate()
+            outcome = .failed(pid: spawned.pid, reason: "\(error)")
+        }
+        return await self.finished(outcome)
+    }
+
+    /// Starts the new process with copies of every listening socket.
+    private func spawn(_ command: UpgradeCommand) throws -> UpgradeChild {
+        // Copies numbered above the new process's range, which `UpgradeChild` lays out from 3.
+        let minimum: CInt = 64
+        var sockets = try self.listeners.handoverSockets(minimum: minimum)
+        defer { for socket in sockets { close(socket.descriptor) } }
+        if let admin = try self.admin?.handoverSocket(minimum: minimum) { sockets.append(admin) }
+        self.logger.info(
+            "SIGUSR2: starting the new process",
+            metadata: [
+                "executable": "\(command.executable)", "sockets": "\(sockets.count)", "pid": "\(getpid())",
+            ]
+        )
+        return try UpgradeChild.spawn(
+            executable: command.executable,
+            arguments: command.arguments,
+            sockets: sockets
+        )
+    }
+
+    /// Carries out what the new process's outcome means; true once this process handed over and
+    /// drained.
+    private func finished(_ outcome: UpgradeStateMachine.Outcome) async -> Bool {
+        switch self.machine.withLockedValue({ $0.finished(outcome) }) {
+        case .handOver(let pid):
+            await self.handOver(to: pid)
+            return true
+        case .carryOn(let reason):
+            self.logger.error("upgrade failed, this process (pid \(getpid())) goes on serving: \(reason)")
+            return false
+        case .stopChild(let pid):
+            self.logger.warning("shutting down: stopping the new process (pid \(pid)) too")
+            kill(pid, SIGTERM)
+            return false
+        case .none:
+            return false
+        }
+    }
+
+    /// The new process serves: systemd hears its pid, this process stops accepting, its requests
+    /// finish and its tunnels close at each pool's pace; returns once no connection is left.
+    private func handOver(to pid: Int32) async {
+        self.notifier.notify("MAINPID=\(pid)")
+        // From here on the new process is the service: this one's exit must not read as a stop.
+        self.notifier.silence()
+        self.logger.notice(
+            "upgrade: handed over to the new process",
+            metadata: ["from_pid": "\(getpid())", "to_pid": "\(pid)"]
+        )
+        self.admin?.stopAccepting()
+        // The listeners close their sockets first (on their loops, at once); the first tunnel is
+        // closed on the drainer's next round, so its client reconnects to the new process.
+        async let drained: Bool = self.listeners.handOver()
+        self.drainer.retire()
+        let progress = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: Self.progressInterval)
+                self.logger.info(
+                    "draining after the hand-over",
+                    metadata: ["connections": "\(self.listeners.openConnections)"]
+                )
+            }
+        }
+        let completed = await drained
+        progress.cancel()
+        if completed {
+            self.logger.notice("every connection is closed; exiting", metadata: ["to_pid": "\(pid)"])
+        }
+    }
+
+    /// SIGTERM/SIGINT (or the group ending): tell systemd, and stop a new process still starting.
+    private func shutdownStarted() {
+        switch self.machine.withLockedValue({ $0.shutdownStarted() }) {
+        case .notifyStopping:
+            self.notifier.notify("STOPPING=1")
+        case .notifyStoppingAndStopChild(let pid):
+            self.notifier.notify("STOPPING=1")
+            self.logger.warning("shutting down: stopping the new process (pid \(pid)) still starting")
+            kill(pid, SIGTERM)
+        case .none:
+            break
+        }
+    }
+}
