@@ -136,7 +136,9 @@ struct UpgradeTests {
         #expect((stats["ok"] as? Int ?? 0) > 50 && (stats["connects"] as? Int ?? 0) > 10, "\(stats)")
 
         // The new process: the sockets it was handed, the listener it bound itself, and who it is.
-        let answer = try Curl.run(["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://\(junction.address("extra"))/"])
+        let answer = try Curl.run([
+            "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://\(junction.address("extra"))/",
+        ])
         #expect(answer == "200")
         let processStatus = try Curl.json("http://\(junction.address("admin"))/status")["process"] as? [String: Any]
         #expect(processStatus?["pid"] as? Int == Int(newPID), "\(String(describing: processStatus))")

@@ -15,7 +15,11 @@ struct ClientConnectionStateMachineTests {
     }
 
     static func machine(proxy: Bool = false, tls: Bool = false, http2: Bool = false) -> Machine {
-        Machine(setup: .init(proxyProtocol: proxy, tls: tls, http2: http2), headerTimeout: .seconds(10), now: Self.at(0))
+        Machine(
+            setup: .init(proxyProtocol: proxy, tls: tls, http2: http2),
+            headerTimeout: .seconds(10),
+            now: Self.at(0)
+        )
     }
 
     /// Feeds `input` cut into `pieces` (sizes; the rest goes last), carrying out installs; returns

@@ -210,7 +210,9 @@ struct HTTP1FrontStateMachineTests {
         }
     }
 
-    @Test("An upgrade's hand-over: a first request on its way is served with Connection: close; idle closes; busy finishes")
+    @Test(
+        "An upgrade's hand-over: a first request on its way is served with Connection: close; idle closes; busy finishes"
+    )
     func handOver() {
         var fresh = Self.machine()
         #expect(fresh.handOver(now: Self.at(1)) == .finish, "accepted, request on its way: wait for it")

@@ -87,7 +87,10 @@ struct HTTP2ConnectionStateMachineTests {
         idle.streamOpened(1)
         _ = idle.streamClosed(now: Self.at(1))
         let quiescedIdle = idle.quiesce(now: Self.at(2))
-        #expect(quiescedIdle == .sendGoAway(lastStreamID: 1, thenClose: true), "no stream open: the final GOAWAY at once")
+        #expect(
+            quiescedIdle == .sendGoAway(lastStreamID: 1, thenClose: true),
+            "no stream open: the final GOAWAY at once"
+        )
 
         var stuck = Self.machine()
         stuck.streamOpened(1)

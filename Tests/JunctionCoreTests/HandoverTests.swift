@@ -40,18 +40,30 @@ struct HandoverTests {
         "Malformed hand-overs fail with one line naming the variable",
         arguments: [
             (["JUNCTION_LISTEN_FDS": "3 listener https"], "is not \"<fd> listener|admin <name> <host:port>\""),
-            (["JUNCTION_LISTEN_FDS": "x listener https 1.2.3.4:5"], "JUNCTION_LISTEN_FDS: \"x\" is not a file descriptor"),
-            (["JUNCTION_LISTEN_FDS": "2 listener https 1.2.3.4:5"], "JUNCTION_LISTEN_FDS: \"2\" is not a file descriptor"),
+            (
+                ["JUNCTION_LISTEN_FDS": "x listener https 1.2.3.4:5"],
+                "JUNCTION_LISTEN_FDS: \"x\" is not a file descriptor"
+            ),
+            (
+                ["JUNCTION_LISTEN_FDS": "2 listener https 1.2.3.4:5"],
+                "JUNCTION_LISTEN_FDS: \"2\" is not a file descriptor"
+            ),
             (["JUNCTION_LISTEN_FDS": "3 socket https 1.2.3.4:5"], "\"socket\" is neither listener nor admin"),
             (["JUNCTION_LISTEN_FDS": "3 listener a%2 1.2.3.4:5"], "bad percent-encoding in \"a%2\""),
             (["JUNCTION_LISTEN_FDS": "3 listener a 1.2.3.4:5,3 admin - 1.2.3.4:6"], "descriptor 3 is listed twice"),
-            (["JUNCTION_LISTEN_FDS": "3 listener a 1.2.3.4:5"], "JUNCTION_LISTEN_FDS is set but JUNCTION_READY_FD is not"),
+            (
+                ["JUNCTION_LISTEN_FDS": "3 listener a 1.2.3.4:5"],
+                "JUNCTION_LISTEN_FDS is set but JUNCTION_READY_FD is not"
+            ),
             (
                 ["JUNCTION_LISTEN_FDS": "3 listener a 1.2.3.4:5", "JUNCTION_READY_FD": "ready"],
                 "JUNCTION_READY_FD: \"ready\" is not a file descriptor"
             ),
             (
-                ["JUNCTION_LISTEN_FDS": "3 listener a 1.2.3.4:5", "JUNCTION_READY_FD": "4", "JUNCTION_STDERR_FD": "-1"],
+                [
+                    "JUNCTION_LISTEN_FDS": "3 listener a 1.2.3.4:5", "JUNCTION_READY_FD": "4",
+                    "JUNCTION_STDERR_FD": "-1",
+                ],
                 "JUNCTION_STDERR_FD: \"-1\" is not a file descriptor"
             ),
         ] as [([String: String], String)]
@@ -86,7 +98,10 @@ struct HandoverTests {
         #expect(inherited.take(listener: "b", address: HostPort(host: "127.0.0.1", port: 0)) == 902)
         #expect(inherited.take(listener: "c", address: HostPort(host: "127.0.0.1", port: 0)) == nil)
         #expect(inherited.takeAdmin(address: HostPort(host: "127.0.0.1", port: 9902)) == nil, "moved: bound anew")
-        #expect(inherited.take(listener: "x", address: HostPort(host: "127.0.0.1", port: 9901)) == nil, "not a listener")
+        #expect(
+            inherited.take(listener: "x", address: HostPort(host: "127.0.0.1", port: 9901)) == nil,
+            "not a listener"
+        )
         let closed = inherited.closeRest().map(\.descriptor)
         #expect(closed == [901, 903, 904])
         #expect(inherited.closeRest().isEmpty)
@@ -95,7 +110,9 @@ struct HandoverTests {
     @Test("NOTIFY_SOCKET: a path is NUL-terminated, @ names an abstract socket, too long or empty is off")
     func notifySocketAddress() {
         let family: [UInt8] = [1, 0]  // AF_UNIX, little-endian
-        #expect(SystemdNotifier.socketAddress("/run/systemd/notify") == family + Array("/run/systemd/notify".utf8) + [0])
+        #expect(
+            SystemdNotifier.socketAddress("/run/systemd/notify") == family + Array("/run/systemd/notify".utf8) + [0]
+        )
         #expect(SystemdNotifier.socketAddress("@abstract") == family + [0] + Array("abstract".utf8))
         #expect(SystemdNotifier.socketAddress("") == nil)
         #expect(SystemdNotifier.socketAddress("/" + String(repeating: "x", count: 200)) == nil)

@@ -61,7 +61,10 @@ struct UpgradeStateMachineTests {
     @Test(
         "The new process's outcome in each state",
         arguments: [
-            ("spawned", Machine.Outcome.ready(pid: 200), Machine.OutcomeAction.handOver(to: 200), Machine.State.handedOver(to: 200)),
+            (
+                "spawned", Machine.Outcome.ready(pid: 200), Machine.OutcomeAction.handOver(to: 200),
+                Machine.State.handedOver(to: 200)
+            ),
             ("spawned", .failed(pid: 200, reason: "exited with status 1"), .carryOn("exited with status 1"), .serving),
             ("starting", .failed(pid: nil, reason: "cannot start /x"), .carryOn("cannot start /x"), .serving),
             ("stopping", .ready(pid: 200), .stopChild(pid: 200), .stopping),

@@ -72,7 +72,8 @@ final class TunnelDrainer: Service, Sendable {
             "closing this process's tunnels at each pool's drain_rate",
             metadata: [
                 "tunnels": "\(open)",
-                "drain_rate": "\(pools.map { "\($0.poolName)=\($0.drainPolicy.rate)" }.sorted().joined(separator: ","))",
+                "drain_rate":
+                    "\(pools.map { "\($0.poolName)=\($0.drainPolicy.rate)" }.sorted().joined(separator: ","))",
             ]
         )
         return open
@@ -145,7 +146,9 @@ final class TunnelDrainer: Service, Sendable {
                 defer { state.pools[key] = poolState }
                 let policy = pool.drainPolicy
                 let members = pool.all
-                if policy.autoRebalance, !retiring, let quotas = self.watch(members, in: &poolState, pool: pool, now: now) {
+                if policy.autoRebalance, !retiring,
+                    let quotas = self.watch(members, in: &poolState, pool: pool, now: now)
+                {
                     poolState.quotas = quotas
                     autoRebalances.append((pool, quotas))
                 }
@@ -155,7 +158,8 @@ final class TunnelDrainer: Service, Sendable {
                 for backend in draining where backend.tunnels > 0 {
                     poolState.draining[ObjectIdentifier(backend)] = backend
                 }
-                for (key, backend) in poolState.draining where backend.tunnels == 0 || !backend.isDraining && !retiring {
+                for (key, backend) in poolState.draining where backend.tunnels == 0 || !backend.isDraining && !retiring
+                {
                     poolState.draining[key] = nil
                     if backend.isDraining { drained.append(backend) }
                 }

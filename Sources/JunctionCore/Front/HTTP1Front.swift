@@ -364,7 +364,9 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         case .chunked:
             guard body.readableBytes > 0 else { break }
             context.write(
-                self.wrapOutboundOut(ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)),
+                self.wrapOutboundOut(
+                    ChunkedCoding.chunkHeader(size: body.readableBytes, allocator: self.loop.allocator)
+                ),
                 promise: nil
             )
             context.write(self.wrapOutboundOut(body), promise: nil)

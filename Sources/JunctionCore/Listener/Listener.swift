@@ -4,11 +4,11 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// What a listener applies to each new connection; replaced on reload without touching the socket.
 /// A class: every connection keeps a reference to its listener's settings instead of a copy (the

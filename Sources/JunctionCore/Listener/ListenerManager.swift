@@ -2,11 +2,11 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
+import struct NIOConcurrencyHelpers.NIOLockedValueBox
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// Every client-facing listener, as one lifecycle `Service`: binds them at start, changes them on
 /// reload (a listener whose address stays keeps its socket; new addresses are bound before old ones

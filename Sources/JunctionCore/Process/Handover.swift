@@ -75,7 +75,8 @@ public struct Handover: Sendable, Equatable {
             let fields = entry.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count == 4 else {
                 throw ParseError(
-                    description: "\(Variable.sockets): entry \"\(entry)\" is not \"<fd> listener|admin <name> <host:port>\""
+                    description:
+                        "\(Variable.sockets): entry \"\(entry)\" is not \"<fd> listener|admin <name> <host:port>\""
                 )
             }
             let descriptor = try Self.descriptor(String(fields[0]), variable: Variable.sockets)

@@ -26,7 +26,11 @@ enum ListeningSocket {
         } catch {
             throw Failure(description: "\(error)")
         }
-        let descriptor = socket(socketAddress.protocol.rawValue, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = socket(
+            socketAddress.protocol.rawValue,
+            CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue),
+            0
+        )
         guard descriptor >= 0 else { throw Failure(description: "socket: \(Self.lastError())") }
         var on: CInt = 1
         guard setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
@@ -70,7 +74,9 @@ enum ListeningSocket {
     /// A close-on-exec copy of `descriptor` numbered `minimum` or above.
     static func duplicate(_ descriptor: CInt, minimum: CInt) throws -> CInt {
         let copy = fcntl(descriptor, F_DUPFD_CLOEXEC, minimum)
-        guard copy >= 0 else { throw Failure(description: "cannot duplicate descriptor \(descriptor): \(Self.lastError())") }
+        guard copy >= 0 else {
+            throw Failure(description: "cannot duplicate descriptor \(descriptor): \(Self.lastError())")
+        }
         return copy
     }
 

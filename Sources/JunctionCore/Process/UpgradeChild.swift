@@ -177,7 +177,8 @@ struct UpgradeChild: Sendable {
                 self.closeReadEnds()
                 return .failed(
                     pid: self.pid,
-                    reason: "the new process (pid \(self.pid)) was not ready within \(timeout.components.seconds) s and was killed"
+                    reason:
+                        "the new process (pid \(self.pid)) was not ready within \(timeout.components.seconds) s and was killed"
                         + Self.describe(tail: tail)
                 )
             }
