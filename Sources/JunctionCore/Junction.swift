@@ -236,6 +236,7 @@ public final class Junction: Sendable {
         }
         let coordinator = UpgradeCoordinator(
             command: self.process.upgrade,
+            predecessor: handover?.previousPID ?? 0,
             listeners: listeners,
             admin: adminService,
             drainer: drainer,
@@ -260,6 +261,7 @@ public final class Junction: Sendable {
                     Self.reportReady(handover, logger: logger)
                 }
                 notifier.notify("READY=1")
+                coordinator.ready()
             }
         }
         self.logger.info(

@@ -3,6 +3,10 @@ import JunctionCore
 import JunctionDemo
 import Logging
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `junction run | check | version`: the command line of the contract.
 @main
 struct JunctionCommand: AsyncParsableCommand {
@@ -46,6 +50,10 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
+        // Until the services trap them, a reload or upgrade signal must not end the process (the
+        // default action of SIGHUP, SIGUSR1 and SIGUSR2): a `systemctl reload` or an upgrade's
+        // signal sent to every process of the service while this one starts.
+        for signal in [SIGHUP, SIGUSR1, SIGUSR2] { _ = Glibc.signal(signal, SIG_IGN) }
         // Read first: the path may be renamed over by the next version while this one runs, and
         // the hand-over's variables must not reach a process this one starts.
         let upgrade = UpgradeCommand.current(arguments: CommandLine.arguments)

@@ -10,8 +10,9 @@ struct UpgradeStateMachineTests {
 
     static func machine(_ state: String) -> Machine {
         var machine = Machine()
+        if state != "booting" { machine.ready() }
         switch state {
-        case "serving":
+        case "booting", "serving":
             break
         case "starting":
             _ = machine.upgradeRequested(pid: 100)
@@ -33,7 +34,8 @@ struct UpgradeStateMachineTests {
     @Test(
         "A SIGUSR2 in each state: start, or refuse saying why",
         arguments: [
-            ("serving", Machine.SignalAction.start),
+            ("booting", Machine.SignalAction.refuse("still starting: the listeners are not all bound yet")),
+            ("serving", .start),
             ("starting", .refuse("an upgrade is already under way")),
             ("spawned", .refuse("an upgrade is already under way (new process pid 200)")),
             ("handedOver", .refuse("this process already handed over to pid 200 and is draining")),
@@ -47,9 +49,20 @@ struct UpgradeStateMachineTests {
         if case .refuse = action { #expect(machine.state == before, "a refusal changes nothing") }
     }
 
+    @Test("While the process this one replaced still drains, no second upgrade starts")
+    func predecessorDraining() {
+        var machine = Self.machine("serving")
+        #expect(
+            machine.upgradeRequested(pid: 100, predecessor: 50)
+                == .refuse("the process this one replaced (pid 50) is still draining; upgrade again once it has exited")
+        )
+        #expect(machine.state == .serving)
+        #expect(machine.upgradeRequested(pid: 100, predecessor: nil) == .start)
+    }
+
     @Test("PID 1 cannot hand over: its exit would end the container")
     func processOne() {
-        var machine = Machine()
+        var machine = Self.machine("serving")
         guard case .refuse(let reason) = machine.upgradeRequested(pid: 1) else {
             Issue.record("PID 1 started an upgrade")
             return
@@ -70,6 +83,7 @@ struct UpgradeStateMachineTests {
             ("stopping", .ready(pid: 200), .stopChild(pid: 200), .stopping),
             ("stopping", .failed(pid: 200, reason: "killed"), .none, .stopping),
             ("serving", .ready(pid: 200), .none, .serving),
+            ("booting", .failed(pid: nil, reason: "x"), .none, .booting),
             ("handedOver", .failed(pid: 300, reason: "late"), .none, .handedOver(to: 200)),
         ] as [(String, Machine.Outcome, Machine.OutcomeAction, Machine.State)]
     )
@@ -89,7 +103,8 @@ struct UpgradeStateMachineTests {
     @Test(
         "A shutdown in each state: STOPPING=1 unless handed over; a new process still starting is stopped",
         arguments: [
-            ("serving", Machine.ShutdownAction.notifyStopping),
+            ("booting", Machine.ShutdownAction.notifyStopping),
+            ("serving", .notifyStopping),
             ("starting", .notifyStopping),
             ("spawned", .notifyStoppingAndStopChild(pid: 200)),
             ("handedOver", .none),

@@ -171,7 +171,7 @@ struct UpgradeChild: Sendable {
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             if Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 >= end {
-                kill(self.pid, SIGKILL)
+                Glibc.kill(self.pid, SIGKILL)
                 var status: CInt = 0
                 waitpid(self.pid, &status, 0)
                 self.closeReadEnds()
@@ -219,10 +219,10 @@ struct UpgradeChild: Sendable {
         }
     }
 
-    /// Stops the new process (a shutdown during its start): SIGTERM, and it is reaped by whoever
-    /// watches it.
-    func terminate() {
-        kill(self.pid, SIGTERM)
+    /// Stops the new process during its start (a shutdown): SIGKILL, since it has accepted nothing
+    /// and may not handle SIGTERM yet; `watch` reaps it.
+    func kill() {
+        Glibc.kill(self.pid, SIGKILL)
     }
 
     /// Copies one read of the new process's stderr to ours and to `tail`; false at its end.

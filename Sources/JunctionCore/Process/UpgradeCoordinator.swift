@@ -31,10 +31,14 @@ final class UpgradeCoordinator: Service {
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let machine = NIOLockedValueBox(UpgradeStateMachine())
+    /// The process this one replaced (an upgrade started it), 0 for none.
+    private let predecessor: Int32
 
-    /// `command`: what to start (nil: this process cannot upgrade, e.g. `junction demo`).
+    /// `command`: what to start (nil: this process cannot upgrade, e.g. `junction demo`);
+    /// `predecessor`: the pid of the process this one replaced, if an upgrade started it.
     init(
         command: UpgradeCommand?,
+        predecessor: Int32 = 0,
         listeners: ListenerManager,
         admin: AdminService?,
         drainer: TunnelDrainer,
@@ -42,6 +46,7 @@ final class UpgradeCoordinator: Service {
         logger: Logger
     ) {
         self.command = command
+        self.predecessor = predecessor
         self.listeners = listeners
         self.admin = admin
         self.drainer = drainer
@@ -73,10 +78,18 @@ final class UpgradeCoordinator: Service {
         }
     }
 
+    /// Every listener is bound and accepts: from now on a SIGUSR2 may upgrade.
+    func ready() {
+        self.machine.withLockedValue { $0.ready() }
+    }
+
     /// A SIGUSR2: refused with a log line, or an upgrade starts (in a task of its own, so the next
     /// signal is heard and refused while it runs).
     private func upgradeRequested(whenDrained: AsyncStream<Void>.Continuation) {
-        let action = self.machine.withLockedValue { $0.upgradeRequested(pid: getpid()) }
+        // The process this one replaced is alive while it is still the parent (once it exits,
+        // this one is reparented).
+        let draining = self.predecessor != 0 && getppid() == self.predecessor ? self.predecessor : nil
+        let action = self.machine.withLockedValue { $0.upgradeRequested(pid: getpid(), predecessor: draining) }
         switch action {
         case .refuse(let reason):
             self.logger.warning("SIGUSR2: upgrade refused: \(reason)")
@@ -105,7 +118,7 @@ final class UpgradeCoordinator: Service {
             return await self.finished(.failed(pid: nil, reason: "\(error)"))
         }
         if case .stopChild = self.machine.withLockedValue({ $0.spawned(pid: spawned.pid) }) {
-            spawned.terminate()
+            spawned.kill()
         }
         let outcome: UpgradeStateMachine.Outcome
         do {
@@ -114,7 +127,7 @@ final class UpgradeCoordinator: Service {
             }
         } catch {
             // The thread pool is gone (the process is ending): stop the new process too.
-            spawned.terminate()
+            spawned.kill()
             outcome = .failed(pid: spawned.pid, reason: "\(error)")
         }
         return await self.finished(outcome)
@@ -197,8 +210,9 @@ final class UpgradeCoordinator: Service {
             self.notifier.notify("STOPPING=1")
         case .notifyStoppingAndStopChild(let pid):
             self.notifier.notify("STOPPING=1")
+            // Not ready, it has accepted nothing: nothing is lost, and it may not handle SIGTERM yet.
             self.logger.warning("shutting down: stopping the new process (pid \(pid)) still starting")
-            kill(pid, SIGTERM)
+            kill(pid, SIGKILL)
         case .none:
             break
         }

@@ -3,6 +3,8 @@
 /// `UpgradeCoordinator` carries out the actions.
 struct UpgradeStateMachine: Equatable {
     enum State: Equatable {
+        /// Still binding its listeners: nothing to hand over yet.
+        case booting
         /// Serving, no upgrade under way.
         case serving
         /// A new process is starting (`pid` once spawned) and has not said it is ready.
@@ -51,15 +53,28 @@ struct UpgradeStateMachine: Equatable {
         case none
     }
 
-    private(set) var state = State.serving
+    private(set) var state = State.booting
+
+    /// Every listener is bound and accepting.
+    mutating func ready() {
+        if self.state == .booting { self.state = .serving }
+    }
 
     /// A SIGUSR2 arrived; `pid` is this process's (PID 1 cannot hand over: its exit would end the
-    /// container or the system with the new process).
-    mutating func upgradeRequested(pid: Int32) -> SignalAction {
+    /// container or the system with the new process), `predecessor` the process this one replaced
+    /// while it still drains (one upgrade at a time: a signal sent to every process of the service
+    /// must not start a second).
+    mutating func upgradeRequested(pid: Int32, predecessor: Int32? = nil) -> SignalAction {
         switch self.state {
+        case .booting:
+            return .refuse("still starting: the listeners are not all bound yet")
         case .serving where pid == 1:
             return .refuse(
                 "running as PID 1 (a container's init): the new process would end with this one; replace the container instead"
+            )
+        case .serving where predecessor != nil:
+            return .refuse(
+                "the process this one replaced (pid \(predecessor!)) is still draining; upgrade again once it has exited"
             )
         case .serving:
             self.state = .starting(pid: nil)
@@ -81,7 +96,7 @@ struct UpgradeStateMachine: Equatable {
             return .none
         case .stopping:
             return .stopChild(pid: pid)
-        case .serving, .handedOver:
+        case .booting, .serving, .handedOver:
             return .none
         }
     }
@@ -97,7 +112,7 @@ struct UpgradeStateMachine: Equatable {
             return .carryOn(reason)
         case (.stopping, .ready(let pid)):
             return .stopChild(pid: pid)
-        case (.serving, _), (.handedOver, _), (.stopping, .failed):
+        case (.booting, _), (.serving, _), (.handedOver, _), (.stopping, .failed):
             return .none
         }
     }
@@ -106,7 +121,7 @@ struct UpgradeStateMachine: Equatable {
     mutating func shutdownStarted() -> ShutdownAction {
         defer { self.state = .stopping }
         switch self.state {
-        case .serving, .starting(pid: nil):
+        case .booting, .serving, .starting(pid: nil):
             return .notifyStopping
         case .starting(let pid?):
             return .notifyStoppingAndStopChild(pid: pid)
