@@ -150,6 +150,8 @@ public final class Junction: Sendable {
     /// Serves until SIGTERM or SIGINT (or, after an upgrade handed over, until the last connection
     /// closed), then drains and returns. Throws if a listener cannot start.
     public func run() async throws {
+        // Once, as the process starts to serve: `/status` shows it.
+        let identity = ProcessIdentity()
         let config = self.prepared.config
         for warning in self.prepared.warnings {
             self.logger.warning("\(warning.description)")
@@ -218,6 +220,7 @@ public final class Junction: Sendable {
         var adminService: AdminService?
         if let admin = config.admin {
             let state = AdminState(
+                process: identity,
                 runtime: runtime,
                 listeners: listeners,
                 metrics: metrics,

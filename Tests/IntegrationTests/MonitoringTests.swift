@@ -135,7 +135,9 @@ struct MonitoringTests {
         #expect(closed.count == 2, "no other reason counted: \(closed)")
     }
 
-    @Test("The admin dashboard at / shows listeners, pools, backends and request rates in headless Chromium")
+    @Test(
+        "The admin dashboard at / shows the process, listeners, pools, backends and request rates in headless Chromium"
+    )
     func dashboard() throws {
         let monolith = try HTTPTestBackend(name: "monolith")
         defer { monolith.stop() }
@@ -166,6 +168,12 @@ struct MonitoringTests {
         )
         let dom = browser.stdout
         #expect(dom.contains("<title>Junction: 2 pools, 2/2 backends up</title>"), "\(dom)")
+        // The process line: pid, version and start, from /status.
+        let process = try Curl.json("http://\(junction.address("admin"))/status")["process"] as? [String: Any]
+        let processLine =
+            "<div id=\"process\" class=\"muted\">pid \(junction.pid) \u{B7} version "
+            + "\(process?["version"] as? String ?? "?") \u{B7} started "
+        #expect(dom.contains(processLine), "\(dom)")
         // With a token file the page offers the writes; states show.
         #expect(dom.contains("<td class=\"active\">active</td>"), "\(dom)")
         #expect(dom.contains("<button class=\"write\">drain \(monolith.address)</button>"), "\(dom)")

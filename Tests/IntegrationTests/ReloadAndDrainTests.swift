@@ -91,6 +91,130 @@ struct ReloadAndDrainTests {
         #expect(after.contains("junction_tunnels_active{pool=\"ddp-streamer\"} 100"), "\(after)")
     }
 
+    @Test(
+        "A backend a reload removes stays in /status (draining, with its tunnels) and /metrics until its last tunnel closes; so does a removed pool; /status names the process"
+    )
+    func removedBackendStaysListed() throws {
+        let a = try DDPBackend(name: "A")
+        defer { a.stop() }
+        let b = try DDPBackend(name: "B")
+        defer { b.stop() }
+        // drain_rate 0: the removed backend's tunnels stay until their clients close them.
+        let yaml = RuntimeControlTests.ddpConfig([a.address, b.address], poolExtra: "    drain_rate: 0")
+        let startedBefore = Date().timeIntervalSince1970.rounded(.down)
+        let junction = try JunctionProcess(yaml: yaml, files: RuntimeControlTests.files, waitForListeners: 2)
+        let startedAfter = Date().timeIntervalSince1970
+        let admin = "http://\(junction.address("admin"))"
+        let metrics = { (try? Curl.run(["-s", admin + "/metrics"])) ?? "" }
+        let pools = { ((try? Curl.json(admin + "/status"))?["pools"] as? [String: Any]) ?? [:] }
+
+        // The process: the child's pid, started while the test ran, this build's version.
+        let process = try Curl.json(admin + "/status")["process"] as? [String: Any] ?? [:]
+        #expect(process["pid"] as? Int == Int(junction.pid), "\(process)")
+        let startedAt = Double(process["started_at"] as? Int ?? 0)
+        #expect(startedAt >= startedBefore && startedAt <= startedAfter, "\(process) within the test's run")
+        let version = try ProcessRunner.run([TestPaths.junctionBinary, "version"]).stdout
+        #expect(
+            version.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "junction \(process["version"] as? String ?? "?")"
+        )
+
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        var sessions: [String: [String]] = [:]
+        for index in 0..<4 {
+            let answer = try driver.open("w\(index)", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")
+            #expect(answer["ok"] as? Bool == true, "\(answer)")
+            sessions[answer["backend"] as? String ?? "?", default: []].append("w\(index)")
+        }
+        let (onA, onB) = (sessions["A"] ?? [], sessions["B"] ?? [])
+        try #require(onA.count == 2 && onB.count == 2, "least connections: \(sessions)")
+
+        // The reload removes A: it stays listed, draining, with its two tunnels.
+        try RuntimeControlTests.ddpConfig([b.address], poolExtra: "    drain_rate: 0")
+            .write(toFile: junction.configPath, atomically: true, encoding: .utf8)
+        junction.signal(SIGHUP)
+        #expect(junction.waitForStderr { $0.contains("config reloaded generation=2") })
+        let removed = try RuntimeControlTests.backends(junction, pool: "ddp-streamer")[a.address] ?? [:]
+        #expect(removed["state"] as? String == "draining" && removed["removed"] as? Bool == true, "\(removed)")
+        #expect(removed["tunnels"] as? Int == 2 && removed["active"] as? Int == 2, "\(removed)")
+        let kept = try RuntimeControlTests.backends(junction, pool: "ddp-streamer")[b.address] ?? [:]
+        #expect(kept["state"] as? String == "active" && kept["removed"] as? Bool == false, "\(kept)")
+        let series = "{pool=\"ddp-streamer\",backend=\"\(a.address)\"}"
+        let scraped = metrics()
+        #expect(scraped.contains("junction_backend_tunnels\(series) 2"), "\(scraped)")
+        #expect(scraped.contains("junction_upstream_active_connections\(series) 2"), "\(scraped)")
+        #expect(scraped.contains("junction_backend_healthy\(series) 1"), "\(scraped)")
+        #expect(try driver.echo(onA[0], size: 64)["ok"] as? Bool == true, "the draining tunnel still relays")
+
+        // It takes no writes, and the dashboard offers none for it.
+        let drain = try RuntimeControlTests.post(junction, "/pools/ddp-streamer/backends/\(a.address)/drain")
+        #expect(drain.status == 409 && (drain.json["error"] as? String)?.contains("removed") == true, "\(drain)")
+        #expect(drain.json["state"] as? String == "draining", "\(drain)")
+        #expect(
+            try RuntimeControlTests.post(junction, "/pools/ddp-streamer/backends/\(a.address)/enable").status == 409
+        )
+        let dom = try ProcessRunner.run(
+            [
+                "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--virtual-time-budget=3000", "--dump-dom", admin + "/",
+            ],
+            timeout: 90
+        ).stdout
+        #expect(dom.contains("<td>\(a.address)</td>"), "\(dom)")
+        #expect(dom.contains("<td class=\"draining\">draining (removed)</td>"), "\(dom)")
+        #expect(dom.contains("<td class=\"muted\">leaves when its tunnels close</td>"), "\(dom)")
+        #expect(!dom.contains("drain \(a.address)</button>") && !dom.contains("enable \(a.address)</button>"), "\(dom)")
+        #expect(dom.contains("<button class=\"write\">drain \(b.address)</button>"), "\(dom)")
+        #expect(dom.contains("<title>Junction: 2 pools, 2/2 backends up</title>"), "removed ones not counted: \(dom)")
+
+        // Its clients close: one tunnel left, then none, and A is gone from both.
+        try driver.close(onA[0])
+        #expect(
+            JunctionProcess.wait(timeout: 10) {
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[a.address]?["tunnels"] as? Int) == 1
+            }
+        )
+        try driver.close(onA[1])
+        #expect(
+            JunctionProcess.wait(timeout: 10) {
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer"))?.keys.sorted() == [b.address]
+            },
+            "\(pools())"
+        )
+        #expect(JunctionProcess.wait(timeout: 10) { !metrics().contains("backend=\"\(a.address)\"") }, "\(metrics())")
+
+        // A reload that removes the whole pool (its route goes to a new one): ddp-streamer stays
+        // listed, removed, with B draining its two tunnels, until they close.
+        try RuntimeControlTests.ddpConfig([b.address], poolExtra: "    drain_rate: 0")
+            .replacingOccurrences(of: "ddp-streamer", with: "ddp-next")
+            .write(toFile: junction.configPath, atomically: true, encoding: .utf8)
+        junction.signal(SIGHUP)
+        #expect(junction.waitForStderr { $0.contains("config reloaded generation=3") })
+        let retired = pools()["ddp-streamer"] as? [String: Any] ?? [:]
+        #expect(retired["removed"] as? Bool == true && retired["balance"] == nil && retired["tunnels"] as? Int == 2)
+        let retiredBackends = retired["backends"] as? [[String: Any]] ?? []
+        #expect(retiredBackends.map { $0["address"] as? String } == [b.address], "\(retired)")
+        #expect(
+            retiredBackends.first?["state"] as? String == "draining" && retiredBackends.first?["tunnels"] as? Int == 2
+        )
+        #expect((pools()["ddp-next"] as? [String: Any])?["removed"] as? Bool == false)
+        #expect(metrics().contains("junction_backend_tunnels{pool=\"ddp-streamer\",backend=\"\(b.address)\"} 2"))
+        #expect(metrics().contains("junction_tunnels_active{pool=\"ddp-streamer\"} 2"), "\(metrics())")
+        #expect(try RuntimeControlTests.post(junction, "/pools/ddp-streamer/rebalance").status == 409)
+        for id in onB { try driver.close(id) }
+        #expect(JunctionProcess.wait(timeout: 10) { pools()["ddp-streamer"] == nil }, "\(pools())")
+        #expect(
+            JunctionProcess.wait(timeout: 10) {
+                let text = metrics()
+                return !text.contains("junction_backend_tunnels{pool=\"ddp-streamer\"")
+                    && !text.contains("junction_tunnels_active{pool=\"ddp-streamer\"}")
+            },
+            "\(metrics())"
+        )
+        #expect(try RuntimeControlTests.post(junction, "/pools/ddp-streamer/rebalance").status == 404)
+    }
+
     @Test("A broken file on SIGHUP is refused with a logged error; the running config keeps serving")
     func brokenReload() throws {
         let backend = try HTTPTestBackend(name: "web")

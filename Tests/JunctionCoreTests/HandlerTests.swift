@@ -218,35 +218,37 @@ struct HandlerTests {
     }
 
     /// `record`: the tunnel is made as a request makes it, from the upgrade's access record (and
-    /// `onClose` is not used); else with `onClose` as its close callback.
+    /// `onClose` is not used); else with `onClose` as its close callback. `backend` and `pool`: the
+    /// tunnel's, when the test has them already (else a backend `b` alone in pool `p`).
     static func makeTunnel(
         metrics: JunctionMetrics? = nil,
         connect: Bool = true,
         record: AccessRecord? = nil,
+        backend: Backend? = nil,
+        pool: Pool? = nil,
         onClose: @escaping (TunnelLedger.Summary) -> Void = { _ in }
     ) throws -> TunnelPair {
         let client = EmbeddedChannel()
         let upstream = EmbeddedChannel(loop: client.embeddedEventLoop)
-        let backend = Backend(
-            address: try SocketAddress(ipAddress: "127.0.0.1", port: 9),
-            label: "b",
-            weight: 1,
-            poolName: "p"
-        )
+        let backend =
+            try backend
+            ?? Backend(address: SocketAddress(ipAddress: "127.0.0.1", port: 9), label: "b", weight: 1, poolName: "p")
         let loop = LoopContext(
             eventLoop: client.embeddedEventLoop,
             runtime: RuntimeConfig(config: JunctionConfig(), pools: [:]),
             accessLogSink: nil,
             metrics: metrics
         )
-        let pool = Pool(
-            name: "p",
-            backends: [backend],
-            balancer: LeastConnectionsBalancer(),
-            timeouts: UpstreamTimeouts(),
-            retries: 0,
-            healthCheck: nil
-        )
+        let pool =
+            pool
+            ?? Pool(
+                name: "p",
+                backends: [backend],
+                balancer: LeastConnectionsBalancer(),
+                timeouts: UpstreamTimeouts(),
+                retries: 0,
+                healthCheck: nil
+            )
         // What the request hands over with the tunnel: the backend's active count.
         let ledger =
             if let record {
@@ -441,7 +443,7 @@ struct HandlerTests {
         }
         #expect(!client.isActive && !upstream.isActive, "closing one side closes the other")
         #expect(backend.tunnels == 0 && backend.active == 0)
-        let text = String(decoding: metrics.render(pools: [pool], listeners: []), as: UTF8.self)
+        let text = String(decoding: metrics.render(pools: [PoolListing(pool)], listeners: []), as: UTF8.self)
         #expect(text.contains("junction_tunnels_closed_total{pool=\"p\",reason=\"\(reason)\"} 1"), "\(text)")
         #expect(
             text.components(separatedBy: "junction_tunnels_closed_total{").count == 2,

@@ -1,7 +1,9 @@
 /// The admin listener's `GET /` page: one self-contained HTML document (no external assets, no
-/// build step) that shows listeners, pools and backends and request rates, refreshing itself from
-/// `/status` and `/metrics` every few seconds. With a token configured it offers drain, enable and
-/// rebalance buttons, which ask for the token (kept for the tab's session only).
+/// build step) that shows the process (pid, version, start), listeners, pools and backends and
+/// request rates, refreshing itself from `/status` and `/metrics` every few seconds. Backends and
+/// pools a reload or DNS removed show while they drain, marked `(removed)`. With a token configured
+/// it offers drain, enable and rebalance buttons (none for what was removed: it takes no writes),
+/// which ask for the token (kept for the tab's session only).
 enum AdminDashboard {
     /// Seconds between refreshes.
     static let refreshSeconds = 5
@@ -23,6 +25,7 @@ enum AdminDashboard {
         </style></head>
         <body>
         <h1>Junction</h1>
+        <div id="process" class="muted">pid ?</div>
         <div class="muted">config generation <span id="generation">?</span>, loaded <span id="loaded">?</span>;
         updated <span id="updated">never</span>, every REFRESH s. <span id="error"></span></div>
         <div id="action" class="muted"></div>
@@ -101,6 +104,9 @@ enum AdminDashboard {
           return Math.max(0, (now[field] - before[field]) / seconds).toFixed(1);
         }
         function render(status, metrics) {
+          const process = status.process;
+          if (process) document.getElementById("process").textContent = "pid " + process.pid + " \u00b7 version " +
+            process.version + " \u00b7 started " + new Date(process.started_at * 1000).toLocaleString();
           document.getElementById("generation").textContent = status.config.generation;
           document.getElementById("loaded").textContent = new Date(status.config.loaded_at * 1000).toLocaleString();
           fill(document.querySelector("#listeners tbody"), Object.keys(status.listeners).sort().map(name =>
@@ -121,39 +127,53 @@ enum AdminDashboard {
           previous = { at, counts };
           const pools = document.getElementById("pools");
           const sections = [];
-          let healthy = 0, total = 0;
+          let healthy = 0, total = 0, configured = 0;
           for (const name of Object.keys(status.pools).sort()) {
             const pool = status.pools[name];
             const section = document.createElement("section");
-            section.className = "pool";
-            section.appendChild(text("h2", "Pool " + name));
-            const summary = text("div", pool.balance + ", affinity " + pool.affinity + ", " + pool.tunnels + " open WebSockets ", "muted");
+            section.className = pool.removed ? "pool removed" : "pool";
+            if (!pool.removed) configured += 1;
+            section.appendChild(text("h2", "Pool " + name + (pool.removed ? " (removed)" : "")));
+            // A removed pool balances nothing: it is listed only while its backends drain.
+            const summary = text("div", pool.removed
+              ? "removed from the config, " + pool.tunnels + " open WebSockets draining "
+              : pool.balance + ", affinity " + pool.affinity + ", " + pool.tunnels + " open WebSockets ", "muted");
             const writes = status.admin && status.admin.writes;
             const poolPath = "/pools/" + encodeURIComponent(name);
-            if (writes) summary.appendChild(button("rebalance " + name, poolPath + "/rebalance"));
+            if (writes && !pool.removed) summary.appendChild(button("rebalance " + name, poolPath + "/rebalance"));
             section.appendChild(summary);
             const table = document.createElement("table");
             const headings = ["backend", "configured", "health", "state", "active", "tunnels", "weight", "last check"];
             if (writes) headings.push("control");
             table.appendChild(row(headings.map((h, i) => text("th", h, i >= 4 && i <= 6 ? "num" : ""))));
             for (const backend of pool.backends) {
-              total += 1;
-              if (backend.healthy) healthy += 1;
+              // Removed backends show while they drain but count in no total.
+              if (!backend.removed) {
+                total += 1;
+                if (backend.healthy) healthy += 1;
+              }
               const check = backend.last_check ? (backend.last_check.passed ? "passed: " : "failed: ") + backend.last_check.detail : "-";
               const tr = row([text("td", backend.address), text("td", backend.configured, "muted"),
                 text("td", backend.healthy ? "up" : "down", backend.healthy ? "up" : "down"),
-                text("td", backend.state, backend.state),
+                text("td", backend.state + (backend.removed ? " (removed)" : ""), backend.state),
                 text("td", backend.active, "num"), text("td", backend.tunnels, "num"), text("td", backend.weight, "num"),
                 text("td", check, "muted")]);
               if (writes) {
                 const control = document.createElement("td");
                 const backendPath = poolPath + "/backends/" + encodeURIComponent(backend.address);
-                control.appendChild(backend.state === "active"
-                  ? button("drain " + backend.address, backendPath + "/drain")
-                  : button("enable " + backend.address, backendPath + "/enable"));
+                // A removed backend leaves by itself once its tunnels are closed: nothing to offer
+                // (the writes would answer 409).
+                if (backend.removed) {
+                  control.textContent = "leaves when its tunnels close";
+                  control.className = "muted";
+                } else {
+                  control.appendChild(backend.state === "active"
+                    ? button("drain " + backend.address, backendPath + "/drain")
+                    : button("enable " + backend.address, backendPath + "/enable"));
+                }
                 tr.appendChild(control);
               }
-              tr.className = "backend";
+              tr.className = backend.removed ? "backend removed" : "backend";
               table.appendChild(tr);
             }
             section.appendChild(table);
@@ -161,7 +181,7 @@ enum AdminDashboard {
           }
           pools.replaceChildren(...sections);
           document.getElementById("updated").textContent = new Date().toLocaleTimeString();
-          document.title = "Junction: " + Object.keys(status.pools).length + " pools, " + healthy + "/" + total + " backends up";
+          document.title = "Junction: " + configured + " pools, " + healthy + "/" + total + " backends up";
         }
         async function refresh() {
           try {

@@ -16,8 +16,10 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
     import Foundation
 #endif
 
-/// What the admin endpoints report on: the pools and the listeners' connection counts.
+/// What the admin endpoints report on: the process, the pools and the listeners' connection counts.
 struct AdminState: Sendable {
+    /// This process's pid, release and start, taken once at start.
+    let process: ProcessIdentity
     let runtime: RuntimeBox
     let listeners: ListenerManager
     let metrics: JunctionMetrics
@@ -90,37 +92,20 @@ struct AdminState: Sendable {
         }
     }
 
+    /// Every pool to list in `/status` and `/metrics`, removed backends and pools still draining
+    /// included.
+    var pools: [PoolListing] { PoolListing.all(in: self.runtime.current) }
+
     /// The `/status` document.
     var status: StatusReport {
-        var pools: [String: StatusReport.PoolStatus] = [:]
-        let now = NIODeadline.now()
         let runtime = self.runtime.current
-        for pool in runtime.pools.values {
-            pools[pool.name] = StatusReport.PoolStatus(
-                balance: runtime.config.pool(named: pool.name)?.balance.rawValue ?? "least_conn",
-                affinity: pool.affinity.rawValue,
-                tunnels: pool.members.tunnelCount.load(ordering: .relaxed),
-                backends: pool.backends.map { backend in
-                    StatusReport.BackendStatus(
-                        address: backend.label,
-                        configured: backend.configuredAddress,
-                        healthy: backend.isHealthy(at: now),
-                        active: backend.active,
-                        tunnels: backend.tunnels,
-                        weight: backend.weight,
-                        state: backend.stateDescription,
-                        lastCheck: backend.lastCheck.map {
-                            StatusReport.CheckStatus(passed: $0.passed, detail: $0.detail, time: $0.time)
-                        }
-                    )
-                }
-            )
-        }
+        let pools = StatusReport.poolStatuses(PoolListing.all(in: runtime), config: runtime.config, now: .now())
         let listeners = Dictionary(
             self.listenerConnections.map { ($0.name, StatusReport.ListenerStatus(connections: $0.connections)) },
             uniquingKeysWith: { first, _ in first }
         )
         return StatusReport(
+            process: StatusReport.ProcessStatus(self.process),
             config: StatusReport.ConfigStatus(generation: runtime.generation, loadedAt: runtime.loadedAt),
             admin: StatusReport.AdminStatus(writes: runtime.config.admin?.token != nil),
             pools: pools,
@@ -130,10 +115,25 @@ struct AdminState: Sendable {
     }
 }
 
-/// The `/status` JSON: `{"pools": {"<name>": {"backends": [{"address", "healthy", "active",
-/// "tunnels", "weight", "state", "last_check"}]}}}`, where `active` counts in-flight requests plus
-/// open tunnels and `state` is `active`, `draining` or `drained`.
+/// The `/status` JSON: `{"process": {"pid", "version", "started_at"}, "pools": {"<name>":
+/// {"backends": [{"address", "healthy", "active", "tunnels", "weight", "state", "removed",
+/// "last_check"}]}}}`, where `active` counts in-flight requests plus open tunnels and `state` is
+/// `active`, `draining` or `drained`. Backends (and pools) a reload or DNS removed stay listed with
+/// `"removed": true` while they have requests or tunnels open.
 struct StatusReport: Codable, Sendable {
+    /// Which process answers: its pid, release and start (whole seconds since the epoch), so an
+    /// upgrade can be followed from outside.
+    struct ProcessStatus: Codable, Sendable {
+        var pid: Int32
+        var version: String
+        var startedAt: Int
+
+        enum CodingKeys: String, CodingKey {
+            case pid, version
+            case startedAt = "started_at"
+        }
+    }
+
     struct CheckStatus: Codable, Sendable {
         var passed: Bool
         var detail: String
@@ -149,17 +149,23 @@ struct StatusReport: Codable, Sendable {
         var tunnels: Int
         var weight: Int
         var state: String
+        /// Removed by a reload or DNS: listed while it drains, and it takes no admin writes.
+        var removed: Bool
         var lastCheck: CheckStatus?
 
         enum CodingKeys: String, CodingKey {
-            case address, configured, healthy, active, tunnels, weight, state
+            case address, configured, healthy, active, tunnels, weight, state, removed
             case lastCheck = "last_check"
         }
     }
 
     struct PoolStatus: Codable, Sendable {
-        var balance: String
-        var affinity: String
+        /// Absent for a removed pool, which balances nothing any more.
+        var balance: String?
+        /// Absent for a removed pool.
+        var affinity: String?
+        /// Removed by a reload: listed while its backends drain.
+        var removed: Bool
         var tunnels: Int
         var backends: [BackendStatus]
     }
@@ -205,12 +211,54 @@ struct StatusReport: Codable, Sendable {
         var writes: Bool
     }
 
+    var process: ProcessStatus
     var config: ConfigStatus
     var admin: AdminStatus
     var pools: [String: PoolStatus]
     var listeners: [String: ListenerStatus]
     /// Every served certificate.
     var certificates: [CertificateStatus]
+}
+
+extension StatusReport {
+    /// The `pools` object: every listed pool by name, each backend as `/status` shows it at `now`.
+    static func poolStatuses(
+        _ listings: [PoolListing],
+        config: JunctionConfig,
+        now: NIODeadline
+    ) -> [String: PoolStatus] {
+        var pools: [String: PoolStatus] = [:]
+        for listing in listings where pools[listing.name] == nil {
+            pools[listing.name] = PoolStatus(
+                balance: listing.pool.map { config.pool(named: $0.name)?.balance.rawValue ?? "least_conn" },
+                affinity: listing.pool?.affinity.rawValue,
+                removed: listing.isRemoved,
+                tunnels: listing.members.tunnelCount.load(ordering: .relaxed),
+                backends: listing.backends.map { backend in
+                    BackendStatus(
+                        address: backend.label,
+                        configured: backend.configuredAddress,
+                        healthy: backend.isHealthy(at: now),
+                        active: backend.active,
+                        tunnels: backend.tunnels,
+                        weight: backend.weight,
+                        state: backend.stateDescription,
+                        removed: backend.isRemoved,
+                        lastCheck: backend.lastCheck.map {
+                            CheckStatus(passed: $0.passed, detail: $0.detail, time: $0.time)
+                        }
+                    )
+                }
+            )
+        }
+        return pools
+    }
+}
+
+extension StatusReport.ProcessStatus {
+    init(_ identity: ProcessIdentity) {
+        self.init(pid: identity.pid, version: identity.version, startedAt: identity.startedAt)
+    }
 }
 
 /// The admin listener (`admin.address`): `GET /` (dashboard), `/healthz`, `/readyz`, `/metrics`,
@@ -353,7 +401,7 @@ private enum AdminAnswers {
             )
         case "/metrics":
             let body = state.metrics.render(
-                pools: Array(state.runtime.current.pools.values),
+                pools: state.pools,
                 listeners: state.listenerConnections,
                 certificates: state.certificates
             )

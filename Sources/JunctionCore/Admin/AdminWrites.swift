@@ -12,8 +12,10 @@ import NIOHTTP1
 /// The admin write endpoints, each a `POST` with `Authorization: Bearer <token>`:
 /// `/pools/{pool}/backends/{address}/drain` (202), `.../enable` (200), `.../weight` with
 /// `{"weight": N}` (200), `/pools/{pool}/rebalance` (202 `{"to_close": N}`). 403 without a
-/// configured token, 401 with a missing or wrong one, 404 for an unknown pool or backend; every
-/// answer is JSON. What they change lives on the long-lived `Backend`, so it holds across reloads.
+/// configured token, 401 with a missing or wrong one, 404 for an unknown pool or backend, 409 for a
+/// backend or pool a reload or DNS removed that `/status` still lists while it drains (it leaves by
+/// itself once its last tunnel closes: nothing to drain, enable or weigh); every answer is JSON.
+/// What they change lives on the long-lived `Backend`, so it holds across reloads.
 struct AdminWrites {
     let state: AdminState
 
@@ -96,7 +98,7 @@ struct AdminWrites {
         switch target {
         case .rebalance(let poolName):
             guard let pool = runtime.pools[poolName] else {
-                return Self.json(.notFound, error: "no pool named \(poolName)")
+                return Self.noPool(poolName, in: runtime)
             }
             let toClose = self.state.drainer.rebalance(pool.members)
             return Self.json(
@@ -105,11 +107,14 @@ struct AdminWrites {
             )
         case .backend(let poolName, let address, let action):
             guard let pool = runtime.pools[poolName] else {
-                return Self.json(.notFound, error: "no pool named \(poolName)")
+                return Self.noPool(poolName, backend: address, in: runtime)
             }
             // A host name resolving to one address twice lists it twice: act on each.
             let backends = pool.backends.filter { $0.label == address }
             guard let backend = backends.first else {
+                if let removed = pool.members.departed.first(where: { $0.label == address }) {
+                    return Self.removed(removed)
+                }
                 return Self.json(
                     .notFound,
                     error: "pool \(poolName) has no backend \(address) (addresses are host:port as /status shows them)"
@@ -133,6 +138,38 @@ struct AdminWrites {
                 return Self.json(.ok, Self.describe(backend))
             }
         }
+    }
+
+    /// The answer for a pool the running config does not have: 409 when a reload removed it and its
+    /// backends (the one at `address`, for a backend's write) still drain, else 404.
+    private static func noPool(
+        _ name: String,
+        backend address: String? = nil,
+        in runtime: RuntimeConfig
+    ) -> SimpleHTTPResponder.Answer {
+        guard let retired = runtime.registry.retiredPools.first(where: { $0.poolName == name }) else {
+            return Self.json(.notFound, error: "no pool named \(name)")
+        }
+        if let address {
+            guard let backend = retired.departed.first(where: { $0.label == address }) else {
+                return Self.json(.notFound, error: "pool \(name) was removed by a reload and has no backend \(address)")
+            }
+            return Self.removed(backend)
+        }
+        return Self.json(
+            .conflict,
+            error:
+                "pool \(name) was removed by a reload: its backends drain and leave once their last tunnel closes; it takes no writes"
+        )
+    }
+
+    /// 409 for a backend a reload or DNS removed: it drains and leaves by itself.
+    private static func removed(_ backend: Backend) -> SimpleHTTPResponder.Answer {
+        var fields = Self.describe(backend)
+        fields["error"] =
+            "backend \(backend.label) of pool \(backend.poolName) was removed by a reload or DNS: it drains and leaves once its last tunnel closes; it takes no writes"
+            .jsonLiteral
+        return Self.json(.conflict, fields)
     }
 
     /// `{"weight": N}` with N an integer in 1...100.

@@ -102,8 +102,6 @@ public final class JunctionMetrics: Sendable {
         )
     }
 
-    /// Sets the gauges from the live state, then renders the Prometheus text format. Series of
-    /// backends, pools and listeners that are gone are removed, not left at their last value.
     /// One served certificate's expiry.
     struct CertificateExpiry {
         var listener: String
@@ -111,8 +109,12 @@ public final class JunctionMetrics: Sendable {
         var notValidAfter: Double
     }
 
+    /// Sets the gauges from the live state, then renders the Prometheus text format. Series of
+    /// backends, pools and listeners that are gone are removed, not left at their last value; a
+    /// backend or pool a reload or DNS removed is not gone while it is listed (`PoolListing`: until
+    /// its last tunnel or request ends).
     func render(
-        pools: [Pool],
+        pools: [PoolListing],
         listeners: [(name: String, connections: Int)],
         certificates: [CertificateExpiry] = []
     ) -> [UInt8] {
@@ -124,10 +126,24 @@ public final class JunctionMetrics: Sendable {
             current[GaugeKey(name: descriptor.name, labels: labels.map { $0.0 + "=" + $0.1 })] = gauge
         }
         for pool in pools {
+            // Two backends of a pool may share an address (a removed one still draining and a
+            // configured one under another name): one series, their counts added.
+            var seen: [String: (active: Int, tunnels: Int, healthy: Bool)] = [:]
+            var order: [String] = []
             for backend in pool.backends {
-                let labels = [("pool", pool.name), ("backend", backend.label)]
+                let previous = seen[backend.label]
+                if previous == nil { order.append(backend.label) }
+                seen[backend.label] = (
+                    (previous?.active ?? 0) + backend.active,
+                    (previous?.tunnels ?? 0) + backend.tunnels,
+                    (previous?.healthy ?? false) || backend.isHealthy(at: now)
+                )
+            }
+            for label in order {
+                let backend = seen[label]!
+                let labels = [("pool", pool.name), ("backend", label)]
                 set(Self.activeConnections, labels, to: Double(backend.active))
-                set(Self.backendHealthy, labels, to: backend.isHealthy(at: now) ? 1 : 0)
+                set(Self.backendHealthy, labels, to: backend.healthy ? 1 : 0)
                 set(Self.backendTunnels, labels, to: Double(backend.tunnels))
             }
             set(

@@ -174,6 +174,10 @@ public final class Backend: Sendable {
         DrainState(rawValue: self.drainValue.load(ordering: .relaxed)) ?? .none
     }
 
+    /// Whether a reload or DNS removed it: it drains, stays listed (`/status`, `/metrics`) while it
+    /// has requests or tunnels open, then leaves.
+    public var isRemoved: Bool { self.drainState == .removed }
+
     /// Whether it is draining (no new work) for any reason.
     public var isDraining: Bool { self.drainValue.load(ordering: .relaxed) != DrainState.none.rawValue }
 
@@ -182,7 +186,8 @@ public final class Backend: Sendable {
         self.drainValue.store(state.rawValue, ordering: .relaxed)
     }
 
-    /// `active`, `draining` (tunnels still open) or `drained`, as `/status` shows it.
+    /// `active`, `draining` (tunnels still open) or `drained`, as `/status` shows it; the same for
+    /// an admin drain and a removal (a removed backend is `draining` until its last tunnel closes).
     public var stateDescription: String {
         guard self.isDraining else { return "active" }
         return self.tunnels > 0 ? "draining" : "drained"

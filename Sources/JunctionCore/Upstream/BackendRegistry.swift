@@ -45,9 +45,20 @@ public final class BackendRegistry: Sendable {
     /// while their tunnels were open (forgotten once those are closed).
     var drainablePools: [Backends] {
         self.state.withLockedValue { state in
-            state.retired.removeAll { $0.departed.isEmpty }
-            return Array(state.pools.values) + state.retired
+            Array(state.pools.values) + Self.pruneRetired(&state)
         }
+    }
+
+    /// The pools the config dropped whose backends still have requests or tunnels open (listed by
+    /// `/status` and `/metrics` until the last is gone).
+    var retiredPools: [Backends] {
+        self.state.withLockedValue { Self.pruneRetired(&$0) }
+    }
+
+    /// Forgets the retired pools with nothing left open; returns the others.
+    private static func pruneRetired(_ state: inout State) -> [Backends] {
+        state.retired.removeAll { $0.departed.isEmpty }
+        return state.retired
     }
 
     /// Makes `runtime`'s member lists current: every pool's `update`, and pools the generation no

@@ -131,6 +131,16 @@ public final class Backends: Sendable {
         }
     }
 
+    /// The members, then the backends that left with requests or tunnels still open, read together
+    /// (a backend leaving between two reads would show twice or not at all): what `/status` and
+    /// `/metrics` list.
+    var listed: (members: [Backend], departed: [Backend]) {
+        self.state.withLockedValue { state in
+            state.departed.removeAll { $0.active == 0 }
+            return (state.members, state.departed)
+        }
+    }
+
     /// Makes `members` the pool's backends, in that order: a backend already here keeps its object
     /// (counts, health, and what the admin API set), taking the new configured weight; new ones are
     /// created (or, when they left with tunnels still open, come back as they were, taking traffic
