@@ -44,7 +44,7 @@ final class ListenerManager: Service {
         contexts: LoopContexts,
         logger: Logger,
         inherited: InheritedSockets? = nil,
-        onBound: @escaping @Sendable () -> Void
+        onBound: @escaping @Sendable () -> Void = {}
     ) {
         self.initial = settings.map { ($0, maxConnections) }
         self.onBound = onBound

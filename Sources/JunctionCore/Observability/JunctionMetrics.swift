@@ -128,22 +128,25 @@ public final class JunctionMetrics: Sendable {
         for pool in pools {
             // Two backends of a pool may share an address (a removed one still draining and a
             // configured one under another name): one series, their counts added.
-            var seen: [String: (active: Int, tunnels: Int, healthy: Bool)] = [:]
+            // A removed backend is no longer health-checked: it has no health series (a value
+            // frozen at its removal would hide or raise the health alerts while it drains).
+            var seen: [String: (active: Int, tunnels: Int, healthy: Bool?)] = [:]
             var order: [String] = []
             for backend in pool.backends {
                 let previous = seen[backend.label]
                 if previous == nil { order.append(backend.label) }
+                let healthy: Bool? = backend.isRemoved ? nil : backend.isHealthy(at: now)
                 seen[backend.label] = (
                     (previous?.active ?? 0) + backend.active,
                     (previous?.tunnels ?? 0) + backend.tunnels,
-                    (previous?.healthy ?? false) || backend.isHealthy(at: now)
+                    healthy.map { $0 || previous?.healthy == true } ?? previous?.healthy
                 )
             }
             for label in order {
                 let backend = seen[label]!
                 let labels = [("pool", pool.name), ("backend", label)]
                 set(Self.activeConnections, labels, to: Double(backend.active))
-                set(Self.backendHealthy, labels, to: backend.healthy ? 1 : 0)
+                if let healthy = backend.healthy { set(Self.backendHealthy, labels, to: healthy ? 1 : 0) }
                 set(Self.backendTunnels, labels, to: Double(backend.tunnels))
             }
             set(
