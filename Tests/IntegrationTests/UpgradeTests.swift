@@ -112,6 +112,19 @@ struct UpgradeTests {
         #expect(newPID != oldPID)
         #expect(junction.stderr.contains("upgrade: took over the listeners from_pid=\(oldPID) pid=\(newPID)"))
         #expect(junction.waitForStdout(timeout: 20) { $0.contains("listening name=extra ") })
+        // While the old process drains, neither process starts another upgrade (a signal sent to
+        // every process of the service, as `systemctl kill` does by default).
+        junction.signal(SIGUSR2)
+        kill(newPID, SIGUSR2)
+        #expect(
+            junction.waitForStderr {
+                $0.contains("SIGUSR2: upgrade refused: this process already handed over to pid \(newPID)")
+                    && $0.contains(
+                        "SIGUSR2: upgrade refused: the process this one replaced (pid \(oldPID)) is still draining"
+                    )
+            },
+            "\(junction.stderr)"
+        )
 
         // The old process closes its twenty tunnels at 10 a second and exits 0 once they are gone.
         #expect(junction.waitForExit(timeout: 30, readOutput: false) == 0, "stderr:\n\(junction.stderr)")
@@ -145,6 +158,88 @@ struct UpgradeTests {
         fleet.quit()
         #expect(Self.stop(newPID))
         #expect(junction.waitForStderr { $0.contains("junction stopped") })
+    }
+
+    @Test(
+        "Over TLS and HTTP/2: an upgrade keeps TLS requests going, sends the RFC 8441 tunnel close 1001 and ends its stream, and the new process serves h2"
+    )
+    func upgradeOverTLSAndHTTP2() throws {
+        let monolith = try HTTPTestBackend(name: "M")
+        defer { monolith.stop() }
+        let ddp = try DDPBackend(name: "A")
+        defer { ddp.stop() }
+        let certificates = try TestCertificates()
+        let issued = try certificates.issue(commonName: "localhost", dnsNames: ["localhost"])
+        let (binDirectory, binary) = try Self.installBinary()
+        defer { try? FileManager.default.removeItem(at: binDirectory) }
+        let caFile = binDirectory.appendingPathComponent("ca.pem").path
+        try certificates.caPEM.write(toFile: caFile, atomically: true, encoding: .utf8)
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(
+                monolith: ["127.0.0.1:\(monolith.port)"],
+                ddp: [ddp.address],
+                tls: true,
+                http2: true,
+                ddpPoolExtra: "    drain_rate: 5"
+            ) + Self.admin,
+            files: ["cert.pem": issued.certificatePEM, "key.pem": issued.keyPEM],
+            waitForListeners: 3,
+            executable: binary
+        )
+        var successor: Int32?
+        defer { if let successor { Self.stop(successor) } }
+        let port = junction.port("https")
+
+        let tunnel = try LineProcess([
+            "python3", TestPaths.fixture("h2_websocket.py"), "localhost", "\(port)", "/websocket", "--tls", caFile,
+            "--wait-close",
+        ])
+        defer { tunnel.terminate() }
+        let ready = try tunnel.readLine()
+        #expect(ready.contains("\"ready\": true") && ready.contains("\"backend\": \"A\""), "\(ready)")
+        let load = try LineProcess([
+            "python3", TestPaths.fixture("upgrade_load.py"), "localhost", "\(port)", "/", "--tls", caFile,
+        ])
+        defer { load.terminate() }
+        #expect(try load.readLine(timeout: 40) == "ready")
+
+        try Self.replace(binary, withFileAt: TestPaths.junctionBinary)
+        junction.signal(SIGUSR2)
+        successor = Self.successor(of: junction)
+        let newPID = try #require(successor, "no hand-over; stderr:\n\(junction.stderr)")
+
+        // The old process's tunnel: close 1001 in a DATA frame, then the stream ends; then it exits.
+        let closed = try JSONSerialization.jsonObject(with: Data(try tunnel.readLine().utf8)) as? [String: Any] ?? [:]
+        let goaways = closed["goaways"] as? [[String: Any]] ?? []
+        #expect(
+            !goaways.isEmpty && goaways.allSatisfy { $0["error_code"] as? Int == 0 },
+            "a graceful GOAWAY: \(closed)"
+        )
+        #expect(closed["close_code"] as? Int == 1001, "\(closed)")
+        #expect(closed["ended"] as? Bool == true && closed["error"] == nil, "the stream ended cleanly: \(closed)")
+        #expect(junction.waitForExit(timeout: 30, readOutput: false) == 0, "stderr:\n\(junction.stderr)")
+
+        load.writeLine("stop")
+        let stats = try #require(
+            try JSONSerialization.jsonObject(with: Data(try load.readLine(timeout: 40).utf8)) as? [String: Any]
+        )
+        #expect(stats["failures"] as? [String] == [], "\(stats)")
+        #expect(stats["refused"] as? Int == 0, "\(stats)")
+        #expect((stats["ok"] as? Int ?? 0) > 20, "\(stats)")
+
+        // The new process answers over h2 on the socket it took over.
+        let h2 = try Curl.run([
+            "-s", "--http2", "--cacert", caFile, "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+            "--resolve", "localhost:\(port):127.0.0.1", "https://localhost:\(port)/",
+        ])
+        #expect(h2 == "2 200", "\(h2)")
+        let again = try ProcessRunner.run(
+            ["python3", TestPaths.fixture("h2_websocket.py"), "localhost", "\(port)", "/websocket", "--tls", caFile],
+            timeout: 60
+        )
+        #expect(again.status == 0 && again.stdout.contains("\"ok\": true"), "\(again.stdout) \(again.stderr)")
+        #expect(Self.stop(newPID))
+        successor = nil
     }
 
     @Test(
@@ -212,7 +307,7 @@ struct UpgradeTests {
     }
 
     @Test(
-        "sd_notify on a real datagram socket: READY=1, RELOADING=1 then READY=1 around SIGHUP, MAINPID on an upgrade, STOPPING=1 on SIGTERM"
+        "sd_notify on a real datagram socket: READY=1, RELOADING=1 then READY=1 around SIGHUP, MAINPID on an upgrade (twice in a row), STOPPING=1 on SIGTERM"
     )
     func systemdNotify() throws {
         let directory = try TestPaths.makeTemporaryDirectory()
@@ -259,11 +354,31 @@ struct UpgradeTests {
         #expect(messages.contains { $0 == (old, "MAINPID=\(newPID)") }, "\(messages)")
         #expect(junction.waitForExit(timeout: 30, readOutput: false) == 0)
 
-        // The old process left without a word to systemd; the new one says STOPPING=1.
-        kill(newPID, SIGTERM)
+        // Once the old one is gone, the new one upgrades in its turn: MAINPID names the third.
+        kill(newPID, SIGUSR2)
+        var third: Int32?
+        #expect(
+            junction.waitForStderr(timeout: 40) { text in
+                let line = text.split(separator: "\n").last {
+                    $0.contains("upgrade: handed over to the new process from_pid=\(newPID)")
+                }
+                third = line.flatMap { JunctionProcess.fields(String($0))["to_pid"] }.flatMap { Int32($0) }
+                return third != nil
+            },
+            "\(junction.stderr)"
+        )
+        let thirdPID = try #require(third)
+        successor = thirdPID
+        messages = [try next(), try next()]
+        #expect(messages.contains { $0 == (Int(thirdPID), "READY=1") }, "\(messages)")
+        #expect(messages.contains { $0 == (Int(newPID), "MAINPID=\(thirdPID)") }, "\(messages)")
+        #expect(JunctionProcess.wait(timeout: 30) { !Self.isRunning(newPID) })
+
+        // Each process that handed over left without a word to systemd; the last says STOPPING=1.
+        kill(thirdPID, SIGTERM)
         let stopping = try next()
-        #expect(stopping == (Int(newPID), "STOPPING=1"), "\(stopping)")
-        #expect(JunctionProcess.wait(timeout: 20) { !Self.isRunning(newPID) })
+        #expect(stopping == (Int(thirdPID), "STOPPING=1"), "\(stopping)")
+        #expect(JunctionProcess.wait(timeout: 20) { !Self.isRunning(thirdPID) })
         successor = nil
     }
 }

@@ -197,6 +197,11 @@ struct HTTP2ConnectionStateMachineTests {
         #expect(tunnels.deadline == .distantFuture, "the drainer closes the tunnels at its pace")
         #expect(tunnels.deadlinePassed(now: Self.at(1000)) == .none)
         #expect(tunnels.handOver(now: Self.at(2), holdsTunnels: true) == .none)
+        #expect(tunnels.streamClosed(now: Self.at(5)) == .none)
+        #expect(tunnels.deadline == .distantFuture, "a tunnel still runs")
+        #expect(tunnels.streamClosed(now: Self.at(6)) == .none, "the PING is not acknowledged yet")
+        #expect(tunnels.deadline == Self.at(36), "the last one gone: the grace from now")
+        #expect(tunnels.deadlinePassed(now: Self.at(36)) == .close)
 
         var closed = Self.machine()
         closed.closed()

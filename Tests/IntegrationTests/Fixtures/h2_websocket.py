@@ -68,6 +68,15 @@ def pump():
         elif isinstance(event, h2.events.StreamReset):
             result["reset"] = int(event.error_code)
             raise RuntimeError(f"stream reset: {event.error_code}")
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            result.setdefault("goaways", []).append(
+                {"last_stream_id": event.last_stream_id, "error_code": int(event.error_code)}
+            )
+            # python-h2 closes its connection on any GOAWAY; RFC 9113 6.8 lets the streams the
+            # GOAWAY still covers finish (a graceful shutdown's DATA and END_STREAM follow), so
+            # the client stays open to read them, as browsers and nghttp2 do.
+            if event.error_code == 0 and stream_id is not None and stream_id <= event.last_stream_id:
+                conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
     sock.sendall(conn.data_to_send())
 
 

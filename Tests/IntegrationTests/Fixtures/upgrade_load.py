@@ -1,7 +1,10 @@
 """Steady HTTP/1.1 load on one Junction listener while it upgrades: a new connection per request,
 keep-alive sessions, and bare connects (connect, then close), each in threads of their own.
 
-  upgrade_load.py <host> <port> <path>
+  upgrade_load.py <host> <port> <path> [--tls CAFILE]
+
+With --tls every connection is TLS (SNI and certificate check against <host>), bare connects
+included (a connect and a full handshake).
 
 Prints "ready" once every kind of worker has succeeded once; reads "stop" on stdin, then prints one
 JSON line: {"ok": n, "failures": [...], "refused": n, "connects": n, "retried": n, "by_kind": {...}}.
@@ -14,11 +17,20 @@ itself after 120 s.
 import http.client
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
 
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cafile = sys.argv[sys.argv.index("--tls") + 1] if "--tls" in sys.argv else None
+context = ssl.create_default_context(cafile=cafile) if cafile else None
+
+
+def connect_http():
+    if context is None:
+        return http.client.HTTPConnection(host, port, timeout=10)
+    return http.client.HTTPSConnection(host, port, timeout=10, context=context)
 stop = threading.Event()
 lock = threading.Lock()
 stats = {"ok": 0, "failures": [], "refused": 0, "connects": 0, "retried": 0, "by_kind": {}}
@@ -42,7 +54,7 @@ def count(kind, ok=True, failure=None):
 def fresh():
     while not stop.is_set():
         try:
-            connection = http.client.HTTPConnection(host, port, timeout=10)
+            connection = connect_http()
             connection.request("GET", path, headers={"Connection": "close"})
             response = connection.getresponse()
             body = response.read()
@@ -60,7 +72,14 @@ def fresh():
         time.sleep(0.01)
 
 
-RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# ssl.SSLEOFError and SSLZeroReturnError: the same close, seen through TLS.
+RETRYABLE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
 
 
 def keepalive():
@@ -70,7 +89,7 @@ def keepalive():
         for attempt in (1, 2):
             try:
                 if connection is None:
-                    connection = http.client.HTTPConnection(host, port, timeout=10)
+                    connection = connect_http()
                     reused = False
                 connection.request("GET", path)
                 response = connection.getresponse()
@@ -113,8 +132,10 @@ def keepalive():
 def bare():
     while not stop.is_set():
         try:
-            with socket.create_connection((host, port), timeout=10):
-                pass
+            with socket.create_connection((host, port), timeout=10) as raw:
+                if context is not None:
+                    with context.wrap_socket(raw, server_hostname=host):
+                        pass
             with lock:
                 stats["connects"] += 1
             first["bare"].set()

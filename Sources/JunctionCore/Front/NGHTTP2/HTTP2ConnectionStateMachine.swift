@@ -101,6 +101,11 @@ struct HTTP2ConnectionStateMachine {
                 self.state = .closed
                 return .close
             }
+            if left == 0 && self.closeBy == .distantFuture {
+                // A hand-over's GOAWAY without a grace (it carried tunnels): the last is gone, and
+                // a client that never acknowledges the PING gets the grace from now.
+                self.closeBy = now + self.timeouts.shutdownGrace
+            }
             return .none
         case .awaitingFirstStream, .closed:
             // Before any stream opened, or while closing: nothing to count.
