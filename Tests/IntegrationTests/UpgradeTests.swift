@@ -243,6 +243,50 @@ struct UpgradeTests {
     }
 
     @Test(
+        "drain_rate 0: the old process's tunnels stay open after the hand-over; a SIGTERM still ends it within shutdown_grace"
+    )
+    func drainRateZeroThenStop() throws {
+        let ddp = try DDPBackend(name: "A")
+        defer { ddp.stop() }
+        let (binDirectory, binary) = try Self.installBinary()
+        defer { try? FileManager.default.removeItem(at: binDirectory) }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(
+                monolith: ["127.0.0.1:9"],
+                ddp: [ddp.address],
+                limits: "  shutdown_grace: 2s",
+                ddpPoolExtra: "    drain_rate: 0"
+            ) + Self.admin,
+            waitForListeners: 2,
+            executable: binary
+        )
+        var successor: Int32?
+        defer { if let successor { Self.stop(successor) } }
+        let fleet = try WebSocketFleet()
+        defer { fleet.quit() }
+        #expect(
+            try fleet.open(3, url: "ws://127.0.0.1:\(junction.port("http"))/websocket", reconnect: true) == ["A": 3]
+        )
+
+        junction.signal(SIGUSR2)
+        successor = Self.successor(of: junction)
+        #expect(successor != nil, "no hand-over; stderr:\n\(junction.stderr)")
+        // Nothing closes the tunnels: the old process waits for them (3 s, well past a drain's
+        // first close at any rate).
+        let closedEarly = JunctionProcess.wait(timeout: 3) { ((try? fleet.status())?.closes.count ?? 0) > 0 }
+        #expect(!closedEarly, "drain_rate 0 leaves the tunnels open")
+        #expect(junction.process.isRunning, "the old process waits for its tunnels")
+
+        let stopping = Date()
+        junction.signal(SIGTERM)
+        #expect(junction.waitForExit(timeout: 10, readOutput: false) == 0, "stderr:\n\(junction.stderr)")
+        let took = Date().timeIntervalSince(stopping)
+        #expect(took < 2 + 3, "within the 2 s grace and a margin: \(took) s")
+        let status = try RuntimeControlTests.waitFor(fleet) { $0.closes.count >= 3 && $0.open["A"] == 3 }
+        #expect(status.closes.count == 3 && status.open == ["A": 3], "they came back, to the new process: \(status)")
+    }
+
+    @Test(
         "An upgrade to a binary that cannot start is logged with its exit status and stderr; the old process serves on with its tunnels open; a second SIGUSR2 meanwhile is refused"
     )
     func brokenUpgradeCarriesOn() throws {
