@@ -59,10 +59,10 @@ final class ConfigReloader: Service {
             if signal == .sigusr1 {
                 self.reopenAccessLog()
             } else {
-                self.notifier.notify(SystemdNotifier.reloading)
+                self.notifier.reloading()
                 await self.reload()
                 // Refused or applied, the process serves.
-                self.notifier.notify("READY=1")
+                self.notifier.reloaded()
             }
         }
     }

@@ -395,7 +395,7 @@ struct UpgradeTests {
         var messages: [(pid: Int, message: String)] = [try next(), try next()]
         messages.sort { $0.pid > $1.pid || ($0.pid == $1.pid && $0.message < $1.message) }
         #expect(messages.contains { $0 == (Int(newPID), "READY=1") }, "\(messages)")
-        #expect(messages.contains { $0 == (old, "MAINPID=\(newPID)") }, "\(messages)")
+        #expect(messages.contains { $0 == (old, "MAINPID=\(newPID)\nREADY=1") }, "\(messages)")
         #expect(junction.waitForExit(timeout: 30, readOutput: false) == 0)
 
         // Once the old one is gone, the new one upgrades in its turn: MAINPID names the third.
@@ -415,7 +415,7 @@ struct UpgradeTests {
         successor = thirdPID
         messages = [try next(), try next()]
         #expect(messages.contains { $0 == (Int(thirdPID), "READY=1") }, "\(messages)")
-        #expect(messages.contains { $0 == (Int(newPID), "MAINPID=\(thirdPID)") }, "\(messages)")
+        #expect(messages.contains { $0 == (Int(newPID), "MAINPID=\(thirdPID)\nREADY=1") }, "\(messages)")
         #expect(JunctionProcess.wait(timeout: 30) { !Self.isRunning(newPID) })
 
         // Each process that handed over left without a word to systemd; the last says STOPPING=1.

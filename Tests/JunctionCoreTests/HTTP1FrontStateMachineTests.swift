@@ -238,5 +238,13 @@ struct HTTP1FrontStateMachineTests {
         _ = busy.headArrived()
         #expect(busy.handOver(now: Self.at(3)) == .finish)
         #expect(busy.deadline == Self.at(33))
+        #expect(busy.tunnelCloseBy == .distantFuture, "a WebSocket opening now is the drainer's to close")
+        _ = busy.quiesce(now: Self.at(4))
+        #expect(busy.tunnelCloseBy == Self.at(33), "a shutdown after it: the grace reaches the tunnel")
+
+        var draining = Self.machine()
+        _ = draining.headArrived()
+        _ = draining.quiesce(now: Self.at(3))
+        #expect(draining.tunnelCloseBy == Self.at(33), "a plain drain: the tunnel gets the grace")
     }
 }

@@ -206,5 +206,26 @@ struct HTTP2ConnectionStateMachineTests {
         var closed = Self.machine()
         closed.closed()
         #expect(closed.handOver(now: Self.at(1), holdsTunnels: false) == .none)
+
+        // An extended CONNECT answered after the hand-over: the grace stops while the tunnel runs,
+        // and starts again when the last tunnel ends (a request stream may outlive it).
+        var pending = Self.machine()
+        pending.streamOpened(1)
+        pending.streamOpened(3)
+        _ = pending.handOver(now: Self.at(1), holdsTunnels: false)
+        #expect(pending.deadline == Self.at(31))
+        pending.tunnelOpened()
+        #expect(pending.deadline == .distantFuture)
+        pending.tunnelsGone(now: Self.at(50))
+        #expect(pending.deadline == Self.at(80), "a request stream is still open: the grace from now")
+
+        // A shutdown after the hand-over: tunnels get the grace like everything else.
+        var stopping = Self.machine()
+        stopping.streamOpened(1)
+        _ = stopping.handOver(now: Self.at(1), holdsTunnels: true)
+        _ = stopping.quiesce(now: Self.at(10))
+        #expect(stopping.deadline == Self.at(40))
+        stopping.tunnelOpened()
+        #expect(stopping.deadline == Self.at(40), "no hand-over any more: the grace holds")
     }
 }

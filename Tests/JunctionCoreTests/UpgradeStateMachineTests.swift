@@ -117,6 +117,17 @@ struct UpgradeStateMachineTests {
         #expect(machine.state == .stopping)
     }
 
+    @Test("A hand-over systemd could not be told of is undone: this process serves on and may upgrade again")
+    func handOverFailed() {
+        var machine = Self.machine("handedOver")
+        machine.handOverFailed()
+        #expect(machine.state == .serving)
+        #expect(machine.upgradeRequested(pid: 100) == .start)
+        var stopping = Self.machine("stopping")
+        stopping.handOverFailed()
+        #expect(stopping.state == .stopping)
+    }
+
     @Test("A process spawned after the shutdown began is stopped at once")
     func spawnedDuringShutdown() {
         var machine = Self.machine("starting")

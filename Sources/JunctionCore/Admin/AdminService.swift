@@ -298,15 +298,21 @@ final class AdminService: Service {
     func run() async throws {
         let state = self.state
         let taken = self.inherited?.takeAdmin(address: self.address)
-        let channel: Channel
+        let descriptor: CInt
         do {
-            let descriptor: CInt
             if let taken {
                 try ListeningSocket.adopt(taken)
                 descriptor = taken
             } else {
                 descriptor = try ListeningSocket.bind(self.address)
             }
+        } catch {
+            if let taken { close(taken) }
+            throw ListenerError(description: "cannot bind the admin listener to \(self.address): \(error)")
+        }
+        let channel: Channel
+        do {
+            // From here NIO owns the descriptor (and closes it if registering fails).
             channel = try await ServerBootstrap(group: self.group)
                 .serverChannelOption(.autoRead, value: false)
                 .serverChannelInitializer { channel in
@@ -329,8 +335,7 @@ final class AdminService: Service {
                 .get()
             self.serving.withLockedValue { $0 = (channel, descriptor) }
         } catch {
-            if let taken { close(taken) }
-            throw ListenerError(description: "cannot bind the admin listener to \(self.address): \(error)")
+            throw ListenerError(description: "cannot listen on the admin listener (\(self.address)): \(error)")
         }
         let bound =
             channel.localAddress.flatMap { address in

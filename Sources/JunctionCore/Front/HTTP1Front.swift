@@ -414,7 +414,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
                 front: self,
                 decoder: self.decoder,
                 handover: handover,
-                closeBy: self.machine.closeBy,
+                closeBy: self.machine.tunnelCloseBy,
                 loop: self.loop
             )
         }

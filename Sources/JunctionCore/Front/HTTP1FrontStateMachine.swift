@@ -90,6 +90,13 @@ struct HTTP1FrontStateMachine {
     private(set) var closeBy: NIODeadline = .distantFuture
     /// A graceful shutdown started: responses end the connection.
     private(set) var quiescing = false
+    /// An upgrade handed the listener over (and no shutdown since): a WebSocket that opens now is
+    /// closed by the drainer at its pool's pace, not at this connection's grace.
+    private(set) var handingOver = false
+
+    /// The deadline a tunnel made from this connection inherits: the shutdown grace, but none
+    /// after a hand-over.
+    var tunnelCloseBy: NIODeadline { self.handingOver ? .distantFuture : self.closeBy }
 
     /// `headerDeadline`: `client_header_timeout` counted from accept.
     init(timeouts: Timeouts, headerDeadline: NIODeadline) {
@@ -225,6 +232,7 @@ struct HTTP1FrontStateMachine {
     /// A graceful shutdown started.
     mutating func quiesce(now: NIODeadline) -> QuiesceAction {
         self.quiescing = true
+        self.handingOver = false
         switch self.state {
         case .awaitingFirstRequest, .idle:
             // No request yet, or none in flight: the client retries elsewhere.
@@ -244,8 +252,13 @@ struct HTTP1FrontStateMachine {
     /// would lose the request. An idle keep-alive connection closes, as in any shutdown (its
     /// client retries a request that meets the close, as HTTP/1.1 allows on a reused connection).
     mutating func handOver(now: NIODeadline) -> QuiesceAction {
-        guard case .awaitingFirstRequest = self.state else { return self.quiesce(now: now) }
+        guard case .awaitingFirstRequest = self.state else {
+            let action = self.quiesce(now: now)
+            self.handingOver = true
+            return action
+        }
         self.quiescing = true
+        self.handingOver = true
         self.closeBy = min(self.closeBy, now + self.timeouts.shutdownGrace)
         return .finish
     }

@@ -197,8 +197,8 @@ final class Listener: Sendable {
     /// connection, on its own loop, with `event`.
     private func stopServing(_ channel: Channel, event: any Sendable) {
         let emptied = self.emptiedPromise
-        self.counter.startDraining()
-        channel.close(promise: nil)
+        let counter = self.counter
+        counter.startDraining()
         for connections in self.connections.values {
             connections.eventLoop.execute {
                 for channel in connections.value.values {
@@ -206,7 +206,11 @@ final class Listener: Sendable {
                 }
             }
         }
-        self.counter.whenAllClosed { emptied.succeed() }
+        // Counted once the socket is closed here: a connection the server loop accepted before
+        // the close is counted by then (`ConnectionLimiter`), so "none left" means none.
+        channel.close().whenComplete { _ in
+            counter.whenAllClosed { emptied.succeed() }
+        }
     }
 
     /// Stops accepting and waits until the open connections are gone: they close once idle, get

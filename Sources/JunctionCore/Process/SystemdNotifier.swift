@@ -8,14 +8,18 @@ import Synchronization
 /// `NOTIFY_SOCKET` names (a path, or an abstract name written with a leading `@`). Without
 /// `NOTIFY_SOCKET` every call does nothing.
 ///
-/// Control plane only; a send never blocks (`MSG_DONTWAIT`): a datagram systemd cannot take is
-/// dropped, as libsystemd's own sd_notify would fail it.
+/// Control plane only. A plain `notify` never blocks (`MSG_DONTWAIT`: a datagram systemd cannot
+/// take now is dropped and the call says so); `notifyReliably` waits a little and tries again, for
+/// the one message that must arrive (`MAINPID` on an upgrade). Reload messages go out only once the
+/// process said `READY=1`: a SIGHUP during the start is not a reload systemd should hear of.
 public final class SystemdNotifier: Sendable {
     /// The socket's address, as `sockaddr_un` bytes and their length; nil: not under systemd.
     private let address: [UInt8]?
     /// Set once this process handed over to another: from then on the new process is systemd's
     /// main one, and nothing this process says (`STOPPING=1` on its way out) may reach systemd.
     private let silenced = Atomic<Bool>(false)
+    /// Set once `READY=1` went out.
+    private let announced = Atomic<Bool>(false)
 
     /// Reads `NOTIFY_SOCKET` from `environment`.
     public init(environment: [String: String]) {
@@ -33,10 +37,42 @@ public final class SystemdNotifier: Sendable {
     /// Sends `state` (lines such as `READY=1`); returns whether it went out.
     @discardableResult
     public func notify(_ state: String) -> Bool {
+        let sent = self.send(state, blocking: false)
+        if sent && state.split(separator: "\n").contains("READY=1") {
+            self.announced.store(true, ordering: .relaxed)
+        }
+        return sent
+    }
+
+    /// `RELOADING=1` (with `MONOTONIC_USEC`) before a reload, once the process said it is ready.
+    func reloading() {
+        if self.announced.load(ordering: .relaxed) { self.notify(Self.reloading) }
+    }
+
+    /// `READY=1` after a reload (applied or refused), once the process said it is ready.
+    func reloaded() {
+        if self.announced.load(ordering: .relaxed) { self.notify("READY=1") }
+    }
+
+    /// Sends `state`, waiting up to a second for room and trying three times; true when it went out
+    /// or nobody listens (not under systemd).
+    func notifyReliably(_ state: String) -> Bool {
+        guard self.address != nil else { return true }
+        for _ in 0..<3 where self.send(state, blocking: true) {
+            return true
+        }
+        return false
+    }
+
+    private func send(_ state: String, blocking: Bool) -> Bool {
         guard var address = self.address, !self.silenced.load(ordering: .relaxed) else { return false }
         let descriptor = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
+        if blocking {
+            var timeout = timeval(tv_sec: 1, tv_usec: 0)
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
         var message = Array(state.utf8)
         let sent = address.withUnsafeMutableBytes { addressBytes in
             message.withUnsafeMutableBytes { messageBytes in
@@ -44,7 +80,7 @@ public final class SystemdNotifier: Sendable {
                     descriptor,
                     messageBytes.baseAddress,
                     messageBytes.count,
-                    CInt(MSG_NOSIGNAL) | CInt(MSG_DONTWAIT),
+                    CInt(MSG_NOSIGNAL) | (blocking ? 0 : CInt(MSG_DONTWAIT)),
                     addressBytes.baseAddress!.assumingMemoryBound(to: sockaddr.self),
                     socklen_t(addressBytes.count)
                 )

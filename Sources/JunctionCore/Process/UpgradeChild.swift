@@ -91,11 +91,12 @@ struct UpgradeChild: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // Signals this process traps are ignored here (dispatch's signal sources): the new process
-        // starts with every disposition at its default and nothing blocked.
+        // The new process starts with nothing blocked, and the stop signals at their default.
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signal in [SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGCHLD, SIGQUIT] {
+        // Signals this process catches are at their default in the new one anyway (exec resets
+        // them); SIGPIPE, ignored here, stays ignored there.
+        for signal in [SIGINT, SIGTERM, SIGCHLD, SIGQUIT] {
             sigaddset(&defaults, signal)
         }
         var mask = sigset_t()
@@ -196,8 +197,9 @@ struct UpgradeChild: Sendable {
                 if count > 0 {
                     readyBytes += buffer[0..<count]
                     if readyBytes.contains(UInt8(ascii: "\n")) {
+                        // The rest of its stderr is copied by `forwardRest`: the hand-over must
+                        // not wait for it.
                         close(self.readyDescriptor)
-                        self.finishForwarding(errorOpen: errorOpen)
                         return .ready(pid: self.pid)
                     }
                 } else if count == 0 || errno != EINTR {
@@ -219,10 +221,11 @@ struct UpgradeChild: Sendable {
         }
     }
 
-    /// Stops the new process during its start (a shutdown): SIGKILL, since it has accepted nothing
-    /// and may not handle SIGTERM yet; `watch` reaps it.
-    func kill() {
-        Glibc.kill(self.pid, SIGKILL)
+    /// Stops the new process (a shutdown during its start): SIGTERM, which ends it at once until
+    /// it traps the signal, and drains it once it does (it may have begun to accept); `watch`
+    /// reaps it.
+    func terminate() {
+        Glibc.kill(self.pid, SIGTERM)
     }
 
     /// Copies one read of the new process's stderr to ours and to `tail`; false at its end.
@@ -239,15 +242,16 @@ struct UpgradeChild: Sendable {
         return true
     }
 
-    /// Once the new process is ready it takes its real stderr; what it wrote to the pipe before
-    /// that is copied on until the pipe ends (bounded: 5 s).
-    private func finishForwarding(errorOpen: Bool) {
+    /// After `.ready`: the new process takes its real stderr; what it wrote to the pipe before
+    /// that is copied on until the pipe ends (bounded: 5 s), then the pipe is closed. Blocking.
+    func forwardRest() {
         var tail: [UInt8] = []
-        var open = errorOpen
-        for _ in 0..<50 where open {
-            var descriptor = pollfd(fd: self.errorDescriptor, events: Int16(POLLIN), revents: 0)
+        var descriptor = pollfd(fd: self.errorDescriptor, events: Int16(POLLIN), revents: 0)
+        // A pipe that ended already reads its end at once.
+        for _ in 0..<50 {
+            descriptor.revents = 0
             guard poll(&descriptor, 1, 100) > 0 else { continue }
-            open = self.forwardError(into: &tail)
+            guard self.forwardError(into: &tail) else { break }
         }
         close(self.errorDescriptor)
     }

@@ -118,17 +118,27 @@ final class UpgradeCoordinator: Service {
             return await self.finished(.failed(pid: nil, reason: "\(error)"))
         }
         if case .stopChild = self.machine.withLockedValue({ $0.spawned(pid: spawned.pid) }) {
-            spawned.kill()
+            spawned.terminate()
         }
+        // A thread of its own: the watch blocks for up to 30 s, and the shared pools serve others
+        // (DNS discovery) meanwhile.
+        let watcher = NIOThreadPool(numberOfThreads: 1)
+        watcher.start()
         let outcome: UpgradeStateMachine.Outcome
         do {
-            outcome = try await NIOThreadPool.singleton.runIfActive {
+            outcome = try await watcher.runIfActive {
                 spawned.watch(timeout: Self.readyTimeout)
             }
         } catch {
-            // The thread pool is gone (the process is ending): stop the new process too.
-            spawned.kill()
+            spawned.terminate()
             outcome = .failed(pid: spawned.pid, reason: "\(error)")
+        }
+        let ready: Bool
+        if case .ready = outcome { ready = true } else { ready = false }
+        Task {
+            // What the new process wrote before it took its real stderr is copied on meanwhile.
+            if ready { try? await watcher.runIfActive { spawned.forwardRest() } }
+            try? await watcher.shutdownGracefully()
         }
         return await self.finished(outcome)
     }
@@ -158,7 +168,10 @@ final class UpgradeCoordinator: Service {
     private func finished(_ outcome: UpgradeStateMachine.Outcome) async -> Bool {
         switch self.machine.withLockedValue({ $0.finished(outcome) }) {
         case .handOver(let pid):
-            await self.handOver(to: pid)
+            guard await self.handOver(to: pid) else {
+                self.machine.withLockedValue { $0.handOverFailed() }
+                return false
+            }
             return true
         case .carryOn(let reason):
             self.logger.error("upgrade failed, this process (pid \(getpid())) goes on serving: \(reason)")
@@ -174,8 +187,18 @@ final class UpgradeCoordinator: Service {
 
     /// The new process serves: systemd hears its pid, this process stops accepting, its requests
     /// finish and its tunnels close at each pool's pace; returns once no connection is left.
-    private func handOver(to pid: Int32) async {
-        self.notifier.notify("MAINPID=\(pid)")
+    @discardableResult
+    private func handOver(to pid: Int32) async -> Bool {
+        // systemd must hear of the new main process before this one exits, or it would read the
+        // exit as the service's end and stop the new one with it. READY=1 rides along: a reload
+        // of this process still running would leave the unit "reloading" otherwise.
+        guard self.notifier.notifyReliably("MAINPID=\(pid)\nREADY=1") else {
+            self.logger.error(
+                "upgrade failed, this process (pid \(getpid())) goes on serving: systemd could not be told the new main pid; stopping the new process (pid \(pid))"
+            )
+            kill(pid, SIGTERM)
+            return false
+        }
         // From here on the new process is the service: this one's exit must not read as a stop.
         self.notifier.silence()
         self.logger.notice(
@@ -201,6 +224,7 @@ final class UpgradeCoordinator: Service {
         if completed {
             self.logger.notice("every connection is closed; exiting", metadata: ["to_pid": "\(pid)"])
         }
+        return true
     }
 
     /// SIGTERM/SIGINT (or the group ending): tell systemd, and stop a new process still starting.
@@ -210,9 +234,10 @@ final class UpgradeCoordinator: Service {
             self.notifier.notify("STOPPING=1")
         case .notifyStoppingAndStopChild(let pid):
             self.notifier.notify("STOPPING=1")
-            // Not ready, it has accepted nothing: nothing is lost, and it may not handle SIGTERM yet.
+            // SIGTERM ends it at once until it traps the signal, and drains it if it began to
+            // accept meanwhile.
             self.logger.warning("shutting down: stopping the new process (pid \(pid)) still starting")
-            kill(pid, SIGKILL)
+            kill(pid, SIGTERM)
         case .none:
             break
         }

@@ -117,6 +117,12 @@ struct UpgradeStateMachine: Equatable {
         }
     }
 
+    /// The hand-over could not be completed (systemd could not be told the new main pid): the new
+    /// process is stopped and this one serves on.
+    mutating func handOverFailed() {
+        if case .handedOver = self.state { self.state = .serving }
+    }
+
     /// SIGTERM/SIGINT, or the drain after a hand-over ended.
     mutating func shutdownStarted() -> ShutdownAction {
         defer { self.state = .stopping }

@@ -50,6 +50,9 @@ struct HTTP2ConnectionStateMachine {
     private(set) var closeBy: NIODeadline = .distantFuture
     /// The highest stream id opened, for the final GOAWAY.
     private(set) var highestStreamID = 0
+    /// An upgrade handed the listener over (and no shutdown since): the grace runs only while no
+    /// tunnel does, since the drainer closes tunnels at their pool's pace.
+    private(set) var handingOver = false
 
     /// `headerDeadline`: `client_header_timeout` counted from accept.
     init(timeouts: Timeouts, headerDeadline: NIODeadline) {
@@ -179,8 +182,9 @@ struct HTTP2ConnectionStateMachine {
         }
     }
 
-    /// A graceful shutdown started.
+    /// A graceful shutdown started (after a hand-over too: then tunnels get the grace as well).
     mutating func quiesce(now: NIODeadline) -> Action {
+        self.handingOver = false
         if case .serving(0, _) = self.state {
             self.state = .closed
             return .sendGoAway(lastStreamID: self.highestStreamID, thenClose: true)
@@ -193,6 +197,7 @@ struct HTTP2ConnectionStateMachine {
     /// and while the connection carries tunnels (`holdsTunnels`) no grace is set: the drainer
     /// closes them at the pool's pace, and the connection goes with its last stream.
     mutating func handOver(now: NIODeadline, holdsTunnels: Bool) -> Action {
+        self.handingOver = true
         switch self.state {
         case .awaitingFirstStream:
             self.state = .goingAway(openStreams: 0, pingOutstanding: true)
@@ -206,6 +211,20 @@ struct HTTP2ConnectionStateMachine {
         }
         if !holdsTunnels { self.closeBy = min(self.closeBy, now + self.timeouts.shutdownGrace) }
         return .sendGoAwayAndPing
+    }
+
+    /// A stream became a tunnel (an extended CONNECT answered): after a hand-over it carries the
+    /// connection until the drainer closes it, so no grace runs meanwhile.
+    mutating func tunnelOpened() {
+        if self.handingOver, case .goingAway = self.state { self.closeBy = .distantFuture }
+    }
+
+    /// The connection's last tunnel ended: after a hand-over, what is left (requests, a client
+    /// that never acknowledges the PING) gets the grace from now.
+    mutating func tunnelsGone(now: NIODeadline) {
+        if self.handingOver, case .goingAway = self.state {
+            self.closeBy = min(self.closeBy, now + self.timeouts.shutdownGrace)
+        }
     }
 
     /// The connection closed.

@@ -229,11 +229,7 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
             self.perform(self.machine.quiesce(now: .now()))
         case is HandoverEvent:
             // An upgrade: GOAWAY; tunnels stay until the drainer closes them.
-            let holdsTunnels = self.streams.values.contains {
-                if case .tunnel = $0 { return true }
-                return false
-            }
-            self.perform(self.machine.handOver(now: .now(), holdsTunnels: holdsTunnels))
+            self.perform(self.machine.handOver(now: .now(), holdsTunnels: self.holdsTunnels))
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -272,7 +268,9 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
                 guard let stream = self.streams.removeValue(forKey: id) else { break }
                 switch stream {
                 case .request(let request): request.cancel()
-                case .tunnel(let end): end.streamClosed()
+                case .tunnel(let end):
+                    end.streamClosed()
+                    if !self.holdsTunnels { self.machine.tunnelsGone(now: .now()) }
                 }
                 self.perform(self.machine.streamClosed(now: .now()))
             case .writable(let id):
@@ -365,6 +363,14 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
         )
         record.status = status
         self.loop.requestFinished(record)
+    }
+
+    /// Whether a WebSocket runs on one of the streams.
+    private var holdsTunnels: Bool {
+        self.streams.values.contains {
+            if case .tunnel = $0 { return true }
+            return false
+        }
     }
 
     /// The connection is gone: every request still running is cancelled (and logged as such),
@@ -510,6 +516,7 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
         self.session.submitResponse(stream: id, headers: accepted, hasBody: true)
         let end = NGHTTP2TunnelEnd(wire: StreamWire(handler: self, id: id))
         self.streams[id] = .tunnel(end)
+        self.machine.tunnelOpened()
         // Request bytes that went upstream before the handshake (none from a conforming client)
         // have their window opened here.
         self.session.consumeTaken(stream: id)
