@@ -249,22 +249,43 @@ public final class Junction: Sendable {
         let onListening = self.onListening
         let logger = self.logger
         let admin = adminService
+        let accept: @Sendable () -> Void = {
+            listeners.startAccepting()
+            admin?.startAccepting()
+            onListening?()
+            notifier.notify("READY=1")
+            coordinator.ready()
+        }
         ready.withLockedValue {
             $0 = {
-                listeners.startAccepting()
-                admin?.startAccepting()
-                onListening?()
-                if let handover, let inherited {
-                    for socket in inherited.closeRest() {
-                        logger.info(
-                            "inherited socket closed: no longer configured",
-                            metadata: ["kind": "\(socket.kind.rawValue)", "address": "\(socket.address)"]
+                guard let handover, let inherited else { return accept() }
+                for socket in inherited.closeRest() {
+                    logger.info(
+                        "inherited socket closed: no longer configured",
+                        metadata: ["kind": "\(socket.kind.rawValue)", "address": "\(socket.address)"]
+                    )
+                }
+                Self.reportReady(handover, logger: logger)
+                guard let go = handover.goDescriptor else { return accept() }
+                // The old process stops accepting, then says go: never both on one socket. The
+                // wait blocks, so on a thread of its own.
+                let waiter = NIOThreadPool(numberOfThreads: 1)
+                waiter.start()
+                Task {
+                    let start = try? await waiter.runIfActive {
+                        HandoverGo.wait(on: go, previousPID: handover.previousPID)
+                    }
+                    try? await waiter.shutdownGracefully()
+                    switch start ?? .accept("the wait failed") {
+                    case .accept(let reason):
+                        logger.notice("upgrade: accepting", metadata: ["pid": "\(getpid())", "because": "\(reason)"])
+                        accept()
+                    case .stop:
+                        logger.warning(
+                            "upgrade: the old process called the hand-over off; not accepting (it stops this process)"
                         )
                     }
-                    Self.reportReady(handover, logger: logger)
                 }
-                notifier.notify("READY=1")
-                coordinator.ready()
             }
         }
         self.logger.info(

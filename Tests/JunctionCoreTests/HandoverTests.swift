@@ -2,6 +2,10 @@ import Testing
 
 @testable import JunctionCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The hand-over of an upgrade in environment variables: what the old process writes, the new one
 /// reads back, and every malformed value named with its variable.
 @Suite("Upgrade hand-over variables")
@@ -14,6 +18,7 @@ struct HandoverTests {
         ],
         readyDescriptor: 6,
         standardErrorDescriptor: 7,
+        goDescriptor: 8,
         previousPID: 4242
     )
 
@@ -27,6 +32,7 @@ struct HandoverTests {
         #expect(environment[Handover.Variable.ready] == "6")
         #expect(environment[Handover.Variable.standardError] == "7")
         #expect(environment[Handover.Variable.previousPID] == "4242")
+        #expect(environment[Handover.Variable.go] == "8")
         #expect(try Handover.parse(environment) == Self.sample)
     }
 
@@ -74,6 +80,28 @@ struct HandoverTests {
         } throws: { error in
             "\(error)".contains(message)
         }
+    }
+
+    @Test("The go pipe: go once the old process stopped accepting; called off; the old process gone")
+    func goPipe() {
+        func pipePair() -> (read: CInt, write: CInt) {
+            var ends: [CInt] = [-1, -1]
+            #expect(pipe(&ends) == 0)
+            return (ends[0], ends[1])
+        }
+        let said = pipePair()
+        let word = Array("go\n".utf8)
+        _ = word.withUnsafeBytes { write(said.write, $0.baseAddress, $0.count) }
+        close(said.write)
+        #expect(HandoverGo.wait(on: said.read, previousPID: getppid()) == .accept("the old process stopped accepting"))
+
+        let calledOff = pipePair()
+        close(calledOff.write)
+        #expect(HandoverGo.wait(on: calledOff.read, previousPID: getppid()) == .stop, "the old process lives: off")
+
+        let gone = pipePair()
+        close(gone.write)
+        #expect(HandoverGo.wait(on: gone.read, previousPID: -2) == .accept("the old process is gone"))
     }
 
     @Test("An empty socket list is valid: every listener binds anew")

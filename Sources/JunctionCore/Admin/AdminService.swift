@@ -348,7 +348,7 @@ final class AdminService: Service {
         )
         self.onBound()
         try? await gracefulShutdown()
-        self.stopAccepting()
+        await self.stopAccepting()
     }
 
     /// Starts accepting (the process is ready).
@@ -371,12 +371,12 @@ final class AdminService: Service {
 
     /// Stops accepting: after a hand-over the new process answers here (the socket stays open
     /// there); at shutdown it closes.
-    func stopAccepting() {
+    func stopAccepting() async {
         let channel = self.serving.withLockedValue { serving in
             defer { serving = nil }
             return serving?.channel
         }
-        channel?.close(promise: nil)
+        try? await channel?.close()
     }
 }
 

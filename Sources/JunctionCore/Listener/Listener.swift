@@ -176,7 +176,8 @@ final class Listener: Sendable {
 
     /// The process that replaced this one took the socket: stop accepting (the socket stays open
     /// there), and tell every connection with `HandoverEvent` (requests finish, tunnels stay for
-    /// the drainer). Returns once the last connection closed.
+    /// the drainer). Returns once the socket is closed here (`waitUntilEmpty` waits for the
+    /// connections).
     func handOver() async {
         let serving: Channel? = self.state.withLockedValue { state in
             guard case .serving(let channel, _) = state else { return nil }
@@ -189,13 +190,19 @@ final class Listener: Sendable {
             "listener handed over",
             metadata: ["listener": "\(self.name)", "open_connections": "\(self.counter.value)"]
         )
-        self.stopServing(channel, event: HandoverEvent())
+        try? await self.stopServing(channel, event: HandoverEvent()).get()
+    }
+
+    /// Returns once the listener stopped serving and its last connection closed.
+    func waitUntilEmpty() async {
         try? await self.emptiedPromise.futureResult.get()
     }
 
     /// Closes the listening channel (this process's copy of the socket) and tells every open
     /// connection, on its own loop, with `event`.
-    private func stopServing(_ channel: Channel, event: any Sendable) {
+    /// Returns the listening channel's close.
+    @discardableResult
+    private func stopServing(_ channel: Channel, event: any Sendable) -> EventLoopFuture<Void> {
         let emptied = self.emptiedPromise
         let counter = self.counter
         counter.startDraining()
@@ -208,9 +215,11 @@ final class Listener: Sendable {
         }
         // Counted once the socket is closed here: a connection the server loop accepted before
         // the close is counted by then (`ConnectionLimiter`), so "none left" means none.
-        channel.close().whenComplete { _ in
+        let closed = channel.close()
+        closed.whenComplete { _ in
             counter.whenAllClosed { emptied.succeed() }
         }
+        return closed
     }
 
     /// Stops accepting and waits until the open connections are gone: they close once idle, get

@@ -170,21 +170,31 @@ final class ListenerManager: Service {
         return sockets
     }
 
-    /// The new process serves: every listener stops accepting and its connections finish (tunnels
-    /// closed by the drainer). Returns once none is left, listeners an earlier reload removed
-    /// included; false if a shutdown began first (it drains them instead).
-    @discardableResult
-    func handOver() async -> Bool {
+    /// The new process serves: every listener stops accepting (its socket closed here, open in the
+    /// new process) and tells its connections (`HandoverEvent`). Returns once every socket is
+    /// closed here; false if a shutdown began first (it drains them instead).
+    func stopAccepting() async -> Bool {
         let listeners: [Listener]? = self.state.withLockedValue { state in
             guard state == .serving else { return nil }
             state = .handedOver
             return self.all
         }
         guard let listeners else { return false }
+        for listener in listeners {
+            await listener.handOver()
+        }
+        return true
+    }
+
+    /// After `stopAccepting`: returns once no connection is left, those of listeners an earlier
+    /// reload removed included.
+    @discardableResult
+    func waitUntilDrained() async -> Bool {
+        let listeners = self.all
         let earlier = self.drains.withLockedValue { $0 }
         await withTaskGroup(of: Void.self) { group in
             for listener in listeners {
-                group.addTask { await listener.handOver() }
+                group.addTask { await listener.waitUntilEmpty() }
             }
             for drain in earlier {
                 group.addTask { await drain.value }

@@ -12,6 +12,8 @@
 /// - `JUNCTION_READY_FD`: the pipe the new process writes `ready <pid>` to once it serves;
 /// - `JUNCTION_STDERR_FD`: the real stderr, which the new process takes as its fd 2 once ready (until
 ///   then its stderr is a pipe the old process reads, to log the tail if it fails);
+/// - `JUNCTION_GO_FD`: a pipe the old process closes once it stopped accepting; the new process
+///   accepts only then, so the two never accept on one socket at once;
 /// - `JUNCTION_UPGRADE_FROM`: the old process's pid, for the log.
 public struct Handover: Sendable, Equatable {
     /// Whether a socket is a client-facing listener or the admin listener.
@@ -43,7 +45,8 @@ public struct Handover: Sendable, Equatable {
         public static let ready = "JUNCTION_READY_FD"
         public static let standardError = "JUNCTION_STDERR_FD"
         public static let previousPID = "JUNCTION_UPGRADE_FROM"
-        static let all = [sockets, ready, standardError, previousPID]
+        public static let go = "JUNCTION_GO_FD"
+        static let all = [sockets, ready, standardError, previousPID, go]
     }
 
     public var sockets: [Socket]
@@ -51,13 +54,22 @@ public struct Handover: Sendable, Equatable {
     public var readyDescriptor: CInt
     /// The real stderr to take once ready (nil: keep fd 2 as it is).
     public var standardErrorDescriptor: CInt?
+    /// The read end of the go pipe: accept once it ends (nil: accept at once).
+    public var goDescriptor: CInt?
     /// The process that started this one.
     public var previousPID: Int32
 
-    public init(sockets: [Socket], readyDescriptor: CInt, standardErrorDescriptor: CInt?, previousPID: Int32) {
+    public init(
+        sockets: [Socket],
+        readyDescriptor: CInt,
+        standardErrorDescriptor: CInt?,
+        goDescriptor: CInt? = nil,
+        previousPID: Int32
+    ) {
         self.sockets = sockets
         self.readyDescriptor = readyDescriptor
         self.standardErrorDescriptor = standardErrorDescriptor
+        self.goDescriptor = goDescriptor
         self.previousPID = previousPID
     }
 
@@ -104,11 +116,16 @@ public struct Handover: Sendable, Equatable {
         if let text = environment[Variable.standardError] {
             standardError = try Self.descriptor(text, variable: Variable.standardError)
         }
+        var go: CInt?
+        if let text = environment[Variable.go] {
+            go = try Self.descriptor(text, variable: Variable.go)
+        }
         let previous = environment[Variable.previousPID].flatMap { Int32($0) } ?? 0
         return Handover(
             sockets: sockets,
             readyDescriptor: readyDescriptor,
             standardErrorDescriptor: standardError,
+            goDescriptor: go,
             previousPID: previous
         )
     }
@@ -124,6 +141,9 @@ public struct Handover: Sendable, Equatable {
         ]
         if let standardError = self.standardErrorDescriptor {
             variables[Variable.standardError] = String(standardError)
+        }
+        if let go = self.goDescriptor {
+            variables[Variable.go] = String(go)
         }
         return variables
     }

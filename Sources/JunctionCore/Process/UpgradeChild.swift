@@ -12,6 +12,9 @@ struct UpgradeChild: Sendable {
     private let readyDescriptor: CInt
     /// The read end of the new process's stderr while it starts.
     private let errorDescriptor: CInt
+    /// The write end of the go pipe: closed (`go`) once this process stopped accepting, so the
+    /// two never accept on the same socket at once.
+    private let goDescriptor: CInt
 
     /// How much of the new process's stderr is kept for the failure line.
     static let tailBytes = 2048
@@ -24,12 +27,13 @@ struct UpgradeChild: Sendable {
         sockets: [Handover.Socket]
     ) throws -> UpgradeChild {
         // The new process's descriptors: 0 and 1 as here, 2 the stderr pipe, then the sockets, the
-        // ready pipe, the real stderr. Every source is first copied above that range, so no
-        // `dup2` of the file actions overwrites a source still to be copied.
+        // ready pipe, the real stderr, the go pipe. Every source is first copied above that range,
+        // so no `dup2` of the file actions overwrites a source still to be copied.
         let first: CInt = 3
         let readyTarget = first + CInt(sockets.count)
         let standardErrorTarget = readyTarget + 1
-        let floor = standardErrorTarget + 1
+        let goTarget = standardErrorTarget + 1
+        let floor = goTarget + 1
         var opened: [CInt] = []
         defer { for descriptor in opened { close(descriptor) } }
         func copy(_ descriptor: CInt) throws -> CInt {
@@ -39,6 +43,7 @@ struct UpgradeChild: Sendable {
         }
         var ready: [CInt] = [-1, -1]
         var error: [CInt] = [-1, -1]
+        var go: [CInt] = [-1, -1]
         guard Self.makePipe(&ready) else {
             throw ListeningSocket.Failure(description: "pipe: \(ListeningSocket.lastError())")
         }
@@ -48,12 +53,18 @@ struct UpgradeChild: Sendable {
             close(ready[1])
             throw ListeningSocket.Failure(description: "pipe: \(failure)")
         }
-        opened += [ready[1], error[1]]
+        guard Self.makePipe(&go) else {
+            let failure = ListeningSocket.lastError()
+            for descriptor in ready + error { close(descriptor) }
+            throw ListeningSocket.Failure(description: "pipe: \(failure)")
+        }
+        opened += [ready[1], error[1], go[0]]
         var keep = false
         defer {
             if !keep {
                 close(ready[0])
                 close(error[0])
+                close(go[1])
             }
         }
         var moves: [(source: CInt, target: CInt)] = []
@@ -68,11 +79,13 @@ struct UpgradeChild: Sendable {
         moves.append((try copy(ready[1]), readyTarget))
         moves.append((try copy(STDERR_FILENO), standardErrorTarget))
         moves.append((try copy(error[1]), STDERR_FILENO))
+        moves.append((try copy(go[0]), goTarget))
 
         let handover = Handover(
             sockets: handed,
             readyDescriptor: readyTarget,
             standardErrorDescriptor: standardErrorTarget,
+            goDescriptor: goTarget,
             previousPID: getpid()
         )
         var actions = posix_spawn_file_actions_t()
@@ -119,7 +132,7 @@ struct UpgradeChild: Sendable {
             )
         }
         keep = true
-        return UpgradeChild(pid: pid, readyDescriptor: ready[0], errorDescriptor: error[0])
+        return UpgradeChild(pid: pid, readyDescriptor: ready[0], errorDescriptor: error[0], goDescriptor: go[1])
     }
 
     /// This process's environment without an earlier hand-over's variables, plus `variables`.
@@ -259,6 +272,18 @@ struct UpgradeChild: Sendable {
     private func closeReadEnds() {
         close(self.readyDescriptor)
         close(self.errorDescriptor)
+        close(self.goDescriptor)
+    }
+
+    /// After `.ready`: `accept` true once this process stopped accepting (the new process accepts
+    /// now), false when the hand-over is called off (the new process is being stopped and must not
+    /// accept). Once.
+    func go(accept: Bool) {
+        if accept {
+            let word = Array("go\n".utf8)
+            _ = word.withUnsafeBytes { write(self.goDescriptor, $0.baseAddress, $0.count) }
+        }
+        close(self.goDescriptor)
     }
 
     /// "exited with status 1", "was killed by signal 9".

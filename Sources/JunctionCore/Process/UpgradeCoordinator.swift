@@ -115,7 +115,7 @@ final class UpgradeCoordinator: Service {
         do {
             spawned = try self.spawn(command)
         } catch {
-            return await self.finished(.failed(pid: nil, reason: "\(error)"))
+            return await self.finished(.failed(pid: nil, reason: "\(error)"), child: nil)
         }
         if case .stopChild = self.machine.withLockedValue({ $0.spawned(pid: spawned.pid) }) {
             spawned.terminate()
@@ -140,7 +140,7 @@ final class UpgradeCoordinator: Service {
             if ready { try? await watcher.runIfActive { spawned.forwardRest() } }
             try? await watcher.shutdownGracefully()
         }
-        return await self.finished(outcome)
+        return await self.finished(outcome, child: spawned)
     }
 
     /// Starts the new process with copies of every listening socket.
@@ -165,10 +165,10 @@ final class UpgradeCoordinator: Service {
 
     /// Carries out what the new process's outcome means; true once this process handed over and
     /// drained.
-    private func finished(_ outcome: UpgradeStateMachine.Outcome) async -> Bool {
+    private func finished(_ outcome: UpgradeStateMachine.Outcome, child: UpgradeChild?) async -> Bool {
         switch self.machine.withLockedValue({ $0.finished(outcome) }) {
         case .handOver(let pid):
-            guard await self.handOver(to: pid) else {
+            guard let child, await self.handOver(to: pid, child: child) else {
                 self.machine.withLockedValue { $0.handOverFailed() }
                 return false
             }
@@ -179,6 +179,7 @@ final class UpgradeCoordinator: Service {
         case .stopChild(let pid):
             self.logger.warning("shutting down: stopping the new process (pid \(pid)) too")
             kill(pid, SIGTERM)
+            child?.go(accept: false)
             return false
         case .none:
             return false
@@ -188,7 +189,7 @@ final class UpgradeCoordinator: Service {
     /// The new process serves: systemd hears its pid, this process stops accepting, its requests
     /// finish and its tunnels close at each pool's pace; returns once no connection is left.
     @discardableResult
-    private func handOver(to pid: Int32) async -> Bool {
+    private func handOver(to pid: Int32, child: UpgradeChild) async -> Bool {
         // systemd must hear of the new main process before this one exits, or it would read the
         // exit as the service's end and stop the new one with it. READY=1 rides along: a reload
         // of this process still running would leave the unit "reloading" otherwise.
@@ -197,6 +198,7 @@ final class UpgradeCoordinator: Service {
                 "upgrade failed, this process (pid \(getpid())) goes on serving: systemd could not be told the new main pid; stopping the new process (pid \(pid))"
             )
             kill(pid, SIGTERM)
+            child.go(accept: false)
             return false
         }
         // From here on the new process is the service: this one's exit must not read as a stop.
@@ -205,11 +207,15 @@ final class UpgradeCoordinator: Service {
             "upgrade: handed over to the new process",
             metadata: ["from_pid": "\(getpid())", "to_pid": "\(pid)"]
         )
-        self.admin?.stopAccepting()
-        // The listeners close their sockets first (on their loops, at once); the first tunnel is
-        // closed on the drainer's next round, so its client reconnects to the new process.
-        async let drained: Bool = self.listeners.handOver()
+        // This process stops accepting first, then the new one starts: never both on one socket
+        // (two processes woken for one connection; the kernel queue holds it meanwhile).
+        await self.admin?.stopAccepting()
+        let handedOver = await self.listeners.stopAccepting()
+        child.go(accept: true)
+        // Then the first tunnel is closed, on the drainer's next round: its client reconnects to
+        // the new process.
         self.drainer.retire()
+        async let drained: Bool = handedOver ? self.listeners.waitUntilDrained() : false
         let progress = Task {
             while !Task.isCancelled {
                 try await Task.sleep(for: Self.progressInterval)
