@@ -278,8 +278,8 @@ public final class Junction: Sendable {
                     try? await waiter.shutdownGracefully()
                     switch start ?? .accept("the wait failed") {
                     case .accept(let reason):
-                        logger.notice("upgrade: accepting", metadata: ["pid": "\(getpid())", "because": "\(reason)"])
                         accept()
+                        logger.notice("upgrade: accepting", metadata: ["pid": "\(getpid())", "because": "\(reason)"])
                     case .stop:
                         logger.warning(
                             "upgrade: the old process called the hand-over off; not accepting (it stops this process)"

@@ -110,10 +110,13 @@ struct UpgradeTests {
         successor = Self.successor(of: junction)
         let newPID = try #require(successor, "no hand-over; stderr:\n\(junction.stderr)")
         #expect(newPID != oldPID)
-        #expect(junction.stderr.contains("upgrade: took over the listeners from_pid=\(oldPID) pid=\(newPID)"))
+        #expect(
+            junction.waitForStderr { $0.contains("upgrade: took over the listeners from_pid=\(oldPID) pid=\(newPID)") }
+        )
         #expect(junction.waitForStdout(timeout: 20) { $0.contains("listening name=extra ") })
         // While the old process drains, neither process starts another upgrade (a signal sent to
         // every process of the service, as `systemctl kill` does by default).
+        #expect(junction.waitForStderr { $0.contains("upgrade: accepting because=") }, "\(junction.stderr)")
         junction.signal(SIGUSR2)
         kill(newPID, SIGUSR2)
         #expect(
@@ -144,7 +147,7 @@ struct UpgradeTests {
         load.writeLine("stop")
         let report = try JSONSerialization.jsonObject(with: Data(try load.readLine(timeout: 40).utf8)) as? [String: Any]
         let stats = try #require(report)
-        #expect(stats["failures"] as? [String] == [], "\(stats)")
+        #expect(stats["failures"] as? [String] == [], "\(stats)\nstderr:\n\(junction.stderr)")
         #expect(stats["refused"] as? Int == 0, "\(stats)")
         #expect((stats["ok"] as? Int ?? 0) > 50 && (stats["connects"] as? Int ?? 0) > 10, "\(stats)")
 

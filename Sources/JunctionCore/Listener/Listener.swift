@@ -213,9 +213,17 @@ final class Listener: Sendable {
                 }
             }
         }
+        // Accepting stops first; the close waits until every connection already accepted has been
+        // set up on its loop and handed through the server channel (NIO closes an accepted
+        // connection whose server channel closed before that: its client would see a reset).
         // Counted once the socket is closed here: a connection the server loop accepted before
         // the close is counted by then (`ConnectionLimiter`), so "none left" means none.
-        let closed = channel.close()
+        let serverLoop = channel.eventLoop
+        let loops = Array(self.group.makeIterator())
+        let closed = channel.setOption(.autoRead, value: false)
+            .flatMap { EventLoopFuture.andAllComplete(loops.map { $0.submit {} }, on: serverLoop) }
+            .flatMap { serverLoop.submit {} }
+            .flatMap { channel.close() }
         closed.whenComplete { _ in
             counter.whenAllClosed { emptied.succeed() }
         }

@@ -68,7 +68,7 @@ def fresh():
                 stats["refused"] += 1
             count("fresh", False, f"refused: {error}")
         except Exception as error:
-            count("fresh", False, f"{type(error).__name__}: {error}")
+            count("fresh", False, f"{type(error).__name__}: {error} (at {time.strftime('%H:%M:%S', time.gmtime())}.{int(time.time() * 1000) % 1000:03d})")
         time.sleep(0.01)
 
 
@@ -112,7 +112,7 @@ def keepalive():
                     with lock:
                         stats["retried"] += 1
                     continue
-                count("keepalive", False, f"{type(error).__name__}: {error}")
+                count("keepalive", False, f"{type(error).__name__}: {error} (attempt {attempt}, reused {was_reused}, at {time.strftime('%H:%M:%S', time.gmtime())}.{int(time.time() * 1000) % 1000:03d})")
                 break
             except ConnectionRefusedError as error:
                 connection = None
