@@ -261,7 +261,9 @@ final class ConfigFileDecoder {
     }
 
     private func route(_ node: ConfigNode) -> RouteConfig? {
-        guard let entries = self.reader.mapping(node, allowed: ["name", "match", "pool", "compress"]) else {
+        guard
+            let entries = self.reader.mapping(node, allowed: ["name", "match", "pool", "compress", "response_headers"])
+        else {
             return nil
         }
         var name: String?
@@ -269,6 +271,7 @@ final class ConfigFileDecoder {
         var prefixes: [String] = []
         var hosts: [String] = []
         var compress = false
+        var responseHeaders: [ResponseHeaderSetting] = []
         var ok = true
         for (key, value) in entries {
             switch key {
@@ -278,6 +281,12 @@ final class ConfigFileDecoder {
                 if pool == nil { ok = false }
             case "compress":
                 compress = self.reader.bool(value) ?? false
+            case "response_headers":
+                guard let headers = self.responseHeaders(value) else {
+                    ok = false
+                    continue
+                }
+                responseHeaders = headers
             case "match":
                 guard let match = self.reader.mapping(value, allowed: ["path_prefix", "host"]) else {
                     ok = false
@@ -316,10 +325,59 @@ final class ConfigFileDecoder {
         route.pathPrefixes = prefixes
         route.hosts = hosts
         route.compress = compress
+        route.responseHeaders = responseHeaders
         if let poolNode = entries.first(where: { $0.key == "pool" })?.value {
             self.routePoolNodes.append((pool, poolNode))
         }
         return ok ? route : nil
+    }
+
+    /// A route's `response_headers`: names and values checked (`ResponseHeaderSyntax`), file
+    /// order kept, a name given twice in another case refused. Nil when any entry is wrong.
+    private func responseHeaders(_ node: ConfigNode) -> [ResponseHeaderSetting]? {
+        guard case .mapping(let mapping) = node.node else {
+            self.reader.error(node, "expected a mapping of header name to value, got \(node.kindDescription)")
+            return nil
+        }
+        var result: [ResponseHeaderSetting] = []
+        var seen: [String: ConfigNode] = [:]
+        var ok = true
+        for (keyNode, valueNode) in mapping {
+            guard case .scalar(let keyScalar) = keyNode else {
+                self.reader.error(ConfigNode(node: keyNode, path: node.path, file: node.file), "expected a header name")
+                ok = false
+                continue
+            }
+            let name = keyScalar.string
+            let value = node.child(name, node: valueNode)
+            // Name problems point at the name, value problems at the value.
+            let key = ConfigNode(node: keyNode, path: value.path, file: node.file)
+            if let problem = ResponseHeaderSyntax.nameProblem(name) {
+                self.reader.error(key, problem)
+                ok = false
+                continue
+            }
+            if let first = seen[name.lowercased()] {
+                self.reader.error(
+                    key,
+                    "duplicate header name (names are case-insensitive; first at \(first.location?.description ?? first.path))"
+                )
+                ok = false
+                continue
+            }
+            seen[name.lowercased()] = key
+            guard let text = self.reader.string(value, allowEmpty: true) else {
+                ok = false
+                continue
+            }
+            if let problem = ResponseHeaderSyntax.valueProblem(text) {
+                self.reader.error(value, problem)
+                ok = false
+                continue
+            }
+            result.append(ResponseHeaderSetting(name: name, value: text))
+        }
+        return ok ? result : nil
     }
 
     // MARK: pools

@@ -165,10 +165,27 @@ public struct RouteConfig: Sendable, Equatable {
     public var pool: String
     /// Gzip compressible responses the upstream left uncompressed.
     public var compress: Bool = false
+    /// `response_headers`, in file order: set on every response of the route (an empty value
+    /// removes the field). Names are unique, compared case-insensitively.
+    public var responseHeaders: [ResponseHeaderSetting] = []
 
     public init(name: String, pool: String) {
         self.name = name
         self.pool = pool
+    }
+}
+
+/// One `response_headers` entry of a route: the field's name as written, and its value (empty:
+/// the field is removed).
+public struct ResponseHeaderSetting: Sendable, Equatable {
+    /// The field name as written in the file (an RFC 9110 token).
+    public var name: String
+    /// The field value; empty removes every field of that name.
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
     }
 }
 

@@ -270,7 +270,9 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         let details = ResponseDetails(
             requestID: self.relay.record.requestID,
             bodyless: bodyless,
-            closeConnection: close || self.facts.wantsClose
+            closeConnection: close || self.facts.wantsClose,
+            // Junction's own answers on a route carry its headers too (a 404 has no route).
+            rules: self.relay.route?.responseHeaders
         )
         self.wire.writeHead(head, details)
         if !bodyless { _ = self.wire.writeBody(self.loop.allocator.buffer(string: body)) }
@@ -310,7 +312,8 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
             gzip: gzip,
             // A refused upgrade leaves the HTTP/1.1 request decoder in upgrade mode: the
             // connection cannot go on.
-            closeConnection: self.facts.wantsClose || self.facts.isWebSocketUpgrade
+            closeConnection: self.facts.wantsClose || self.facts.isWebSocketUpgrade,
+            rules: self.relay.route?.responseHeaders
         )
         self.wire.writeHead(head, details)
     }
@@ -387,7 +390,17 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         let status: UInt = self.relay.record.version.major == 2 ? 200 : 101
         let record = self.relay.tunnelOpened(status: status, backend: backend)
         let ledger = TunnelLedger(loop: self.loop, lease: lease, route: self.relay.route, record: record)
-        self.end(.tunnel(TunnelHandover(upstream: upstream, ledger: ledger, head: head, requestID: record.requestID)))
+        self.end(
+            .tunnel(
+                TunnelHandover(
+                    upstream: upstream,
+                    ledger: ledger,
+                    head: head,
+                    requestID: record.requestID,
+                    rules: self.relay.route?.responseHeaders
+                )
+            )
+        )
     }
 
     // MARK: ResponseSink

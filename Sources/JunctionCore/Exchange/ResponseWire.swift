@@ -34,6 +34,8 @@ struct ResponseDetails {
     /// The request asked for (or needs) the end of the connection after this response: HTTP/1.1
     /// only, where it adds `Connection: close`.
     var closeConnection = false
+    /// The route's `response_headers` (nil: none configured, or no route).
+    var rules: ResponseHeaderRules? = nil
 }
 
 /// How a response ends on the wire.
@@ -53,4 +55,6 @@ struct TunnelHandover {
     let ledger: TunnelLedger
     let head: HTTPResponseHead
     let requestID: String
+    /// The route's `response_headers`, for the 101 (HTTP/1.1) or the 200 (RFC 8441).
+    let rules: ResponseHeaderRules?
 }

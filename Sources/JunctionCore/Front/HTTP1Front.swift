@@ -346,6 +346,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             keepAlive: keepAlive,
             setCookie: details.setCookie,
             gzip: details.gzip,
+            rules: details.rules,
             allocator: self.loop.allocator
         )
         if closeDelimited {
@@ -405,6 +406,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
                 bodyless: true,
                 keepAlive: true,
                 isTunnel: true,
+                rules: handover.rules,
                 allocator: self.loop.allocator
             )
             context.writeAndFlush(self.wrapOutboundOut(head), promise: nil)

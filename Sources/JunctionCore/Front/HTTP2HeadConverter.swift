@@ -166,12 +166,16 @@ enum HTTP2HeadConverter {
         requestID: String,
         bodyless: Bool,
         setCookie: String? = nil,
-        gzip: Bool = false
+        gzip: Bool = false,
+        rules: ResponseHeaderRules? = nil
     )
         -> HPACKHeaders
     {
         // The upstream's fields, :status and x-request-id: one allocation instead of a doubling each.
-        var sink = HPACKResponseSink(status: upstream.status.code, capacity: upstream.headers.count + 3)
+        var sink = HPACKResponseSink(
+            status: upstream.status.code,
+            capacity: upstream.headers.count + 3 + (rules?.http2Fields.count ?? 0)
+        )
         _ = HeaderRewriter.rewriteResponseHeaders(
             upstream,
             requestID: requestID,
@@ -181,6 +185,7 @@ enum HTTP2HeadConverter {
             isTunnel: false,
             setCookie: setCookie,
             gzip: gzip,
+            rules: rules,
             into: &sink
         )
         return sink.headers
@@ -188,14 +193,18 @@ enum HTTP2HeadConverter {
 
     /// The `:status 200` that accepts an RFC 8441 WebSocket, with the subprotocol and extensions the
     /// backend chose.
-    static func webSocketAccepted(_ upstream: HTTPResponseHead, requestID: String) -> HPACKHeaders {
-        var headers = HPACKHeaders()
-        headers.add(name: ":status", value: "200")
-        for name in ["sec-websocket-protocol", "sec-websocket-extensions"] {
-            for value in upstream.headers[name] { headers.add(name: name, value: value) }
+    static func webSocketAccepted(
+        _ upstream: HTTPResponseHead,
+        requestID: String,
+        rules: ResponseHeaderRules? = nil
+    ) -> HPACKHeaders {
+        var sink = HPACKResponseSink(status: 200)
+        for name in ["sec-websocket-protocol", "sec-websocket-extensions"] where rules?.covers(name) != true {
+            for value in upstream.headers[name] { sink.append(name: name, value: value) }
         }
-        headers.add(name: "x-request-id", value: requestID)
-        return headers
+        if let rules { sink.appendRules(rules) }
+        sink.append(name: "x-request-id", value: requestID)
+        return sink.headers
     }
 
     /// Request trailers as HTTP/1.1 fields for the upstream (pseudo-header fields dropped).
@@ -233,5 +242,11 @@ struct HPACKResponseSink: HeaderFieldSink {
             let hasUppercase = name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
             self.headers.add(name: hasUppercase ? name.lowercased() : name, value: value)
         }
+    }
+
+    /// The route's configured fields, lowercased at config load; never connection-specific (`check`
+    /// refuses those names).
+    mutating func appendRules(_ rules: ResponseHeaderRules) {
+        for field in rules.http2Fields { self.headers.add(name: field.name, value: field.value) }
     }
 }

@@ -10,6 +10,8 @@ public struct Route: Sendable {
     public let pool: Pool
     /// Gzip compressible responses.
     public let compress: Bool
+    /// `response_headers`, compiled; nil when the route has none.
+    let responseHeaders: ResponseHeaderRules?
 
     init(config: RouteConfig, pool: Pool) {
         self.name = config.name
@@ -21,6 +23,7 @@ public struct Route: Sendable {
         self.hosts = config.hosts.compactMap(HostPattern.init)
         self.pool = pool
         self.compress = config.compress
+        self.responseHeaders = ResponseHeaderRules(config.responseHeaders)
     }
 
     /// Whether a request for `host` (normalised, may be empty) and routing `path` matches.

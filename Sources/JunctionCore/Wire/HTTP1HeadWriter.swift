@@ -5,6 +5,9 @@ import NIOHTTP1
 /// `HTTPHeaders` where a structured head is needed (the HTTP/2 front's response headers, tests).
 protocol HeaderFieldSink {
     mutating func append(name: String, value: String)
+    /// The fields a route's `response_headers` set (a requirement, so a sink's own faster way is
+    /// taken in generic code; the default appends them one by one).
+    mutating func appendRules(_ rules: ResponseHeaderRules)
 }
 
 extension HTTPHeaders: HeaderFieldSink {
@@ -60,6 +63,11 @@ struct HTTP1HeadWriter: HeaderFieldSink {
         self.buffer.writeStaticString(": ")
         self.buffer.writeString(value)
         self.buffer.writeStaticString("\r\n")
+    }
+
+    /// The route's configured fields: bytes serialized once at config load, copied in one write.
+    mutating func appendRules(_ rules: ResponseHeaderRules) {
+        self.buffer.writeImmutableBuffer(rules.http1Lines)
     }
 
     /// Ends the head (the empty line) and hands over the bytes.

@@ -245,9 +245,13 @@ public enum HeaderRewriter {
         isTunnel: Bool = false,
         setCookie: String? = nil,
         gzip: Bool = false,
+        rules: ResponseHeaderRules? = nil,
         allocator: ByteBufferAllocator
     ) -> (head: ByteBuffer, framing: WireFraming, closeDelimited: Bool) {
-        var writer = HTTP1HeadWriter(allocator: allocator, capacity: 128 + upstream.headers.count * 48)
+        var writer = HTTP1HeadWriter(
+            allocator: allocator,
+            capacity: 128 + upstream.headers.count * 48 + (rules?.http1Lines.readableBytes ?? 0)
+        )
         writer.statusLine(version: clientVersion, status: upstream.status)
         let (framing, closeDelimited) = self.rewriteResponseHeaders(
             upstream,
@@ -258,6 +262,7 @@ public enum HeaderRewriter {
             isTunnel: isTunnel,
             setCookie: setCookie,
             gzip: gzip,
+            rules: rules,
             into: &writer
         )
         return (writer.finish(), framing, closeDelimited)
@@ -269,6 +274,10 @@ public enum HeaderRewriter {
     /// With `gzip` the body's length is unknown (the Content-Length goes), Accept-Ranges goes (byte
     /// ranges of the gzip stream are not those of the upstream's), a strong ETag becomes weak (RFC
     /// 9110 8.8.3: the bytes differ) and Content-Encoding and Vary are added.
+    ///
+    /// A route's `rules` (`response_headers`) drop every upstream field of a configured name and add
+    /// the configured ones after the framing fields; Junction's own additions (gzip's fields, the
+    /// affinity cookie, X-Request-ID) follow them and are not the rules' to change.
     static func rewriteResponseHeaders<Sink: HeaderFieldSink>(
         _ upstream: HTTPResponseHead,
         requestID: String,
@@ -278,6 +287,7 @@ public enum HeaderRewriter {
         isTunnel: Bool,
         setCookie: String? = nil,
         gzip: Bool = false,
+        rules: ResponseHeaderRules? = nil,
         into sink: inout Sink
     ) -> (framing: WireFraming, closeDelimited: Bool) {
         let connectionNamed = self.connectionTokens(upstream.headers)
@@ -296,9 +306,11 @@ public enum HeaderRewriter {
                 // An upstream `identity` goes: the body is gzip now.
                 continue
             case .etag where gzip && !value.hasPrefix("W/"):
+                if let rules, rules.covers(name) { continue }
                 sink.append(name: name, value: "W/" + value)
                 continue
             default:
+                if let rules, rules.covers(name) { continue }
                 if let connectionNamed, connectionNamed.contains(where: { name.equalsCaseInsensitive($0) }) { continue }
                 sink.append(name: name, value: value)
             }
@@ -329,6 +341,7 @@ public enum HeaderRewriter {
             sink.append(name: "Content-Encoding", value: "gzip")
             sink.append(name: "Vary", value: "Accept-Encoding")
         }
+        if let rules { sink.appendRules(rules) }
         if let setCookie { sink.append(name: "Set-Cookie", value: setCookie) }
         sink.append(name: "X-Request-ID", value: requestID)
         return (framing, closeDelimited)

@@ -19,6 +19,10 @@ import Synchronization
 ///   Content-Length or in 3000-byte parts without one.
 /// - `GET /precompressed`: `precompressedBody` labelled `Content-Encoding: gzip`.
 /// - `GET /events`: a `text/event-stream` body.
+///
+/// Any of those answered with `send` (the JSON ones, `/health`, `/events`) given `?powered=1` also
+/// carries `X-Powered-By: Express` twice and `Strict-Transport-Security: max-age=1`, as a Node.js
+/// backend would, for the `response_headers` tests.
 final class HTTPTestBackend: Sendable {
     let name: String
     let host: String
@@ -98,6 +102,8 @@ private final class BackendHandler: ChannelInboundHandler {
     /// The first 64 KiB of the request body, which `/echo` sends back.
     private var bodyPrefix = ByteBuffer()
     private var sourceRemaining = 0
+    /// `?powered=1` on the request being answered.
+    private var powered = false
     private static let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
 
     /// A page that opens a raw-DDP WebSocket to the same origin and puts the outcome in its title.
@@ -146,6 +152,7 @@ private final class BackendHandler: ChannelInboundHandler {
             (components?.queryItems ?? []).map { ($0.name, $0.value ?? "") },
             uniquingKeysWith: { $1 }
         )
+        self.powered = query["powered"] == "1"
         switch path {
         case "/sink":
             self.sendJSON(["backend": self.name, "bytes": self.bodyBytes], context: context)
@@ -275,6 +282,11 @@ private final class BackendHandler: ChannelInboundHandler {
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: String(body.utf8.count))
         headers.add(name: "X-Backend", value: self.name)
+        if self.powered {
+            headers.add(name: "X-Powered-By", value: "Express")
+            headers.add(name: "strict-transport-security", value: "max-age=1")
+            headers.add(name: "x-powered-by", value: "Express again")
+        }
         context.write(
             self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
             promise: nil

@@ -4,8 +4,9 @@ import Foundation
 /// (Junction prints the port it bound).
 enum TestConfig {
     /// `monolith` and `ddp` are backend addresses; `tls` adds an HTTPS listener named `https` using
-    /// cert.pem/key.pem next to the config (`http2` turns h2 on there); `extraListeners`, `limits` and
-    /// the pool extras are inserted verbatim.
+    /// cert.pem/key.pem next to the config (`http2` turns h2 on there); `extraListeners`, `limits`,
+    /// the pool extras and `monolithRouteExtra` (keys of the monolith route, indented 4) are inserted
+    /// verbatim.
     static func split(
         monolith: [String],
         ddp: [String],
@@ -15,6 +16,7 @@ enum TestConfig {
         limits: String = "",
         ddpPoolExtra: String = "",
         monolithPoolExtra: String = "",
+        monolithRouteExtra: String = "",
         accessLog: String = "stdout"
     ) -> String {
         var yaml = """
@@ -45,6 +47,7 @@ enum TestConfig {
                 pool: ddp-streamer
               - name: monolith
                 pool: monolith
+            \(monolithRouteExtra)
             pools:
               ddp-streamer:
                 balance: least_conn

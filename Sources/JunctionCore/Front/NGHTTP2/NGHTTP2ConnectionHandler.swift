@@ -484,7 +484,8 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
             requestID: details.requestID,
             bodyless: details.bodyless,
             setCookie: details.setCookie,
-            gzip: details.gzip
+            gzip: details.gzip,
+            rules: details.rules
         )
         self.session.submitResponse(stream: id, headers: block, hasBody: !details.bodyless)
     }
@@ -511,7 +512,11 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
     /// The backend accepted an RFC 8441 WebSocket: 200, and the stream's request gives way to the
     /// tunnel's client end, paired with the upstream socket.
     private func openTunnel(stream id: Int32, _ handover: TunnelHandover) {
-        let accepted = HTTP2HeadConverter.webSocketAccepted(handover.head, requestID: handover.requestID)
+        let accepted = HTTP2HeadConverter.webSocketAccepted(
+            handover.head,
+            requestID: handover.requestID,
+            rules: handover.rules
+        )
         // The stream stays open both ways: its DATA is the WebSocket's bytes from now on.
         self.session.submitResponse(stream: id, headers: accepted, hasBody: true)
         let end = NGHTTP2TunnelEnd(wire: StreamWire(handler: self, id: id))
