@@ -177,10 +177,7 @@ public final class Junction: Sendable {
         let notifier = self.process.notifier
         // Every listener and the admin listener bound: they accept from now on, and the process
         // says it serves (stdout's listening lines are out already).
-        let ready = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
-        let readiness = Readiness(parts: config.admin == nil ? 1 : 2) {
-            ready.withLockedValue { $0 }?()
-        }
+        let readiness = Readiness(parts: config.admin == nil ? 1 : 2)
         let listeners = ListenerManager(
             settings: self.prepared.listenerSettings,
             maxConnections: config.limits.maxConnections,
@@ -256,35 +253,33 @@ public final class Junction: Sendable {
             notifier.notify("READY=1")
             coordinator.ready()
         }
-        ready.withLockedValue {
-            $0 = {
-                guard let handover, let inherited else { return accept() }
-                for socket in inherited.closeRest() {
-                    logger.info(
-                        "inherited socket closed: no longer configured",
-                        metadata: ["kind": "\(socket.kind.rawValue)", "address": "\(socket.address)"]
-                    )
+        readiness.whenReady {
+            guard let handover, let inherited else { return accept() }
+            for socket in inherited.closeRest() {
+                logger.info(
+                    "inherited socket closed: no longer configured",
+                    metadata: ["kind": "\(socket.kind.rawValue)", "address": "\(socket.address)"]
+                )
+            }
+            Self.reportReady(handover, logger: logger)
+            guard let go = handover.goDescriptor else { return accept() }
+            // The old process stops accepting, then says go: never both on one socket. The
+            // wait blocks, so on a thread of its own.
+            let waiter = NIOThreadPool(numberOfThreads: 1)
+            waiter.start()
+            Task {
+                let start = try? await waiter.runIfActive {
+                    HandoverGo.wait(on: go, previousPID: handover.previousPID)
                 }
-                Self.reportReady(handover, logger: logger)
-                guard let go = handover.goDescriptor else { return accept() }
-                // The old process stops accepting, then says go: never both on one socket. The
-                // wait blocks, so on a thread of its own.
-                let waiter = NIOThreadPool(numberOfThreads: 1)
-                waiter.start()
-                Task {
-                    let start = try? await waiter.runIfActive {
-                        HandoverGo.wait(on: go, previousPID: handover.previousPID)
-                    }
-                    try? await waiter.shutdownGracefully()
-                    switch start ?? .accept("the wait failed") {
-                    case .accept(let reason):
-                        accept()
-                        logger.notice("upgrade: accepting", metadata: ["pid": "\(getpid())", "because": "\(reason)"])
-                    case .stop:
-                        logger.warning(
-                            "upgrade: the old process called the hand-over off; not accepting (it stops this process)"
-                        )
-                    }
+                try? await waiter.shutdownGracefully()
+                switch start ?? .accept("the wait failed") {
+                case .accept(let reason):
+                    accept()
+                    logger.notice("upgrade: accepting", metadata: ["pid": "\(getpid())", "because": "\(reason)"])
+                case .stop:
+                    logger.warning(
+                        "upgrade: the old process called the hand-over off; not accepting (it stops this process)"
+                    )
                 }
             }
         }

@@ -300,14 +300,8 @@ final class AdminService: Service {
         let taken = self.inherited?.takeAdmin(address: self.address)
         let descriptor: CInt
         do {
-            if let taken {
-                try ListeningSocket.adopt(taken)
-                descriptor = taken
-            } else {
-                descriptor = try ListeningSocket.bind(self.address)
-            }
+            descriptor = try ListeningSocket.open(self.address, inherited: taken)
         } catch {
-            if let taken { close(taken) }
             throw ListenerError(description: "cannot bind the admin listener to \(self.address): \(error)")
         }
         let channel: Channel

@@ -123,14 +123,8 @@ final class Listener: Sendable {
         let taken = inherited?.take(listener: settings.config.name, address: settings.config.address)
         let descriptor: CInt
         do {
-            if let taken {
-                try ListeningSocket.adopt(taken)
-                descriptor = taken
-            } else {
-                descriptor = try ListeningSocket.bind(settings.config.address)
-            }
+            descriptor = try ListeningSocket.open(settings.config.address, inherited: taken)
         } catch {
-            if let taken { close(taken) }
             throw ListenerError(description: "cannot bind listener \(self.name) to \(self.address): \(error)")
         }
         let channel = try await self.register(descriptor, accepting: accepting)

@@ -52,6 +52,19 @@ enum ListeningSocket {
         return descriptor
     }
 
+    /// The socket for `address`: `inherited` (checked and made close-on-exec) when an upgrade handed
+    /// one over, else a new one bound there. An inherited socket that fails the check is closed.
+    static func open(_ address: HostPort, inherited: CInt?) throws -> CInt {
+        guard let inherited else { return try self.bind(address) }
+        do {
+            try self.adopt(inherited)
+        } catch {
+            close(inherited)
+            throw error
+        }
+        return inherited
+    }
+
     /// Checks that an inherited `descriptor` is a listening stream socket, and makes it
     /// close-on-exec (it came without the flag).
     static func adopt(_ descriptor: CInt) throws {

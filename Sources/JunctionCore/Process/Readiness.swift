@@ -1,12 +1,18 @@
 import struct NIOConcurrencyHelpers.NIOLockedValueBox
 
 /// Counts the parts of the process that must be bound (the listeners, the admin listener) before it
-/// accepts and says it serves; the last one to report runs `whenReady`, once.
+/// accepts and says it serves; the last one to report runs the action `whenReady` set, once. (The
+/// action is set after the parts are made, since it starts them accepting; before the parts run.)
 final class Readiness: Sendable {
     private let left: NIOLockedValueBox<(count: Int, action: (@Sendable () -> Void)?)>
 
-    init(parts: Int, whenReady: @escaping @Sendable () -> Void) {
-        self.left = NIOLockedValueBox((parts, whenReady))
+    init(parts: Int) {
+        self.left = NIOLockedValueBox((parts, nil))
+    }
+
+    /// What to run once every part is bound.
+    func whenReady(_ action: @escaping @Sendable () -> Void) {
+        self.left.withLockedValue { $0.action = action }
     }
 
     /// One part is bound.
