@@ -208,4 +208,116 @@ struct MonitoringTests {
         #expect(after.contains("<td class=\"drained\">drained</td>"), "\(after)")
         #expect(after.contains("<button class=\"write\">enable \(ddp.address)</button>"), "\(after)")
     }
+
+    @Test(
+        "The dashboard keeps the last minutes and draws them as inline SVG charts (requests and 429s per route, tunnels per backend); a screenshot shows them"
+    )
+    func dashboardCharts() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let ddp = try DDPBackend(name: "ddp-a")
+        defer { ddp.stop() }
+        let junction = try JunctionProcess(
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address])
+                + RuntimeControlTests.admin,
+            files: RuntimeControlTests.files,
+            waitForListeners: 2
+        )
+        for _ in 0..<5 { _ = try Curl.status("http://127.0.0.1:\(junction.port("http"))/echo") }
+        let driver = try WebSocketDriver()
+        defer { driver.quit() }
+        #expect(try driver.open("w", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")["ok"] as? Bool == true)
+        let counted = JunctionProcess.wait(timeout: 5) {
+            let backends = try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")
+            return backends?[ddp.address]?["tunnels"] as? Int == 1
+        }
+        #expect(counted, "the tunnel is counted in /status before the page loads")
+
+        // 30 s of virtual time: seven refreshes (their fetches are real), six with rates.
+        let url = "http://\(junction.address("admin"))/"
+        let chromium = [
+            "chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+            "--virtual-time-budget=30000",
+        ]
+        let dom = try ProcessRunner.run(chromium + ["--dump-dom", url], timeout: 90).stdout
+        #expect(dom.contains("<span id=\"error\"></span>"), "no fetch failed: \(dom)")
+        #expect(!dom.contains("<div id=\"charts\">cannot draw"), "the charts threw: \(dom)")
+
+        // The monolith route: a requests/s line with a point per refresh after the first, and the
+        // 429/s line beside it (0 here: nothing limits this config).
+        let route = Self.chart("route:monolith", in: dom)
+        #expect(route.contains(">last 10 min</text>") && route.contains("<text class=\"y-max\""), "\(dom)")
+        let requests = Self.series("requests", in: route)
+        #expect(requests.count == 1, "one requests line: \(route)")
+        let points: Int = requests.first.flatMap { Self.attribute("points", of: $0) }?.split(separator: " ").count ?? 0
+        #expect(points >= 2, "a point per refresh: \(route)")
+        let limited = Self.series("limited", in: route)
+        #expect(limited.count == 1, "the 429 line: \(route)")
+        let limitedLast: Double? = limited.first.flatMap { Self.attribute("data-last", of: $0) }.flatMap { Double($0) }
+        #expect(limitedLast != nil, "a number, 0 here: \(route)")
+
+        // The ddp-streamer pool: a tunnels line for its backend, ending at the open tunnel.
+        let pool = Self.chart("pool:ddp-streamer", in: dom)
+        let tunnels = Self.series("tunnels", in: pool).filter { Self.attribute("data-backend", of: $0) == ddp.address }
+        #expect(tunnels.count == 1, "the backend's tunnels line: \(pool)")
+        let tunnelsLast: String? = tunnels.first.flatMap { Self.attribute("data-last", of: $0) }
+        #expect(tunnelsLast == "1", "\(pool)")
+        let tunnelPoints: Int =
+            tunnels.first.flatMap { Self.attribute("points", of: $0) }?.split(separator: " ").count ?? 0
+        #expect(tunnelPoints >= 2, "\(pool)")
+
+        // The screenshot: a 1200 px wide PNG, much bigger than a blank page's with the same flags.
+        let directory = try TestPaths.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let screenshot = { (name: String, target: String) throws -> (Data, String) in
+            let file = directory.appendingPathComponent(name)
+            let run = try ProcessRunner.run(
+                chromium + ["--window-size=1200,1600", "--screenshot=\(file.path)", target],
+                timeout: 90
+            )
+            return ((try? Data(contentsOf: file)) ?? Data(), run.stderr)
+        }
+        let (png, log) = try screenshot("dashboard.png", url)
+        let (blank, _) = try screenshot("blank.png", "about:blank")
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        #expect(png.starts(with: signature), "a PNG: \(log)")
+        // IHDR: width and height, big-endian, at bytes 16..<24.
+        let width = Self.bigEndian(png, at: 16), height = Self.bigEndian(png, at: 20)
+        #expect(width == 1200 && height == 1600, "\(width)x\(height)")
+        #expect(
+            png.count > 40_000 && png.count > 4 * blank.count,
+            "\(png.count) bytes against \(blank.count) for a blank page"
+        )
+    }
+
+    /// The markup of one dashboard chart (`<svg class="chart" data-chart="ID" ...>...</svg>`) in a
+    /// dumped DOM, or "" when there is none.
+    static func chart(_ id: String, in dom: String) -> String {
+        guard let start = dom.range(of: "<svg class=\"chart\" data-chart=\"\(id)\""),
+            let end = dom.range(of: "</svg>", range: start.upperBound..<dom.endIndex)
+        else { return "" }
+        return String(dom[start.lowerBound..<end.upperBound])
+    }
+
+    /// The opening tags (from `class=` to before `>`) of a chart's lines of one kind:
+    /// `<polyline class="series KIND" ...>`.
+    static func series(_ kind: String, in chart: String) -> [String] {
+        chart.components(separatedBy: "<polyline ").dropFirst().compactMap { rest -> String? in
+            let tag = String(rest.prefix { $0 != ">" })
+            return tag.hasPrefix("class=\"series \(kind)\"") ? tag : nil
+        }
+    }
+
+    /// The 32-bit big-endian number at `offset` in `data` (0 when it is shorter).
+    static func bigEndian(_ data: Data, at offset: Int) -> Int {
+        let bytes = [UInt8](data)
+        guard bytes.count >= offset + 4 else { return 0 }
+        return bytes[offset..<offset + 4].reduce(0) { ($0 << 8) | Int($1) }
+    }
+
+    /// The value of attribute `name` (not the first one) in an opening tag, or nil.
+    static func attribute(_ name: String, of tag: String) -> String? {
+        guard let start = tag.range(of: " \(name)=\"") else { return nil }
+        return String(tag[start.upperBound...].prefix { $0 != "\"" })
+    }
 }

@@ -4,6 +4,16 @@
 /// pools a reload or DNS removed show while they drain, marked `(removed)`. With a token configured
 /// it offers drain, enable and rebalance buttons (none for what was removed: it takes no writes),
 /// which ask for the token (kept for the tab's session only).
+///
+/// The page also keeps what its refreshes saw over the last ten minutes (in the tab's memory only;
+/// older samples are dropped by time, so it stays bounded) and draws it as small inline SVG charts,
+/// so an attack, a drain or a rebalance shows at a glance: per route requests/s and 429/s (from the
+/// growth of `junction_requests_total` between refreshes); per listener what was refused at a limit
+/// per second and reason, when `/metrics` has `junction_limited_total` (no chart without it); per
+/// pool the open tunnels of each backend (from `/status`). For tests the charts are
+/// `svg.chart[data-chart="route:NAME" | "limited:LISTENER" | "pool:NAME"]`, each line a
+/// `polyline.series` of kind `requests`, `limited` (429s), `limited-reason` (`data-reason`) or
+/// `tunnels` (`data-backend`), whose `data-last` is its latest value.
 enum AdminDashboard {
     /// Seconds between refreshes.
     static let refreshSeconds = 5
@@ -22,6 +32,15 @@ enum AdminDashboard {
         .up { color: #107010 } .down { color: #b00000; font-weight: 600 } .muted { color: #777 }
         #error { color: #b00000 } .draining, .drained { color: #a05a00; font-weight: 600 }
         button { font: inherit; padding: 0 .5em; margin-right: .3em } #action { color: #333 }
+        #charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(20em, 1fr)); gap: .8em 1.2em;
+          margin-bottom: .6em }
+        .chart-box { border: 1px solid #ddd; padding: .3em .6em .2em } .chart-title { font-weight: 600 }
+        svg.chart { display: block; width: 100%; height: auto } svg.chart text { font-size: 10px; fill: #777 }
+        svg.chart .grid { stroke: #e4e4e4; stroke-width: 1 }
+        svg.chart .series { fill: none; stroke-width: 1.5; stroke-linejoin: round }
+        .legend { color: #555; font-size: .9em; font-variant-numeric: tabular-nums }
+        .legend .item { margin-right: .9em; white-space: nowrap }
+        .swatch { display: inline-block; width: .9em; height: .3em; margin-right: .3em; vertical-align: middle }
         </style></head>
         <body>
         <h1>Junction</h1>
@@ -35,6 +54,8 @@ enum AdminDashboard {
         <table id="certificates"><thead><tr><th>listener</th><th>names</th><th>source</th><th>state</th><th>expires</th><th>next renewal</th><th>last error</th></tr></thead><tbody></tbody></table>
         <h2>Requests per second</h2>
         <table id="rates"><thead><tr><th>route</th><th>pool</th><th class="num">2xx/3xx</th><th class="num">4xx</th><th class="num">5xx</th><th class="num">101 (WebSockets)</th></tr></thead><tbody></tbody></table>
+        <h2>Last 10 minutes</h2>
+        <div id="charts"></div>
         <div id="pools"></div>
         <script>
         "use strict";
@@ -54,24 +75,44 @@ enum AdminDashboard {
         function fill(tbody, rows) {
           tbody.replaceChildren(...rows);
         }
+        // The samples of one metric: each line's labels and value ("name{a=\"x\",b=\"y\"} 12").
+        function parseMetric(metrics, name) {
+          const found = [];
+          for (const line of metrics.split("\n")) {
+            if (!line.startsWith(name + "{")) continue;
+            const close = line.lastIndexOf("}");
+            const labels = {};
+            for (const match of line.slice(name.length + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+              labels[match[1]] = match[2].replace(/\\(.)/g, (_, c) => c === "n" ? "\n" : c);
+            }
+            found.push({ labels, value: Number(line.slice(close + 1).trim().split(" ")[0]) });
+          }
+          return found;
+        }
         function parseRequests(metrics) {
           const counts = new Map();
-          for (const line of metrics.split("\n")) {
-            if (!line.startsWith("junction_requests_total{")) continue;
-            const labels = {};
-            const body = line.slice(line.indexOf("{") + 1, line.lastIndexOf("}"));
-            for (const pair of body.split(",")) {
-              const eq = pair.indexOf("=");
-              if (eq > 0) labels[pair.slice(0, eq)] = pair.slice(eq + 2, -1);
-            }
-            const value = Number(line.slice(line.lastIndexOf(" ") + 1));
+          for (const { labels, value } of parseMetric(metrics, "junction_requests_total")) {
             const key = labels.route + " " + labels.pool;
-            const entry = counts.get(key) || { route: labels.route, pool: labels.pool, ok: 0, client: 0, server: 0, upgrade: 0 };
+            const entry = counts.get(key) ||
+              { route: labels.route, pool: labels.pool, ok: 0, client: 0, server: 0, upgrade: 0, all: 0, limited: 0 };
             const code = labels.code || "";
             if (code === "101") entry.upgrade += value;
             else if (code.startsWith("4")) entry.client += value;
             else if (code.startsWith("5")) entry.server += value;
             else entry.ok += value;
+            entry.all += value;
+            if (code === "429") entry.limited += value;
+            counts.set(key, entry);
+          }
+          return counts;
+        }
+        // junction_limited_total{listener,reason}: what each listener refused at a limit, if exported.
+        function parseLimited(metrics) {
+          const counts = new Map();
+          for (const { labels, value } of parseMetric(metrics, "junction_limited_total")) {
+            const key = labels.listener + " " + labels.reason;
+            const entry = counts.get(key) || { listener: labels.listener, reason: labels.reason, value: 0 };
+            entry.value += value;
             counts.set(key, entry);
           }
           return counts;
@@ -103,6 +144,158 @@ enum AdminDashboard {
           if (!before || seconds <= 0) return "-";
           return Math.max(0, (now[field] - before[field]) / seconds).toFixed(1);
         }
+        // The charts: what the last ten minutes' refreshes saw, kept in this page only. Samples
+        // older than WINDOW seconds are dropped, so memory stays bounded whatever the refresh rate.
+        const WINDOW = 600;
+        const samples = [];
+        const SVG = "http://www.w3.org/2000/svg";
+        const COLOURS = ["rgb(31, 95, 168)", "rgb(16, 112, 16)", "rgb(160, 90, 0)", "rgb(122, 63, 160)",
+          "rgb(10, 127, 140)", "rgb(176, 0, 0)", "rgb(85, 85, 85)"];
+        const REASONS = { connections: "rgb(160, 90, 0)", tunnels: "rgb(122, 63, 160)", requests: "rgb(176, 0, 0)" };
+        // One sample: per route requests/s and 429/s, per listener and reason limited/s (both from
+        // the counters' growth since the last refresh), per pool and backend the open tunnels.
+        function record(at, seconds, counts, limited, status) {
+          const sample = { at, routes: new Map(), limited: new Map(), tunnels: new Map() };
+          if (previous && seconds > 0) {
+            const perRoute = map => {
+              const sums = new Map();
+              for (const entry of map.values()) {
+                const sum = sums.get(entry.route) || { all: 0, limited: 0 };
+                sum.all += entry.all;
+                sum.limited += entry.limited;
+                sums.set(entry.route, sum);
+              }
+              return sums;
+            };
+            const before = perRoute(previous.counts);
+            for (const [route, now] of perRoute(counts)) {
+              const old = before.get(route) || { all: 0, limited: 0 };
+              sample.routes.set(route, { requests: Math.max(0, (now.all - old.all) / seconds),
+                limited: Math.max(0, (now.limited - old.limited) / seconds) });
+            }
+            for (const [key, now] of limited) {
+              const old = previous.limited.get(key);
+              if (!sample.limited.has(now.listener)) sample.limited.set(now.listener, new Map());
+              const rate = Math.max(0, (now.value - (old ? old.value : 0)) / seconds);
+              sample.limited.get(now.listener).set(now.reason, rate);
+            }
+          }
+          for (const name of Object.keys(status.pools)) {
+            const backends = new Map();
+            for (const backend of status.pools[name].backends) {
+              backends.set(backend.address, (backends.get(backend.address) || 0) + backend.tunnels);
+            }
+            sample.tunnels.set(name, backends);
+          }
+          samples.push(sample);
+          while (samples.length > 0 && samples[0].at < at - WINDOW) samples.shift();
+        }
+        function svg(tag, attributes, content) {
+          const element = document.createElementNS(SVG, tag);
+          for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+          if (content !== undefined) element.textContent = content;
+          return element;
+        }
+        // The smallest of 1, 2, 5 times a power of ten at or above `value` (1 when nothing is above 0).
+        function ceiling(value) {
+          if (!(value > 0)) return 1;
+          const power = Math.pow(10, Math.floor(Math.log10(value)));
+          for (const step of [1, 2, 5, 10]) {
+            if (value <= step * power * 1.000001) return Number((step * power).toPrecision(3));
+          }
+          return value;
+        }
+        // One small chart: a line per series over the last WINDOW seconds, ending at `at`. A series
+        // is { kind, label, colour, value(sample) (undefined: no point), attributes }.
+        function chart(id, title, at, series, digits) {
+          const left = 34, right = 312, top = 8, bottom = 88, width = right - left;
+          const format = value =>
+            value === undefined ? "-" : digits ? value.toFixed(digits) : String(Math.round(value));
+          const points = series.map(line => samples.flatMap(sample => {
+            const value = line.value(sample);
+            return value === undefined ? [] : [{ at: sample.at, value }];
+          }));
+          const max = ceiling(Math.max(0, ...points.flat().map(point => point.value)));
+          const picture = svg("svg",
+            { "class": "chart", "data-chart": id, viewBox: "0 0 320 104", role: "img", "aria-label": title });
+          const middle = (top + bottom) / 2;
+          picture.appendChild(svg("line", { "class": "grid", x1: left, x2: right, y1: top, y2: top }));
+          picture.appendChild(svg("line",
+            { "class": "grid", x1: left, x2: right, y1: middle, y2: middle, "stroke-dasharray": "3 3" }));
+          picture.appendChild(svg("line", { "class": "grid", x1: left, x2: right, y1: bottom, y2: bottom }));
+          picture.appendChild(svg("text", { "class": "y-max", x: left - 4, y: top + 4, "text-anchor": "end" },
+            String(max)));
+          picture.appendChild(svg("text", { x: left - 4, y: bottom + 3, "text-anchor": "end" }, "0"));
+          picture.appendChild(svg("text", { "class": "x-span", x: left, y: 101 }, "last 10 min"));
+          picture.appendChild(svg("text", { x: right, y: 101, "text-anchor": "end" }, "now"));
+          const legend = document.createElement("div");
+          legend.className = "legend";
+          const latest = samples[samples.length - 1];
+          series.forEach((line, index) => {
+            const xy = points[index].map(point => [left + (point.at - (at - WINDOW)) / WINDOW * width,
+              bottom - point.value / max * (bottom - top)]);
+            const last = points[index][points[index].length - 1];
+            picture.appendChild(svg("polyline", Object.assign({ "class": "series " + line.kind }, line.attributes, {
+              stroke: line.colour, "data-last": last ? format(last.value) : "",
+              points: xy.map(([x, y]) => x.toFixed(1) + "," + y.toFixed(1)).join(" ") })));
+            if (xy.length > 0) {
+              const [x, y] = xy[xy.length - 1];
+              picture.appendChild(svg("circle",
+                { "class": "last", cx: x.toFixed(1), cy: y.toFixed(1), r: 2, fill: line.colour }));
+            }
+            const item = text("span", "", "item");
+            const swatch = text("span", "", "swatch");
+            swatch.style.background = line.colour;
+            item.append(swatch, line.label + " " + format(latest ? line.value(latest) : undefined));
+            legend.appendChild(item);
+          });
+          const box = document.createElement("div");
+          box.className = "chart-box";
+          box.append(text("div", title, "chart-title"), picture, legend);
+          return box;
+        }
+        function drawCharts(at) {
+          const routes = new Set(), listeners = new Map(), pools = new Map();
+          for (const sample of samples) {
+            for (const route of sample.routes.keys()) routes.add(route);
+            for (const [listener, reasons] of sample.limited) {
+              if (!listeners.has(listener)) listeners.set(listener, new Set());
+              for (const reason of reasons.keys()) listeners.get(listener).add(reason);
+            }
+            for (const [pool, backends] of sample.tunnels) {
+              if (!pools.has(pool)) pools.set(pool, new Set());
+              for (const backend of backends.keys()) pools.get(pool).add(backend);
+            }
+          }
+          const boxes = [];
+          for (const route of [...routes].sort()) {
+            const rates = sample => sample.routes.get(route);
+            boxes.push(chart("route:" + route, "Route " + route + ": requests per second", at, [
+              { kind: "requests", label: "requests/s", colour: "rgb(31, 95, 168)", attributes: { "data-route": route },
+                value: sample => rates(sample) && rates(sample).requests },
+              { kind: "limited", label: "429/s", colour: "rgb(176, 0, 0)", attributes: { "data-route": route },
+                value: sample => rates(sample) && rates(sample).limited },
+            ], 1));
+          }
+          for (const listener of [...listeners.keys()].sort()) {
+            boxes.push(chart("limited:" + listener, "Listener " + listener + ": limited per second", at,
+              [...listeners.get(listener)].sort().map((reason, index) => ({
+                kind: "limited-reason", label: reason + "/s",
+                colour: REASONS[reason] || COLOURS[index % COLOURS.length],
+                attributes: { "data-listener": listener, "data-reason": reason },
+                value: sample => sample.limited.has(listener) ? sample.limited.get(listener).get(reason) : undefined,
+              })), 1));
+          }
+          for (const pool of [...pools.keys()].sort()) {
+            boxes.push(chart("pool:" + pool, "Pool " + pool + ": open WebSockets", at,
+              [...pools.get(pool)].sort().map((backend, index) => ({
+                kind: "tunnels", label: backend, colour: COLOURS[index % COLOURS.length],
+                attributes: { "data-pool": pool, "data-backend": backend },
+                value: sample => sample.tunnels.has(pool) ? sample.tunnels.get(pool).get(backend) : undefined,
+              })), 0));
+          }
+          document.getElementById("charts").replaceChildren(...boxes);
+        }
         function render(status, metrics) {
           const process = status.process;
           if (process) document.getElementById("process").textContent = "pid " + process.pid + " \u00b7 version " +
@@ -124,7 +317,14 @@ enum AdminDashboard {
               text("td", rate(now, before, "ok", seconds), "num"), text("td", rate(now, before, "client", seconds), "num"),
               text("td", rate(now, before, "server", seconds), "num"), text("td", rate(now, before, "upgrade", seconds), "num")]);
           }));
-          previous = { at, counts };
+          const limited = parseLimited(metrics);
+          record(at, seconds, counts, limited, status);
+          previous = { at, counts, limited };
+          try {
+            drawCharts(at);
+          } catch (error) {
+            document.getElementById("charts").textContent = "cannot draw the charts: " + error;
+          }
           const pools = document.getElementById("pools");
           const sections = [];
           let healthy = 0, total = 0, configured = 0;
