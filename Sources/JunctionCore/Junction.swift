@@ -87,6 +87,7 @@ public final class Junction: Sendable {
             runtime = try RuntimeConfig.make(
                 config: config,
                 registry: previous?.registry ?? BackendRegistry(),
+                limiter: previous?.limiter ?? ClientLimiter(),
                 generation: (previous?.generation ?? 0) + 1
             )
         } catch {
@@ -212,6 +213,7 @@ public final class Junction: Sendable {
         )
         services.append(HealthChecker(registry: self.prepared.runtime.registry, group: group, logger: self.logger))
         services.append(BackendDiscovery(runtime: runtime, loops: contexts.all, logger: self.logger))
+        services.append(ClientExpiry(runtime: runtime))
         let drainer = TunnelDrainer(registry: self.prepared.runtime.registry, logger: self.logger)
         services.append(drainer)
         var adminService: AdminService?

@@ -26,6 +26,10 @@ final class RuntimeConfig: Sendable {
     let registry: BackendRegistry
     /// Client-side limits.
     let limits: LimitsConfig
+    /// The process's per-client tables (kept across reloads, like the registry).
+    let limiter: ClientLimiter
+    /// `limits.per_client` over those tables.
+    let clientLimits: ClientLimits
     /// 1 for the file read at start, one more for each reload that took.
     let generation: Int
     /// When this generation was loaded (seconds since the epoch).
@@ -36,6 +40,7 @@ final class RuntimeConfig: Sendable {
         pools: [String: Pool],
         members: [String: [Backends.Member]] = [:],
         registry: BackendRegistry = BackendRegistry(),
+        limiter: ClientLimiter = ClientLimiter(),
         generation: Int = 1
     ) {
         self.config = config
@@ -43,13 +48,16 @@ final class RuntimeConfig: Sendable {
         self.members = members
         self.registry = registry
         self.limits = config.limits
+        self.limiter = limiter
+        let (clientLimits, routeLimits) = limiter.limits(for: config)
+        self.clientLimits = clientLimits
         self.generation = generation
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         self.loadedAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
         self.routes = RouteTable(
             routes: config.routes.compactMap { route in
-                pools[route.pool].map { Route(config: route, pool: $0) }
+                pools[route.pool].map { Route(config: route, pool: $0, limit: routeLimits[route.name]) }
             }
         )
     }
@@ -60,6 +68,7 @@ final class RuntimeConfig: Sendable {
     static func make(
         config: JunctionConfig,
         registry: BackendRegistry,
+        limiter: ClientLimiter = ClientLimiter(),
         generation: Int = 1,
         resolver: any Resolver = SystemResolver()
     ) throws(ConfigError) -> RuntimeConfig {
@@ -108,6 +117,7 @@ final class RuntimeConfig: Sendable {
             pools: pools,
             members: members,
             registry: registry,
+            limiter: limiter,
             generation: generation
         )
     }

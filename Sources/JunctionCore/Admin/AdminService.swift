@@ -110,7 +110,8 @@ struct AdminState: Sendable {
             admin: StatusReport.AdminStatus(writes: runtime.config.admin?.token != nil),
             pools: pools,
             listeners: listeners,
-            certificates: self.certificateStatus
+            certificates: self.certificateStatus,
+            clients: runtime.clientLimits.isOn || runtime.routes.hasLimits ? runtime.limiter.usage : nil
         )
     }
 }
@@ -218,6 +219,8 @@ struct StatusReport: Codable, Sendable {
     var listeners: [String: ListenerStatus]
     /// Every served certificate.
     var certificates: [CertificateStatus]
+    /// The per-client tables' use, when a per-client or route limit is on (absent otherwise).
+    var clients: ClientLimiter.Usage? = nil
 }
 
 extension StatusReport {

@@ -262,7 +262,8 @@ final class ConfigFileDecoder {
 
     private func route(_ node: ConfigNode) -> RouteConfig? {
         guard
-            let entries = self.reader.mapping(node, allowed: ["name", "match", "pool", "compress", "response_headers"])
+            let entries = self.reader.mapping(node, allowed: ["name", "match", "pool", "compress", "response_headers", "limit"]
+            )
         else {
             return nil
         }
@@ -272,10 +273,19 @@ final class ConfigFileDecoder {
         var hosts: [String] = []
         var compress = false
         var responseHeaders: [ResponseHeaderSetting] = []
+        var limit: RequestRate?
         var ok = true
         for (key, value) in entries {
             switch key {
             case "name": name = self.reader.string(value)
+            case "limit":
+                guard let rateEntries = self.reader.mapping(value, allowed: ["requests_per_second", "burst"]),
+                    let rate = self.requestRate(rateEntries, at: value, required: true)
+                else {
+                    ok = false
+                    continue
+                }
+                limit = rate
             case "pool":
                 pool = self.reader.string(value)
                 if pool == nil { ok = false }
@@ -326,6 +336,7 @@ final class ConfigFileDecoder {
         route.hosts = hosts
         route.compress = compress
         route.responseHeaders = responseHeaders
+        route.limit = limit
         if let poolNode = entries.first(where: { $0.key == "pool" })?.value {
             self.routePoolNodes.append((pool, poolNode))
         }
@@ -539,7 +550,7 @@ final class ConfigFileDecoder {
         var limits = LimitsConfig()
         let keys = [
             "max_header_bytes", "max_body_bytes", "client_header_timeout", "client_idle_timeout", "max_connections",
-            "shutdown_grace",
+            "shutdown_grace", "per_client",
         ]
         guard let entries = self.reader.mapping(node, allowed: keys) else { return limits }
         for (key, value) in entries {
@@ -558,10 +569,58 @@ final class ConfigFileDecoder {
                 limits.clientIdleTimeout = self.reader.duration(value) ?? limits.clientIdleTimeout
             case "max_connections": limits.maxConnections = self.reader.int(value, in: 0...10_000_000) ?? 0
             case "shutdown_grace": limits.shutdownGrace = self.reader.duration(value) ?? limits.shutdownGrace
+            case "per_client": limits.perClient = self.perClient(value)
             default: break
             }
         }
         return limits
+    }
+
+    /// `limits.per_client`.
+    private func perClient(_ node: ConfigNode) -> PerClientLimits {
+        var limits = PerClientLimits()
+        let keys = ["max_connections", "max_tunnels", "requests_per_second", "burst"]
+        guard let entries = self.reader.mapping(node, allowed: keys) else { return limits }
+        for (key, value) in entries {
+            switch key {
+            case "max_connections": limits.maxConnections = self.reader.int(value, in: 0...1_000_000) ?? 0
+            case "max_tunnels": limits.maxTunnels = self.reader.int(value, in: 0...1_000_000) ?? 0
+            default: break
+            }
+        }
+        limits.rate = self.requestRate(entries, at: node, required: false) ?? RequestRate()
+        return limits
+    }
+
+    /// `requests_per_second` and `burst` among a mapping's `entries` (a route's `limit`,
+    /// `limits.per_client`). `required`: a route's `limit` must give a rate above 0 (it has nothing
+    /// else to say).
+    private func requestRate(
+        _ entries: [(key: String, value: ConfigNode)],
+        at node: ConfigNode,
+        required: Bool
+    ) -> RequestRate? {
+        var rate = RequestRate()
+        var burstNode: ConfigNode?
+        for (key, value) in entries {
+            if key == "requests_per_second" {
+                guard let number = self.reader.number(value, in: 0...1_000_000) else { return nil }
+                rate.requestsPerSecond = number
+            } else if key == "burst" {
+                guard let burst = self.reader.int(value, in: 0...1_000_000) else { return nil }
+                rate.burst = burst
+                burstNode = value
+            }
+        }
+        if required && !rate.isOn {
+            self.reader.error(node, "a route's limit needs requests_per_second above 0")
+            return nil
+        }
+        if let burstNode, rate.burst > 0, !rate.isOn {
+            self.reader.error(burstNode, "burst needs requests_per_second above 0")
+            return nil
+        }
+        return rate
     }
 
     private func logging(_ node: ConfigNode) -> LoggingConfig {

@@ -168,6 +168,8 @@ public struct RouteConfig: Sendable, Equatable {
     /// `response_headers`, in file order: set on every response of the route (an empty value
     /// removes the field). Names are unique, compared case-insensitively.
     public var responseHeaders: [ResponseHeaderSetting] = []
+    /// `limit`: a request rate per client on this route, on top of `limits.per_client` (nil: none).
+    public var limit: RequestRate?
 
     public init(name: String, pool: String) {
         self.name = name
@@ -321,8 +323,45 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxConnections: Int = 0
     /// How long in-flight requests and tunnels get on shutdown.
     public var shutdownGrace: TimeAmount = .seconds(30)
+    /// `per_client`: limits per client address.
+    public var perClient = PerClientLimits()
 
     public init() {}
+}
+
+/// `limits.per_client`: what one client address (IPv6 by /64) may hold and ask; 0 turns each off.
+public struct PerClientLimits: Sendable, Equatable {
+    /// Concurrent client connections; over it the extra one is closed at once.
+    public var maxConnections: Int = 0
+    /// Concurrent WebSockets (HTTP/1.1 upgrades and RFC 8441 CONNECTs); over it: 429.
+    public var maxTunnels: Int = 0
+    /// Requests per second over every request, as a token bucket; over it: 429 with Retry-After.
+    public var rate = RequestRate()
+
+    /// Whether any of them is on.
+    public var isOn: Bool { self.maxConnections > 0 || self.maxTunnels > 0 || self.rate.isOn }
+
+    public init() {}
+}
+
+/// A token bucket's settings: `requests_per_second` (0: off) and `burst` (0: twice the rate, at
+/// least 1).
+public struct RequestRate: Sendable, Equatable {
+    /// Tokens added per second.
+    public var requestsPerSecond: Double = 0
+    /// The bucket's size as configured (0: twice the rate).
+    public var burst: Int = 0
+
+    /// Whether the bucket limits anything.
+    public var isOn: Bool { self.requestsPerSecond > 0 }
+
+    /// The bucket's size in requests.
+    public var size: Int { self.burst > 0 ? self.burst : max(1, Int((self.requestsPerSecond * 2).rounded(.up))) }
+
+    public init(requestsPerSecond: Double = 0, burst: Int = 0) {
+        self.requestsPerSecond = requestsPerSecond
+        self.burst = burst
+    }
 }
 
 /// Logging settings.

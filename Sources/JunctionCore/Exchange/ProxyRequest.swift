@@ -42,6 +42,9 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     private var upstream: UpstreamConnection?
     /// The backend's active count while this request uses it.
     private var lease: BackendLease?
+    /// A WebSocket's place in its client's `max_tunnels`, held until the request ends or, once
+    /// it is a tunnel, by the tunnel.
+    private var tunnelHold: ClientHold?
     /// Backends already tried (so retries go elsewhere).
     private var tried: [Backend] = []
     /// Cleared when the client goes away or the response ended: the wire is not ours after.
@@ -57,16 +60,18 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         wire: any ResponseWire,
         listener: ListenerIdentity,
         client: String,
+        clientKey: ClientKey? = nil,
         head: HTTPRequestHead,
         facts: RequestFacts,
         webSocketKey: String? = nil
     ) {
         let requestID = facts.requestID ?? loop.nextRequestID()
-        let (plan, affinity) = RequestPlan.make(
+        let (plan, affinity, tunnelSlot) = RequestPlan.make(
             head: head,
             facts: facts,
             listener: listener,
             client: client,
+            clientKey: clientKey,
             requestID: requestID,
             loop: loop
         )
@@ -82,6 +87,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
             affinity: affinity,
             webSocketKey: webSocketKey
         )
+        if let tunnelSlot { self.tunnelHold = ClientHold(tunnelSlot) }
     }
 
     /// A request Junction refuses before it could be routed (a malformed head, a header timeout):
@@ -144,6 +150,11 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         self.secure = listener.scheme == "https"
         self.affinity = affinity
         self.relay = ResponseRelay(record: record, method: method, acceptEncoding: facts.acceptEncoding)
+        if case .limited(let route, _, let reason) = plan {
+            // Its route's: the record names it and the answer carries its response headers.
+            self.relay.routed(route)
+            loop.metrics?.limited(listener: listener.name, reason: reason)
+        }
         if case .proxy(let route, _) = plan {
             self.relay.routed(route)
             self.machine = ExchangeStateMachine(
@@ -181,6 +192,9 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         switch self.plan {
         case .answer(let failure, let close):
             self.answer(failure, close: close)
+        case .limited(_, let failure, _):
+            // A refused HTTP/1.1 upgrade leaves the request decoder in upgrade mode: it closes.
+            self.answer(failure, close: self.facts.isWebSocketUpgrade)
         case .redirect(let location):
             let body = HTTPSRedirect.body(location: location)
             self.answer(head: HTTPSRedirect.responseHead(location: location), body: body, close: false)
@@ -252,6 +266,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     func cancel() {
         guard self.wireOpen else { return }
         self.wireOpen = false
+        self.tunnelHold = nil
         self.stopExchange()
         self.relay.clientGone(on: self.loop)
     }
@@ -283,6 +298,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     private func end(_ end: ResponseEnd) {
         self.relay.finish(on: self.loop)
         self.wireOpen = false
+        self.tunnelHold = nil
         self.wire.writeEnd(end)
     }
 
@@ -290,6 +306,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     private func cut() {
         self.relay.finish(on: self.loop)
         self.wireOpen = false
+        self.tunnelHold = nil
         self.wire.reset()
     }
 
@@ -389,7 +406,13 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         // What the client is told: 101 on HTTP/1.1, 200 on an HTTP/2 stream.
         let status: UInt = self.relay.record.version.major == 2 ? 200 : 101
         let record = self.relay.tunnelOpened(status: status, backend: backend)
-        let ledger = TunnelLedger(loop: self.loop, lease: lease, route: self.relay.route, record: record)
+        let ledger = TunnelLedger(
+            loop: self.loop,
+            lease: lease,
+            hold: self.tunnelHold.take(),
+            route: self.relay.route,
+            record: record
+        )
         self.end(
             .tunnel(
                 TunnelHandover(

@@ -60,6 +60,8 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private var machine: HTTP1FrontStateMachine
     private var context: ChannelHandlerContext?
     private var clientAddress = "-"
+    /// The client as the per-client limits count it (nil: a UNIX socket, or not known).
+    private var clientKey: ClientKey?
     /// The request in flight.
     private var request: ProxyRequest?
     /// The HTTP version of the request in flight (its response's status line).
@@ -126,7 +128,9 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let ip = self.listener.clientAddress ?? context.channel.remoteAddress?.ipAddress { self.clientAddress = ip }
+        let peer = self.listener.clientAddress == nil ? context.channel.remoteAddress : nil
+        if let ip = self.listener.clientAddress ?? peer?.ipAddress { self.clientAddress = ip }
+        self.clientKey = self.listener.clientKey ?? peer.flatMap(ClientKey.init)
         self.loop.sweeper.register(self)
     }
 
@@ -264,6 +268,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
                 wire: Wire(front: self),
                 listener: self.listener,
                 client: self.clientAddress,
+                clientKey: self.clientKey,
                 head: head,
                 facts: facts
             )

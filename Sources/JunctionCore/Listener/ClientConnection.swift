@@ -19,6 +19,8 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
     private let loop: LoopContext
     private let settings: ListenerSettings
     private var context: ChannelHandlerContext?
+    /// The client a PROXY header named, as the per-client limits count it.
+    private var clientKey: ClientKey?
 
     var sweeperSlot = -1
     var deadline: NIODeadline { self.machine.deadline }
@@ -38,6 +40,16 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
             acmeValidations: settings.tls?.challengeContext != nil
         )
         let headerTimeout = loop.runtime.limits.clientHeaderTimeout
+        // The client is the socket's peer unless a PROXY header will say (then it is admitted
+        // once the header is read).
+        if !setup.proxyProtocol, loop.runtime.clientLimits.settings.maxConnections > 0 {
+            let peer = channel.remoteAddress
+            guard Self.admit(channel, client: peer.flatMap(ClientKey.init), address: peer?.ipAddress, loop: loop, settings: settings) else {
+                // Not registered yet: closed once it is active.
+                try channel.pipeline.syncOperations.addHandler(RefusedConnection())
+                return
+            }
+        }
         guard setup != ClientConnectionStateMachine.Setup() else {
             // Nothing to read before the first request: the front takes the connection now.
             try HTTP1Front.install(
@@ -64,7 +76,42 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
     private var identity: ListenerIdentity {
         var identity = self.settings.identity
         identity.clientAddress = self.machine.clientAddress
+        identity.clientKey = self.clientKey
         return identity
+    }
+
+    /// `limits.per_client.max_connections` for a new connection of `client`: true when it is let
+    /// in (counted until its channel closes), false when it was closed at once (counted in
+    /// `junction_limited_total`, logged at most once a second).
+    private static func admit(
+        _ channel: Channel,
+        client: ClientKey?,
+        address: String?,
+        loop: LoopContext,
+        settings: ListenerSettings
+    ) -> Bool {
+        let limits = loop.runtime.clientLimits
+        guard let client, limits.settings.maxConnections > 0 else { return true }
+        switch limits.admitConnection(of: client) {
+        case .admitted(let slot):
+            if let slot { channel.closeFuture.whenComplete { _ in slot.release() } }
+            return true
+        case .refused:
+            let listener = settings.config.name
+            loop.metrics?.limited(listener: listener, reason: .connections)
+            if let closed = loop.runtime.limiter.refusalToLog(now: NIODeadline.now().uptimeNanoseconds) {
+                loop.logger.warning(
+                    "per-client limit: closed a connection at accept",
+                    metadata: [
+                        "listener": "\(listener)",
+                        "client": "\(address ?? "-")",
+                        "max_connections": "\(limits.settings.maxConnections)",
+                        "closed_since_last_line": "\(closed)",
+                    ]
+                )
+            }
+            return false
+        }
     }
 
     // MARK: ChannelHandler
@@ -83,7 +130,29 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.machine.bytesReceived(self.unwrapInboundIn(data)) {
+        let awaitedHeader = self.machine.awaitsProxyHeader
+        let action = self.machine.bytesReceived(self.unwrapInboundIn(data))
+        if awaitedHeader, !self.machine.awaitsProxyHeader, case .closed = self.machine.state {
+            // A bad header: rejected below.
+        } else if awaitedHeader, !self.machine.awaitsProxyHeader {
+            // The header named the client (or, a LOCAL header, left it the socket's peer).
+            let client = self.machine.clientAddress.flatMap(ClientKey.init(text:))
+            let peer = context.channel.remoteAddress
+            let admitted = Self.admit(
+                context.channel,
+                client: client ?? peer.flatMap(ClientKey.init),
+                address: self.machine.clientAddress ?? peer?.ipAddress,
+                loop: self.loop,
+                settings: self.settings
+            )
+            guard admitted else {
+                self.machine.closed()
+                context.close(promise: nil)
+                return
+            }
+            self.clientKey = client
+        }
+        switch action {
         case .wait:
             break
         case .install(let phase):
@@ -185,4 +254,20 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         self.machine.closed()
         context.close(promise: nil)
     }
+}
+
+/// A connection closed at accept by `limits.per_client.max_connections`: it closes as soon as it is
+/// registered and active, before it reads a byte.
+private final class RefusedConnection: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { context.close(promise: nil) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }

@@ -70,6 +70,12 @@ struct ClientConnectionStateMachine {
     /// An upgrade handed the listener over during the setup: the front must hear of it.
     private(set) var handOverPending = false
 
+    /// Whether the PROXY header is still awaited (the client is not known yet).
+    var awaitsProxyHeader: Bool {
+        if case .proxyHeader = self.state { return true }
+        return false
+    }
+
     init(setup: Setup, headerTimeout: TimeAmount, now: NIODeadline) {
         self.setup = setup
         self.headerDeadline = now + headerTimeout

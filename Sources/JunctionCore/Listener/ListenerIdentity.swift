@@ -13,4 +13,6 @@ struct ListenerIdentity: Sendable {
     var challenges: ChallengeAnswers? = nil
     /// The client's address as a PROXY protocol header announced it (nil: the socket's peer).
     var clientAddress: String? = nil
+    /// That address as the per-client limits count it (nil: the socket's peer).
+    var clientKey: ClientKey? = nil
 }

@@ -24,6 +24,8 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 ///   `backend` (the side that sent the first close frame, else ended its side first), `idle`
 ///   (tunnel_idle), `drain` (a draining backend's, closed at drain_rate), `rebalance`, `shutdown`
 ///   (the shutdown grace).
+/// - `junction_limited_total{listener,reason}` — what the per-client limits refused: `connections`
+///   (closed at accept), `tunnels` and `requests` (answered 429).
 public final class JunctionMetrics: Sendable {
     /// What `/metrics` renders.
     let registry = PrometheusCollectorRegistry()
@@ -71,6 +73,17 @@ public final class JunctionMetrics: Sendable {
                 helpText: "WebSocket tunnels ended, by pool and why."
             ),
             labels: [("pool", pool), ("reason", reason)]
+        )
+    }
+
+    func limitedCounter(listener: String, reason: String) -> Prometheus.Counter {
+        self.registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                metricName: "junction_limited",
+                unitName: "total",
+                helpText: "Connections, WebSockets and requests the per-client limits refused, by listener and reason."
+            ),
+            labels: [("listener", listener), ("reason", reason)]
         )
     }
 
@@ -257,6 +270,25 @@ final class LoopMetrics {
 
     init(metrics: JunctionMetrics) {
         self.metrics = metrics
+    }
+
+    private struct LimitedKey: Hashable {
+        var listener: String
+        var reason: ClientLimits.Reason
+    }
+
+    private var limited: [LimitedKey: Prometheus.Counter] = [:]
+
+    /// A per-client limit refused something on `listener`.
+    func limited(listener: String, reason: ClientLimits.Reason) {
+        let key = LimitedKey(listener: listener, reason: reason)
+        if let counter = self.limited[key] {
+            counter.increment()
+        } else {
+            let counter = self.metrics.limitedCounter(listener: listener, reason: reason.rawValue)
+            self.limited[key] = counter
+            counter.increment()
+        }
     }
 
     func requestFinished(route: String?, pool: String?, status: UInt, durationNanoseconds: Int64) {

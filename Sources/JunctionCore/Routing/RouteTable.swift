@@ -12,8 +12,11 @@ public struct Route: Sendable {
     public let compress: Bool
     /// `response_headers`, compiled; nil when the route has none.
     let responseHeaders: ResponseHeaderRules?
+    /// `limit`: the route's request rate per client (nil: none).
+    let limit: RouteLimit?
 
-    init(config: RouteConfig, pool: Pool) {
+    init(config: RouteConfig, pool: Pool, limit: RouteLimit? = nil) {
+        self.limit = limit
         self.name = config.name
         self.prefixes = config.pathPrefixes.map { prefix in
             var trimmed = Substring(prefix)
@@ -50,10 +53,13 @@ public struct RouteTable: Sendable {
     public let routes: [Route]
     /// Whether any route looks at the host (if none does, requests skip normalising it).
     private let usesHosts: Bool
+    /// Whether any route has a `limit`.
+    let hasLimits: Bool
 
     public init(routes: [Route]) {
         self.routes = routes
         self.usesHosts = routes.contains { !$0.hosts.isEmpty }
+        self.hasLimits = routes.contains { $0.limit != nil }
     }
 
     /// The first route matching the host (a `Host` header value, may be nil) and the request target.

@@ -25,6 +25,8 @@ final class TunnelLedger {
     let idleTimeout: TimeAmount
     /// The backend's active count, held while the tunnel is open.
     private var lease: BackendLease?
+    /// The client's count of open WebSockets (`limits.per_client.max_tunnels`), held likewise.
+    private var hold: ClientHold?
     /// The pool whose open tunnels this one counts in.
     private let pool: Pool?
     private let onClose: (Summary) -> Void
@@ -39,6 +41,7 @@ final class TunnelLedger {
     init(
         loop: LoopContext,
         lease: consuming BackendLease,
+        hold: consuming ClientHold? = nil,
         pool: Pool?,
         idleTimeout: TimeAmount,
         onClose: @escaping (Summary) -> Void
@@ -46,6 +49,7 @@ final class TunnelLedger {
         self.loop = loop
         self.backend = lease.backend
         self.lease = consume lease
+        self.hold = consume hold
         self.pool = pool
         self.idleTimeout = idleTimeout
         self.onClose = onClose
@@ -57,7 +61,13 @@ final class TunnelLedger {
     /// With no access log when the tunnel opens, only what the metrics need is kept: the record's
     /// strings (request id, User-Agent, target...) and its ~250 bytes would stay for the tunnel's
     /// life, some 5% of an idle tunnel. A reload that turns the log on later does not log it.
-    convenience init(loop: LoopContext, lease: consuming BackendLease, route: Route?, record: AccessRecord) {
+    convenience init(
+        loop: LoopContext,
+        lease: consuming BackendLease,
+        hold: consuming ClientHold? = nil,
+        route: Route?,
+        record: AccessRecord
+    ) {
         let onClose: (Summary) -> Void
         if loop.accessLog != nil {
             onClose = { summary in
@@ -73,6 +83,7 @@ final class TunnelLedger {
         self.init(
             loop: loop,
             lease: lease,
+            hold: hold,
             pool: route?.pool,
             idleTimeout: route?.pool.timeouts.tunnelIdle ?? .hours(1),
             onClose: onClose
@@ -104,6 +115,7 @@ final class TunnelLedger {
         guard !self.isClosed else { return }
         self.isClosed = true
         self.lease = nil
+        self.hold = nil
         guard let listID = self.listID else { return }
         self.loop.metrics?.tunnelClosed(pool: self.pool?.name ?? "none", reason: self.closeReason ?? .client)
         self.pool?.members.tunnelCount.subtract(1, ordering: .relaxed)

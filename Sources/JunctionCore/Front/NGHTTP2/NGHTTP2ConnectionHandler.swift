@@ -94,6 +94,8 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
     private var machine: HTTP2ConnectionStateMachine
     private var context: ChannelHandlerContext?
     private var clientAddress = "-"
+    /// The client as the per-client limits count it (nil: a UNIX socket, or not known).
+    private var clientKey: ClientKey?
     /// The streams the session reported and has not closed yet.
     private var streams: [Int32: Stream] = [:]
     /// Streams that sent bytes upstream during this read burst (flushed at its end).
@@ -146,9 +148,11 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let ip = self.listener.clientAddress ?? context.channel.remoteAddress?.ipAddress {
+        let peer = self.listener.clientAddress == nil ? context.channel.remoteAddress : nil
+        if let ip = self.listener.clientAddress ?? peer?.ipAddress {
             self.clientAddress = ip
         }
+        self.clientKey = self.listener.clientKey ?? peer.flatMap(ClientKey.init)
         self.loop.sweeper.register(self)
     }
 
@@ -315,6 +319,7 @@ final class NGHTTP2ConnectionHandler: ChannelDuplexHandler, DeadlineTracked {
                 wire: StreamWire(handler: self, id: id),
                 listener: self.listener,
                 client: self.clientAddress,
+                clientKey: self.clientKey,
                 head: converted.head,
                 facts: converted.facts,
                 webSocketKey: converted.webSocketKey

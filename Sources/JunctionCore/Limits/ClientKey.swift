@@ -1,0 +1,78 @@
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A client as the per-client limits count it: an IPv4 address, or the /64 network of an IPv6
+/// address (one host usually holds a whole /64, so counting its addresses apart would let it mint
+/// new clients at will). An IPv4-mapped IPv6 address is its IPv4 address.
+///
+/// Packed into 64 bits: an IPv6 /64 is its prefix; an IPv4 address is `0xFF00_0000` above its 32
+/// bits, a prefix in ff00::/8 (multicast), which is never a source address, so the two never meet.
+/// The top two values of that range mark a table's empty and freed slots.
+struct ClientKey: Hashable, Sendable {
+    /// The packed key.
+    let value: UInt64
+
+    /// A slot never used.
+    static let empty: UInt64 = .max
+    /// A slot used and freed (a probe goes on past it).
+    static let freed: UInt64 = .max - 1
+
+    private static let ipv4Tag: UInt64 = 0xFF00_0000_0000_0000
+
+    init(ipv4 address: UInt32) {
+        self.init(value: Self.ipv4Tag | UInt64(address))
+    }
+
+    private init(value: UInt64) {
+        self.value = value
+    }
+
+    /// The key of a 16-byte IPv6 address, in network order.
+    init(ipv6 bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count == 16)
+        let mapped = bytes.prefix(10).allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+        if mapped {
+            self.init(ipv4: bytes.suffix(4).reduce(0) { $0 << 8 | UInt32($1) })
+        } else {
+            self.init(value: bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
+        }
+    }
+
+    /// The key of a socket's peer; nil for a UNIX socket.
+    init?(_ address: SocketAddress) {
+        switch address {
+        case .v4(let v4):
+            self.init(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6):
+            var raw = v6.address.sin6_addr
+            self = withUnsafeBytes(of: &raw) { ClientKey(ipv6: $0) }
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// The key of an address written as text (a PROXY header's, a front's client address).
+    init?(text: String) {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            self.init(ipv4: UInt32(bigEndian: v4.s_addr))
+            return
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        self = withUnsafeBytes(of: &v6) { ClientKey(ipv6: $0) }
+    }
+
+    /// Where the key's probe starts in a table of `mask + 1` slots (SplitMix64's finaliser, so
+    /// neighbouring addresses land far apart).
+    func home(mask: Int) -> Int {
+        var z = self.value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z = z ^ (z >> 31)
+        return Int(truncatingIfNeeded: z) & mask
+    }
+}
