@@ -8,7 +8,10 @@
 #                     [--warmup 2] [--websockets 2000] [--upload-mib 1024] [--junction PATH]
 #                     [--proxies junction,nginx,haproxy,nghttpx]
 #                     [--cases plain,tls,h2,ws-echo,upload,handshake,ws-idle]
+#                     [--junction-limits]
 #
+# --junction-limits turns every per-client limit of Junction on, too high to refuse anything: run
+# it and a run without to see what counting costs.
 # Core layout (2-core machine): the proxy under test on core 0, the load and the backends on core 1.
 # nghttpx only takes part in the h2 case. Needs: bash, awk, taskset, openssl, curl, wrk, h2load,
 # nginx, haproxy, nghttpx, cc (and libssl-dev for handshake), python3 with `websockets` (only those
@@ -71,6 +74,7 @@ while [ $# -gt 0 ]; do
         --junction) JUNCTION=${2:-}; shift 2 ;;
         --proxies) PROXIES_ARG=${2:-}; PROXIES_GIVEN=1; shift 2 ;;
         --cases) CASES_ARG=${2:-}; shift 2 ;;
+        --junction-limits) JUNCTION_LIMITS=1; shift ;;
         -h | --help) usage ;;
         *) echo "run.sh: unknown argument: $1" >&2; usage ;;
     esac
@@ -541,6 +545,15 @@ backend wsecho
     server wsecho 127.0.0.1:$ECHO_PORT
 EOF
 
+# --junction-limits: every per-client limit on, set so high that none refuses anything (the cost
+# of counting alone; every client of the load is 127.0.0.1, one entry, the worst case for sharing).
+JUNCTION_LIMITS_YAML=""
+[ "${JUNCTION_LIMITS:-0}" = 0 ] || JUNCTION_LIMITS_YAML="  per_client:
+    max_connections: 1000000
+    max_tunnels: 1000000
+    requests_per_second: 1000000
+    burst: 1000000"
+
 cat >"$WORK/junction.yaml" <<EOF
 # Junction under test: same listeners, backend and worker count as the other proxies.
 threads: $THREADS
@@ -587,6 +600,7 @@ pools:
 limits:
   # the default (0: unlimited), spelled out for the upload case; bodies stream with backpressure
   max_body_bytes: 0
+$JUNCTION_LIMITS_YAML
 logging:
   access_log: off
   level: warning
