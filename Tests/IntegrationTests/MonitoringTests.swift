@@ -13,7 +13,7 @@ struct MonitoringTests {
             ["promtool", "check", "rules", Self.directory.appendingPathComponent("junction-alerts.yml").path]
         )
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
-        #expect(check.stdout.contains("SUCCESS: 8 rules found"), "\(check.stdout)")
+        #expect(check.stdout.contains("SUCCESS: 9 rules found"), "\(check.stdout)")
         let test = try ProcessRunner.run(
             ["promtool", "test", "rules", Self.directory.appendingPathComponent("junction-alerts.test.yml").path]
         )
@@ -31,14 +31,26 @@ struct MonitoringTests {
         defer { ddp.stop() }
         let certificates = try TestCertificates()
         let issued = try certificates.issue(commonName: "localhost", dnsNames: ["localhost"])
+        // The monolith route's limit (one request per client, then one per 100 s) refuses the second
+        // request, so junction_limited_total, which has a series from its first refusal, is exported.
         let junction = try JunctionProcess(
-            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address], tls: true)
+            yaml: TestConfig.split(
+                monolith: [monolith.address],
+                ddp: [ddp.address],
+                tls: true,
+                monolithRouteExtra: """
+                        limit:
+                          requests_per_second: 0.01
+                          burst: 1
+                    """
+            )
                 + "admin:\n  address: 127.0.0.1:0\n",
             files: ["cert.pem": issued.certificatePEM, "key.pem": issued.keyPEM],
             waitForListeners: 3
         )
         let issuedAt = Date().timeIntervalSince1970
         _ = try Curl.status("http://127.0.0.1:\(junction.port("http"))/echo")
+        #expect(try Curl.status("http://127.0.0.1:\(junction.port("http"))/echo") == 429)
         let driver = try WebSocketDriver()
         defer { driver.quit() }
         #expect(try driver.open("w", url: "ws://127.0.0.1:\(junction.port("http"))/websocket")["ok"] as? Bool == true)
@@ -74,7 +86,7 @@ struct MonitoringTests {
             used == [
                 "junction_acme_orders_total", "junction_backend_healthy", "junction_backend_tunnels",
                 "junction_certificate_expiry_timestamp_seconds",
-                "junction_connections_active", "junction_log_lines_dropped_total",
+                "junction_connections_active", "junction_limited_total", "junction_log_lines_dropped_total",
                 "junction_request_duration_seconds_bucket", "junction_requests_total",
                 "junction_tunnels_closed_total", "junction_upstream_active_connections",
             ],
