@@ -44,14 +44,15 @@ struct LimitsTests {
         ddp: DDPBackend,
         perClient: String
     ) throws -> JunctionProcess {
-        let yaml = Self.routes(
-            TestConfig.split(
-                monolith: [monolith.address],
-                ddp: [ddp.address],
-                extraListeners: Self.listeners,
-                limits: "  per_client:\n" + perClient
-            )
-        ) + RuntimeControlTests.admin
+        let yaml =
+            Self.routes(
+                TestConfig.split(
+                    monolith: [monolith.address],
+                    ddp: [ddp.address],
+                    extraListeners: Self.listeners,
+                    limits: "  per_client:\n" + perClient
+                )
+            ) + RuntimeControlTests.admin
         return try JunctionProcess(yaml: yaml, files: RuntimeControlTests.files, waitForListeners: 4)
     }
 
@@ -80,7 +81,9 @@ struct LimitsTests {
         return Int(Double(line.dropFirst(prefix.count)) ?? -1)
     }
 
-    @Test("An abusive address gets 429s and closed connections; another address is served; nothing limited reaches the backend")
+    @Test(
+        "An abusive address gets 429s and closed connections; another address is served; nothing limited reaches the backend"
+    )
     func abusiveClient() throws {
         let monolith = try HTTPTestBackend(name: "monolith")
         defer { monolith.stop() }
@@ -109,7 +112,9 @@ struct LimitsTests {
         #expect(answer.contains("\r\nRetry-After: 1\r\n"), "\(answer)")
         #expect(answer.contains("\r\nStrict-Transport-Security: max-age=63072000\r\n"), "\(answer)")
         #expect(
-            answer.contains("\r\n\r\n429 Too Many Requests: this client exceeds limits.per_client.requests_per_second (request "),
+            answer.contains(
+                "\r\n\r\n429 Too Many Requests: this client exceeds limits.per_client.requests_per_second (request "
+            ),
             "\(answer)"
         )
         // Logged with its status, route and pool, and no backend; counted.
@@ -184,7 +189,9 @@ struct LimitsTests {
         #expect(try Self.limited(junction, "h2c", "requests") == refused.count)
     }
 
-    @Test("max_tunnels answers the extra WebSocket 429 on HTTP/1.1 and RFC 8441; others' WebSockets open; a closed one frees a place")
+    @Test(
+        "max_tunnels answers the extra WebSocket 429 on HTTP/1.1 and RFC 8441; others' WebSockets open; a closed one frees a place"
+    )
     func tunnels() throws {
         let monolith = try HTTPTestBackend(name: "monolith")
         defer { monolith.stop() }
@@ -215,7 +222,8 @@ struct LimitsTests {
         // What reached the backend: the four WebSockets let in.
         #expect(
             JunctionProcess.wait(timeout: 10) {
-                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["tunnels"] as? Int) == 4
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["tunnels"] as? Int)
+                    == 4
             }
         )
         #expect(try Self.limited(junction, "http", "tunnels") == 1)
@@ -227,7 +235,8 @@ struct LimitsTests {
         _ = try abuser.readLine()
         #expect(
             JunctionProcess.wait(timeout: 10) {
-                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["tunnels"] as? Int) == 2
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["tunnels"] as? Int)
+                    == 2
             }
         )
         let (again, reopened) = try Self.client(["ws", "127.0.0.2", port, "/websocket", "3"])
@@ -266,13 +275,17 @@ struct LimitsTests {
         #expect(sameNetwork["statuses"] as? [Int] == [0], "\(sameNetwork)")
         #expect(try Self.limited(junction, "proxied", "connections") == 2)
         #expect(
-            junction.waitForStderr { $0.contains("per-client limit: closed a connection at accept") && $0.contains("client=192.0.2.10") }
+            junction.waitForStderr {
+                $0.contains("per-client limit: closed a connection at accept") && $0.contains("client=192.0.2.10")
+            }
         )
         // The access log names the announced client.
         #expect(junction.waitForStdout { $0.contains("198.51.100.20 - - [") && $0.contains("listener=proxied") })
     }
 
-    @Test("Thousands of source addresses: each is served within its own limit, the tables stay in their bounds, and idle entries expire")
+    @Test(
+        "Thousands of source addresses: each is served within its own limit, the tables stay in their bounds, and idle entries expire"
+    )
     func manyAddresses() throws {
         let monolith = try HTTPTestBackend(name: "monolith")
         defer { monolith.stop() }
@@ -299,7 +312,8 @@ struct LimitsTests {
         // Every connection closed: no count is left; buckets full again expire at the next sweep.
         #expect(
             JunctionProcess.wait(timeout: 30) {
-                let clients = (try? Curl.json("http://\(junction.address("admin"))/status"))?["clients"] as? [String: Any]
+                let clients =
+                    (try? Curl.json("http://\(junction.address("admin"))/status"))?["clients"] as? [String: Any]
                 return clients?["counted"] as? Int == 0 && clients?["rated"] as? Int == 0
             },
             "\(String(describing: try? Curl.json("http://\(junction.address("admin"))/status")["clients"]))"

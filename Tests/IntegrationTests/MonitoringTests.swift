@@ -126,7 +126,8 @@ struct MonitoringTests {
         let ddp = try DDPBackend(name: "ddp-a")
         defer { ddp.stop() }
         let junction = try JunctionProcess(
-            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address]) + "admin:\n  address: 127.0.0.1:0\n",
+            yaml: TestConfig.split(monolith: [monolith.address], ddp: [ddp.address])
+                + "admin:\n  address: 127.0.0.1:0\n",
             waitForListeners: 2
         )
         let driver = try WebSocketDriver()

@@ -338,7 +338,9 @@ struct ClientLimitsTests {
     func answer() {
         let failure = ProxyFailure.tooManyRequests(.requestRate, retryAfter: 3)
         let body = failure.body(requestID: "abc")
-        #expect(body == "429 Too Many Requests: this client exceeds limits.per_client.requests_per_second (request abc)\n")
+        #expect(
+            body == "429 Too Many Requests: this client exceeds limits.per_client.requests_per_second (request abc)\n"
+        )
         let head = failure.responseHead(bodyLength: body.utf8.count)
         #expect(head.status == .tooManyRequests)
         #expect(head.headers["Retry-After"] == ["3"])
