@@ -120,7 +120,8 @@ final class ConfigFileDecoder {
     }
 
     private func tls(_ node: ConfigNode) -> TLSConfig? {
-        guard let entries = self.reader.mapping(node, allowed: ["certificates", "acme", "min_version", "ciphers"]) else {
+        guard let entries = self.reader.mapping(node, allowed: ["certificates", "acme", "min_version", "ciphers"])
+        else {
             return nil
         }
         var tls = TLSConfig()
@@ -262,7 +263,9 @@ final class ConfigFileDecoder {
 
     private func route(_ node: ConfigNode) -> RouteConfig? {
         guard
-            let entries = self.reader.mapping(node, allowed: ["name", "match", "pool", "compress", "response_headers", "limit"]
+            let entries = self.reader.mapping(
+                node,
+                allowed: ["name", "match", "pool", "compress", "response_headers", "limit"]
             )
         else {
             return nil

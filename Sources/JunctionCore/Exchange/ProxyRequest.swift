@@ -454,7 +454,11 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
         if error != nil, self.machine.isAwaitingResponse, let backend = self.lease?.backend {
             // A reset before any response byte counts against the backend (a clean close of a
             // reused connection does not: backends close idle keep-alive connections).
-            self.loop.logHealth(backend, backend.recordResetBeforeResponse(), reason: "connection reset before a response")
+            self.loop.logHealth(
+                backend,
+                backend.recordResetBeforeResponse(),
+                reason: "connection reset before a response"
+            )
         }
         let reason = error.map(ConnectionFailure.describe) ?? "connection closed"
         self.handle(self.machine.upstreamFailed(reason: reason))

@@ -94,7 +94,10 @@ enum RequestPlan {
         if limits.rates != nil || route.limit != nil {
             let now = NIODeadline.now().uptimeNanoseconds
             if let wait = limits.takeRequest(of: client, now: now) {
-                return .refused(.tooManyRequests(.requestRate, retryAfter: RateBucket.retryAfterSeconds(wait)), .requests)
+                return .refused(
+                    .tooManyRequests(.requestRate, retryAfter: RateBucket.retryAfterSeconds(wait)),
+                    .requests
+                )
             }
             if let limit = route.limit, let wait = limit.rates.take(for: client, bucket: limit.bucket, now: now) {
                 return .refused(

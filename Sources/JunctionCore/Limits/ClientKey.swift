@@ -1,9 +1,3 @@
-import NIOCore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// A client as the per-client limits count it: an IPv4 address, or the /64 network of an IPv6
 /// address (one host usually holds a whole /64, so counting its addresses apart would let it mint
 /// new clients at will). An IPv4-mapped IPv6 address is its IPv4 address.
@@ -39,31 +33,6 @@ struct ClientKey: Hashable, Sendable {
         } else {
             self.init(value: bytes.prefix(8).reduce(0) { $0 << 8 | UInt64($1) })
         }
-    }
-
-    /// The key of a socket's peer; nil for a UNIX socket.
-    init?(_ address: SocketAddress) {
-        switch address {
-        case .v4(let v4):
-            self.init(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
-        case .v6(let v6):
-            var raw = v6.address.sin6_addr
-            self = withUnsafeBytes(of: &raw) { ClientKey(ipv6: $0) }
-        case .unixDomainSocket:
-            return nil
-        }
-    }
-
-    /// The key of an address written as text (a PROXY header's, a front's client address).
-    init?(text: String) {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            self.init(ipv4: UInt32(bigEndian: v4.s_addr))
-            return
-        }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
-        self = withUnsafeBytes(of: &v6) { ClientKey(ipv6: $0) }
     }
 
     /// Where the key's probe starts in a table of `mask + 1` slots (SplitMix64's finaliser, so

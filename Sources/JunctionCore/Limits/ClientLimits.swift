@@ -100,3 +100,10 @@ struct ClientHold: ~Copyable {
         self.slot.release()
     }
 }
+
+extension RateBucket {
+    /// The bucket of a configured rate (`requests_per_second` above 0, and its `burst`).
+    init(_ rate: RequestRate) {
+        self.init(interval: max(1, UInt64((1e9 / rate.requestsPerSecond).rounded())), size: rate.size)
+    }
+}

@@ -11,9 +11,10 @@ struct RateBucket: Sendable, Equatable {
     /// `size × interval`: how far ahead of now TAT may run.
     let tolerance: UInt64
 
-    init(_ rate: RequestRate) {
-        self.interval = max(1, UInt64((1e9 / rate.requestsPerSecond).rounded()))
-        self.tolerance = self.interval * UInt64(rate.size)
+    /// A bucket of `size` tokens, one back every `interval` nanoseconds.
+    init(interval: UInt64, size: Int) {
+        self.interval = interval
+        self.tolerance = interval * UInt64(size)
     }
 
     /// What a request at `now` does to a bucket whose TAT is `tat` (nil: a new, full bucket).

@@ -44,7 +44,15 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         // once the header is read).
         if !setup.proxyProtocol, loop.runtime.clientLimits.settings.maxConnections > 0 {
             let peer = channel.remoteAddress
-            guard Self.admit(channel, client: peer.flatMap(ClientKey.init), address: peer?.ipAddress, loop: loop, settings: settings) else {
+            guard
+                Self.admit(
+                    channel,
+                    client: peer.flatMap(ClientKey.init),
+                    address: peer?.ipAddress,
+                    loop: loop,
+                    settings: settings
+                )
+            else {
                 // Not registered yet: closed once it is active.
                 try channel.pipeline.syncOperations.addHandler(RefusedConnection())
                 return

@@ -56,11 +56,18 @@ final class Exchange {
     )
     static let serverFrame = ByteBuffer(bytes: [0x81, 0x7E, 0x00, 0x80] + Array(repeating: 0x78, count: 128))
 
-    init(http2: Bool = false) throws {
+    /// `limits`: every per-client limit on (too high to refuse anything) and a limit on the route.
+    init(http2: Bool = false, limits: Bool = false) throws {
         self.client = EmbeddedChannel()
         self.connector = EmbeddedConnector(loop: self.client.embeddedEventLoop)
         var config = JunctionConfig()
         config.routes = [RouteConfig(name: "all", pool: "app")]
+        if limits {
+            config.limits.perClient.maxConnections = 1_000_000
+            config.limits.perClient.maxTunnels = 1_000_000
+            config.limits.perClient.rate = RequestRate(requestsPerSecond: 1_000_000, burst: 1_000_000)
+            config.routes[0].limit = RequestRate(requestsPerSecond: 1_000_000, burst: 1_000_000)
+        }
         let registry = BackendRegistry()
         let pool = Pool(
             name: "app",
@@ -92,7 +99,11 @@ final class Exchange {
         var listener = ListenerConfig(name: "bench", address: HostPort(host: "127.0.0.1", port: 80))
         listener.http2 = http2
         self.client.remoteAddress = try SocketAddress(ipAddress: "203.0.113.7", port: 50000)
-        try ClientConnection.install(on: self.client, loop: loop, settings: ListenerSettings(config: listener, tls: nil))
+        try ClientConnection.install(
+            on: self.client,
+            loop: loop,
+            settings: ListenerSettings(config: listener, tls: nil)
+        )
         try self.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
     }
 

@@ -31,6 +31,16 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
+    Benchmark("HTTP/1.1 request proxied with every per-client limit on") { benchmark in
+        let setup = try Exchange(limits: true)
+        try setup.roundTrip()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try setup.roundTrip()
+        }
+        benchmark.stopMeasurement()
+    }
+
     Benchmark("WebSocket message relayed both ways through a tunnel") { benchmark in
         let setup = try Exchange()
         try setup.upgrade()
