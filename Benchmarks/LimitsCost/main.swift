@@ -62,4 +62,17 @@ report("a request, two threads at once on the same client (per request, wall tim
 report("a counted WebSocket, two threads at once on the same client") {
     DispatchQueue.concurrentPerform(iterations: 2) { _ in tunnels(client, operations / 2) }
 }
+// The worst case: a flood of new addresses into a table every slot of which was used and freed,
+// so each probe reads its whole window before it takes a slot (or evicts, once the table is full).
+let churned = ClientRates(capacity: 65_536)
+let start = now()
+for index in 0..<(2 * 65_536) {
+    _ = churned.take(for: ClientKey(ipv4: UInt32(index)), bucket: bucket, now: start)
+}
+churned.sweep(now: start + 2_000_000_000)
+report("a new address's first request, table of freed slots then full (a flood of new addresses)") {
+    for index in 0..<operations {
+        _ = churned.take(for: ClientKey(ipv4: 0x8000_0000 + UInt32(index)), bucket: bucket, now: start + 3_000_000_000)
+    }
+}
 precondition(counts.table.occupied == 0, "every count released")

@@ -31,12 +31,21 @@ struct LimitsTests {
                     limit:
                       requests_per_second: 0.2
                       burst: 2
+                  - name: dead
+                    match:
+                      path_prefix: /dead
+                    pool: dead
                   - name: monolith
                     pool: monolith
                     response_headers:
                       Strict-Transport-Security: max-age=63072000
 
                 """
+        )
+        // A pool whose backend refuses every connection: a WebSocket there fails with a 502.
+        .replacingOccurrences(
+            of: "logging:\n",
+            with: "  dead:\n    retries: 0\n    backends:\n      - address: 127.0.0.1:1\nlogging:\n"
         )
     }
 
@@ -111,7 +120,7 @@ struct LimitsTests {
         let junction = try Self.start(
             monolith: monolith,
             ddp: ddp,
-            perClient: "    max_connections: 4\n    requests_per_second: 2\n    burst: 10\n"
+            perClient: "    max_connections: 4\n    requests_per_second: 0.5\n    burst: 10\n"
         )
         let http = "http://127.0.0.1:\(junction.port("http"))"
 
@@ -119,7 +128,7 @@ struct LimitsTests {
         let before = monolith.stats.requests.load(ordering: .relaxed)
         let started = Date()
         let abusive = try Self.statuses(http + "/echo", count: 40, source: "127.0.0.2")
-        let refilled = Int((Date().timeIntervalSince(started) * 2).rounded(.up))
+        let refilled = Int((Date().timeIntervalSince(started) * 0.5).rounded(.up))
         let served = abusive.filter { $0 == 200 }.count
         #expect(served >= 10 && served <= 10 + refilled, "the burst and what refilled meanwhile: \(abusive)")
         #expect(abusive.filter { $0 == 429 }.count == 40 - served, "\(abusive)")
@@ -130,7 +139,7 @@ struct LimitsTests {
         // The answer: Retry-After in whole seconds, the standard one-line body, the route's headers.
         let answer = try Self.refused(["--interface", "127.0.0.2", http + "/echo"])
         #expect(answer.hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"), "\(answer)")
-        #expect(answer.contains("\r\nRetry-After: 1\r\n"), "\(answer)")
+        #expect(Self.retryAfter(answer).map { (1...2).contains($0) } == true, "\(answer)")
         #expect(answer.contains("\r\nStrict-Transport-Security: max-age=63072000\r\n"), "\(answer)")
         #expect(
             answer.contains(
@@ -144,7 +153,7 @@ struct LimitsTests {
             "http://127.0.0.1:\(junction.port("h2c"))/echo",
         ])
         #expect(h2.hasPrefix("HTTP/2 429"), "\(h2)")
-        #expect(h2.contains("\r\nretry-after: 1\r\n"), "\(h2)")
+        #expect(Self.retryAfter(h2).map { (1...2).contains($0) } == true, "\(h2)")
         #expect(h2.contains("\r\nstrict-transport-security: max-age=63072000\r\n"), "\(h2)")
         // Logged with its status, route and pool, and no backend; counted.
         #expect(
@@ -259,6 +268,21 @@ struct LimitsTests {
         #expect(try Self.limited(junction, "h2c", "tunnels") == 2)
         #expect(junction.waitForStdout { $0.contains("\"GET /websocket HTTP/1.1\" 429 ") && $0.contains("backend=-") })
 
+        // WebSockets that fail (the backend refuses the connection) hold no place once answered.
+        let (failed, answered) = try Self.client(["ws", "127.0.0.4", port, "/dead", "3"])
+        defer { failed.terminate() }
+        // (502 for the first; the backend is down after it, so 503 may follow.)
+        let failures = answered["statuses"] as? [Int] ?? []
+        #expect(
+            failures.count == 3 && failures.first == 502 && failures.allSatisfy { $0 == 502 || $0 == 503 },
+            "\(answered)"
+        )
+        let (afterRefusals, openedAfter) = try Self.client(["ws", "127.0.0.4", port, "/websocket", "2"])
+        defer { afterRefusals.terminate() }
+        #expect(openedAfter["statuses"] as? [Int] == [101, 101], "\(openedAfter)")
+        afterRefusals.writeLine("close")
+        _ = try afterRefusals.readLine()
+
         // The abuser closes its two: it may open again.
         abuser.writeLine("close")
         _ = try abuser.readLine()
@@ -323,14 +347,14 @@ struct LimitsTests {
         let junction = try Self.start(
             monolith: monolith,
             ddp: ddp,
-            perClient: "    max_connections: 2\n    requests_per_second: 1\n    burst: 1\n"
+            perClient: "    max_connections: 2\n    requests_per_second: 0.2\n    burst: 1\n"
         )
         let port = String(junction.port("http"))
         let memoryBefore = junction.memory().rss
         let (flood, result) = try Self.client(["flood", "1", "3000", port, "/echo"])
         flood.terminate()
         #expect(result["statuses"] as? [String: Int] == ["200": 3000], "every address its own bucket: \(result)")
-        // Amid them, one address still gets one request a second.
+        // Amid them, one address still gets one request in 5 s.
         #expect(try Self.statuses("http://127.0.0.1:\(port)/echo", count: 3, source: "127.0.0.2") == [200, 429, 429])
 
         let status = try Curl.json("http://\(junction.address("admin"))/status")

@@ -9,6 +9,7 @@ import Testing
 struct ClientLimitsTests {
     // MARK: keys
 
+    /// Two addresses and whether they are one client.
     struct KeyCase: Sendable, CustomTestStringConvertible {
         var first: String
         var second: String
@@ -55,6 +56,7 @@ struct ClientLimitsTests {
         var retryAfter: Int? = nil
     }
 
+    /// A bucket's settings and the requests it meets.
     struct BucketCase: Sendable, CustomTestStringConvertible {
         var name: String
         var rate: Double
@@ -200,37 +202,69 @@ struct ClientLimitsTests {
         counts.table.probe(client).found?.index
     }
 
-    @Test("A full window lets a newcomer in uncounted instead of refusing it")
+    @Test("A full table lets a newcomer in uncounted; a client already counted is still limited")
     func fullWindow() {
         let counts = ClientCounts(capacity: 64)
-        var untracked = 0
+        var held: [ClientKey] = []
+        var untracked: [ClientKey] = []
         for client in 0..<200 {
-            if counts.acquire(.connections, for: ClientKey(ipv4: UInt32(client)), limit: 1) == .untracked {
-                untracked += 1
+            let key = ClientKey(ipv4: UInt32(client))
+            switch counts.acquire(.connections, for: key, limit: 1) {
+            case .held: held.append(key)
+            case .untracked: untracked.append(key)
+            case .refused: Issue.record("client \(client) refused at its first connection")
             }
         }
-        #expect(counts.table.occupied >= 60, "the windows of 200 keys cover the table")
-        #expect(untracked == 200 - counts.table.occupied, "every key that found no room was let in uncounted")
+        #expect(held.count == counts.table.occupied && held.count <= 64)
+        #expect(held.count >= 60, "the windows of 200 keys cover the table")
+        #expect(!untracked.isEmpty)
+        // Every counted client holds its one connection: a second is refused, table full or not.
+        for key in held { #expect(counts.acquire(.connections, for: key, limit: 1) == .refused) }
+        // Those let in uncounted are let in again (nothing counts them), never refused.
+        for key in untracked.prefix(10) { #expect(counts.acquire(.connections, for: key, limit: 1) == .untracked) }
     }
 
-    @Test("Counting from many threads at once loses nothing")
+    @Test("Many threads at once: exactly the limit is held, the rest refused; every release lands")
     func concurrent() async {
         let counts = ClientCounts(capacity: 1024)
-        let clients = (0..<8).map { ClientKey(ipv4: UInt32($0)) }
-        await withTaskGroup(of: Void.self) { group in
-            for worker in 0..<4 {
+        let client = ClientKey(ipv4: 42)
+        let results = await withTaskGroup(of: [Int].self) { group in
+            for _ in 0..<4 {
                 group.addTask {
-                    for round in 0..<2000 {
-                        let client = clients[(worker + round) % clients.count]
-                        if case .held(let index) = counts.acquire(.tunnels, for: client, limit: 1_000_000) {
-                            counts.release(.tunnels, for: client, at: index)
+                    var held: [Int] = []
+                    for _ in 0..<500 {
+                        if case .held(let index) = counts.acquire(.tunnels, for: client, limit: 100) {
+                            held.append(index)
                         }
                     }
+                    return held
                 }
             }
+            var all: [[Int]] = []
+            for await held in group { all.append(held) }
+            return all
         }
+        #expect(results.map(\.count).reduce(0, +) == 100, "exactly the limit held across threads")
+        #expect(counts.count(.tunnels, for: client) == 100)
+        await withTaskGroup(of: Void.self) { group in
+            for held in results {
+                group.addTask { for index in held { counts.release(.tunnels, for: client, at: index) } }
+            }
+        }
+        #expect(counts.count(.tunnels, for: client) == 0)
         #expect(counts.table.occupied == 0)
-        for client in clients { #expect(counts.count(.tunnels, for: client) == 0) }
+    }
+
+    @Test("The slowest rate with the largest burst stays in 64 bits, years ahead")
+    func extremes() {
+        let slow = RateBucket(RequestRate(requestsPerSecond: 0.001, burst: 1_000_000))
+        #expect(slow.interval == 1_000_000_000_000)
+        #expect(slow.tolerance == 1_000_000_000_000 * 1_000_000)
+        let now: UInt64 = 100 * 365 * 86_400 * 1_000_000_000  // a century of uptime
+        #expect(slow.decide(tat: nil, now: now) == .allow(tat: now + slow.interval))
+        let clamped = RateBucket(interval: .max, size: .max)
+        #expect(clamped.interval == 1 << 60 && clamped.tolerance == 1 << 60)
+        #expect(clamped.decide(tat: now, now: now) == .allow(tat: now + (1 << 60)))
     }
 
     // MARK: settings
@@ -272,6 +306,7 @@ struct ClientLimitsTests {
         #expect(!ClientLimiter().limits(for: JunctionConfig()).perClient.isOn)
     }
 
+    /// A bad setting and the error `check` gives.
     struct BadCase: Sendable, CustomTestStringConvertible {
         var name: String
         var perClient: String?
@@ -295,6 +330,11 @@ struct ClientLimitsTests {
             name: "rate not a number",
             perClient: "    requests_per_second: lots",
             expected: "limits.per_client.requests_per_second: expected a number, got \"lots\""
+        ),
+        BadCase(
+            name: "a rate too small",
+            perClient: "    requests_per_second: 0.0001",
+            expected: "limits.per_client.requests_per_second: must be 0 (off) or at least 0.001, got 0.0001"
         ),
         BadCase(
             name: "burst without a rate",

@@ -608,6 +608,11 @@ final class ConfigFileDecoder {
         for (key, value) in entries {
             if key == "requests_per_second" {
                 guard let number = self.reader.number(value, in: 0...1_000_000) else { return nil }
+                // Below one request in 1,000 s a bucket's arithmetic leaves 64 bits; 0 is off.
+                if number > 0 && number < 0.001 {
+                    self.reader.error(value, "must be 0 (off) or at least 0.001, got \(number)")
+                    return nil
+                }
                 rate.requestsPerSecond = number
             } else if key == "burst" {
                 guard let burst = self.reader.int(value, in: 0...1_000_000) else { return nil }

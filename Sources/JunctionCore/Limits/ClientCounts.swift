@@ -37,9 +37,9 @@ final class ClientCounts: Sendable {
 
     /// Counts one more `kind` for `client` unless it already holds `limit`.
     func acquire(_ kind: Kind, for client: ClientKey, limit: Int) -> Admission {
-        // A compare-and-swap fails only when another thread changed the same slot; a few retries
-        // settle any real contention, past them the client is let in uncounted.
-        for _ in 0..<16 {
+        // A compare-and-swap fails only when another thread changed the same slot, so every retry
+        // follows another thread's progress (lock-free): retried until it settles.
+        while true {
             let probe = self.table.probe(client)
             if let (index, entry) = probe.found {
                 if kind.count(in: entry.value) >= UInt64(limit) { return .refused }
@@ -51,7 +51,6 @@ final class ClientCounts: Sendable {
             let desired = ClientTable.Entry(key: client.value, value: kind.unit)
             if self.table.replace(index, expected: entry, with: desired) == nil { return .held(index: index) }
         }
-        return .untracked
     }
 
     /// Uncounts one `kind` of `client` held in slot `index`; the entry is freed when both counts

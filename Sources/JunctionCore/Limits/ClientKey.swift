@@ -35,10 +35,11 @@ struct ClientKey: Hashable, Sendable {
         }
     }
 
-    /// Where the key's probe starts in a table of `mask + 1` slots (SplitMix64's finaliser, so
-    /// neighbouring addresses land far apart).
-    func home(mask: Int) -> Int {
-        var z = self.value &+ 0x9E37_79B9_7F4A_7C15
+    /// Where the key's probe starts in a table of `mask + 1` slots: SplitMix64's finaliser over
+    /// the key mixed with the table's random `seed`, so neighbouring addresses land far apart and
+    /// nobody can pick addresses that all land in one window (and fill it to go uncounted).
+    func home(mask: Int, seed: UInt64) -> Int {
+        var z = (self.value ^ seed) &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         z = z ^ (z >> 31)

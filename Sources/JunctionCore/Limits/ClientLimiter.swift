@@ -11,6 +11,7 @@ import struct NIOConcurrencyHelpers.NIOLockedValueBox
 /// route with a `limit` (16 bytes a slot), allocated only for limits that are on and never grown.
 /// The lock is taken only when a generation is built (start, reload), never on the data path.
 final class ClientLimiter: Sendable {
+    /// The tables made so far (nil: that limit was never on).
     private struct Tables {
         var counts: ClientCounts?
         var rates: ClientRates?
@@ -46,12 +47,17 @@ final class ClientLimiter: Sendable {
                 tables.rates = ClientRates(capacity: self.ratesCapacity)
             }
             var routes: [String: RouteLimit] = [:]
+            var kept: [String: ClientRates] = [:]
             for route in config.routes {
                 guard let rate = route.limit, rate.isOn else { continue }
                 let table = tables.routes[route.name] ?? ClientRates(capacity: self.routeCapacity)
-                tables.routes[route.name] = table
+                kept[route.name] = table
                 routes[route.name] = RouteLimit(rates: table, bucket: RateBucket(rate))
             }
+            // A route this configuration does not limit lets its table go (the generation still
+            // running keeps what it holds until it is replaced; a refused reload that dropped a
+            // route only costs that route's clients their state: full buckets again).
+            tables.routes = kept
             return (ClientLimits(settings: settings, counts: tables.counts, rates: tables.rates), routes)
         }
     }

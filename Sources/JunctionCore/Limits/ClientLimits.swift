@@ -68,42 +68,9 @@ final class ClientLimits: Sendable {
     }
 }
 
-/// A route's `limit`: its own bucket per client, in a table of its own.
-struct RouteLimit: Sendable {
-    let rates: ClientRates
-    let bucket: RateBucket
-}
-
-/// One count held in a `ClientCounts` table, released exactly once by its holder. (Laid out in
-/// 21 bytes: an idle WebSocket's tunnel keeps one.)
-struct ClientSlot: Sendable {
-    let counts: ClientCounts
-    let client: ClientKey
-    let index: UInt32
-    let kind: ClientCounts.Kind
-
-    func release() {
-        self.counts.release(self.kind, for: self.client, at: Int(self.index))
-    }
-}
-
-/// A WebSocket's count held for as long as the hold lives (the request, then its tunnel): not
-/// copyable, so it is released exactly once however its owner ends.
-struct ClientHold: ~Copyable {
-    private let slot: ClientSlot
-
-    init(_ slot: ClientSlot) {
-        self.slot = slot
-    }
-
-    deinit {
-        self.slot.release()
-    }
-}
-
 extension RateBucket {
     /// The bucket of a configured rate (`requests_per_second` above 0, and its `burst`).
     init(_ rate: RequestRate) {
-        self.init(interval: max(1, UInt64((1e9 / rate.requestsPerSecond).rounded())), size: rate.size)
+        self.init(interval: UInt64(min(1e18, max(1, (1e9 / rate.requestsPerSecond).rounded()))), size: rate.size)
     }
 }

@@ -15,7 +15,8 @@ final class ClientRates: Sendable {
     /// Takes a token from `client`'s bucket at `now`: nil when the request conforms, else the
     /// nanoseconds until it would.
     func take(for client: ClientKey, bucket: RateBucket, now: UInt64) -> UInt64? {
-        for _ in 0..<16 {
+        // Retried until a compare-and-swap takes: each failure follows another thread's update.
+        while true {
             let probe = self.table.probe(client, expiry: now)
             let index: Int
             let entry: ClientTable.Entry
@@ -35,8 +36,6 @@ final class ClientRates: Sendable {
                 if self.table.replace(index, expected: entry, with: desired) == nil { return nil }
             }
         }
-        // Contention beyond a few retries on one slot: let the request through.
-        return nil
     }
 
     /// Frees every entry whose bucket is full again at `now` (off the data path: a scan of the

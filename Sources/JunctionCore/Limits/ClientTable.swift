@@ -5,21 +5,27 @@ import Synchronization
 /// compare-and-swap, so a key and its value always change together and an update can never land on
 /// a slot that another client took in the meantime.
 ///
-/// Open addressing with linear probing, at most `window` slots from a key's home: a lookup stops at
-/// the key, at a never-used slot or at the window's end. A freed slot keeps the probe going and is
-/// reused by the next insert. The memory is fixed when the table is made (`capacity` × 16 bytes)
-/// and never grows; what happens when a window is full is the caller's choice (`ClientCounts`,
-/// `ClientRates`).
+/// Open addressing with linear probing, at most `window` slots from a key's home (seeded per
+/// table): a lookup stops at the key, at a never-used slot or at the window's end. A freed slot
+/// keeps the probe going and is reused by the next insert. The memory is fixed when the table is
+/// made (`capacity` × 16 bytes) and never grows; what happens when a window is full is the
+/// caller's choice (`ClientCounts`, `ClientRates`). Each probe step is a 16-byte atomic load,
+/// which x86-64 does with a locked `cmpxchg16b`: a client's entry is usually at its home or next
+/// to it, but a new client in a window crowded with freed slots reads up to 32.
 ///
-/// Error bound: two threads inserting the same new key in the same instant that a third frees a
-/// slot between them can place the key twice; the two entries then share that client's allowance
-/// (at most twice the limit) until one empties. Every other interleaving is exact.
+/// Error bound: two threads inserting the same new key at the same instant can place it twice when
+/// they see different first vacancies (a third thread freed a slot between their probes, or, for
+/// buckets, the two clock readings disagree on whether an entry is idle); the two entries then
+/// share that client's allowance (at most twice the limit) until one empties or expires. Every
+/// other interleaving is exact.
 final class ClientTable: @unchecked Sendable {
     /// Slots a probe looks at, from the key's home.
     static let window = 32
 
     let capacity: Int
     private let mask: Int
+    /// Mixed into every key's home, fresh for each table (see `ClientKey.home`).
+    private let seed = UInt64.random(in: .min ... .max)
     private let slots: UnsafeMutablePointer<Atomic<WordPair>>
 
     /// A table of `capacity` slots (rounded up to a power of two).
@@ -72,7 +78,7 @@ final class ClientTable: @unchecked Sendable {
     /// and when none is, the entry with the earliest value is (evicted).
     @inline(__always)
     func probe(_ key: ClientKey, expiry: UInt64? = nil) -> Probe {
-        let home = key.home(mask: self.mask)
+        let home = key.home(mask: self.mask, seed: self.seed)
         var vacancy: (index: Int, entry: Entry)?
         var earliest: (index: Int, entry: Entry)?
         for step in 0..<Self.window {

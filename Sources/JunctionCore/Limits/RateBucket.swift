@@ -11,10 +11,14 @@ struct RateBucket: Sendable, Equatable {
     /// `size × interval`: how far ahead of now TAT may run.
     let tolerance: UInt64
 
-    /// A bucket of `size` tokens, one back every `interval` nanoseconds.
+    /// A bucket of `size` tokens, one back every `interval` nanoseconds. Both are capped at 2^60
+    /// nanoseconds (36 years), so no sum with a clock reading can leave 64 bits (`check` refuses
+    /// rates that would come near).
     init(interval: UInt64, size: Int) {
-        self.interval = interval
-        self.tolerance = interval * UInt64(size)
+        let cap: UInt64 = 1 << 60
+        self.interval = min(max(1, interval), cap)
+        let (tolerance, overflow) = self.interval.multipliedReportingOverflow(by: UInt64(max(1, size)))
+        self.tolerance = overflow ? cap : min(tolerance, cap)
     }
 
     /// What a request at `now` does to a bucket whose TAT is `tat` (nil: a new, full bucket).

@@ -240,6 +240,7 @@ public final class JunctionMetrics: Sendable {
 /// One event loop's handles on the request metrics, cached so a request costs a dictionary lookup
 /// and an atomic add, not a registry lookup under its lock.
 final class LoopMetrics {
+    /// A `junction_requests_total` series.
     private struct RequestKey: Hashable {
         var route: String
         var pool: String
@@ -251,6 +252,7 @@ final class LoopMetrics {
     private var durations: [String: DurationHistogram] = [:]
     private var tunnelsClosed: [TunnelKey: Prometheus.Counter] = [:]
 
+    /// A `junction_tunnels_closed_total` series.
     private struct TunnelKey: Hashable {
         var pool: String
         var reason: TunnelLedger.CloseReason
@@ -272,6 +274,7 @@ final class LoopMetrics {
         self.metrics = metrics
     }
 
+    /// A `junction_limited_total` series.
     private struct LimitedKey: Hashable {
         var listener: String
         var reason: ClientLimits.Reason
