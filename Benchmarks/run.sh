@@ -283,7 +283,7 @@ descendant_pids() {
     done
 }
 
-# utime+stime in clock ticks of one pid (all its threads), or "gone".
+# utime and stime in clock ticks of one pid (all its threads), as "USER SYSTEM", or "gone".
 pid_ticks() {
     local line rest fields
     { read -r line <"/proc/$1/stat"; } 2>/dev/null || { echo "gone"; return; }
@@ -291,14 +291,14 @@ pid_ticks() {
     read -r -a fields <<<"$rest"
     # after "pid (comm) " index 0 is the state (field 3), so utime (field 14) and
     # stime (field 15) are at indexes 11 and 12
-    echo $((fields[11] + fields[12]))
+    echo "${fields[11]} ${fields[12]}"
 }
 
 # CPU ticks of a proxy: the process plus all its descendants (nginx: master + workers; nghttpx:
-# main + worker process). Prints "<ticks> <sorted pid list>" so that callers can check the set
-# did not change.
+# main + worker process). Prints "<user ticks> <system ticks> <sorted pid list>" so that callers
+# can check the set did not change.
 proxy_ticks() {
-    local root=$1 total=0 t pids p
+    local root=$1 user=0 system=0 t pids p
     pids=$(
         echo "$root"
         descendant_pids "$root"
@@ -307,9 +307,10 @@ proxy_ticks() {
     for p in ${pids//,/ }; do
         t=$(pid_ticks "$p")
         [ "$t" = "gone" ] && die "process $p (of proxy pid $root) vanished during measurement"
-        total=$((total + t))
+        user=$((user + ${t% *}))
+        system=$((system + ${t#* }))
     done
-    echo "$total $pids"
+    echo "$user $system $pids"
 }
 
 # Free TCP ports on 127.0.0.1 (bound together so they are distinct, then released).
@@ -873,7 +874,7 @@ to_ms() {
 }
 
 CSV="$RESULTS/runs.csv"
-echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util" >"$CSV"
+echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util,user_cpu_s,sys_cpu_s,user_us_per_unit,sys_us_per_unit" >"$CSV"
 
 # One load run through one proxy; appends a CSV line unless it is a warm-up. For ws-echo the
 # "requests" are echo round trips and there is no p99 (the column stays empty); for upload they are
@@ -881,7 +882,8 @@ echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_
 # they are TLS connections (one full handshake and one request each).
 run_case() { # round proxy case duration
     local round=$1 proxy=$2 kase=$3 dur=$4 url="" pid out before after t0 t1
-    local b_ticks a_ticks b_set a_set reqs rps p99raw p99 cpu_s wall rpc util
+    local b_ticks a_ticks b_user b_sys a_user a_sys b_set a_set reqs rps p99raw p99 cpu_s wall rpc util
+    local user_s sys_s user_us sys_us
     local uploads end_ns line
     [ "$kase" = ws-echo ] || url=$(url_of "$proxy" "$kase")
     pid=$(pid_of "$proxy")
@@ -928,8 +930,10 @@ run_case() { # round proxy case duration
     t1=$(date +%s.%N)
     after=$(proxy_ticks "$pid")
 
-    read -r b_ticks b_set <<<"$before"
-    read -r a_ticks a_set <<<"$after"
+    read -r b_user b_sys b_set <<<"$before"
+    read -r a_user a_sys a_set <<<"$after"
+    b_ticks=$((b_user + b_sys))
+    a_ticks=$((a_user + a_sys))
     [ "$b_set" = "$a_set" ] || die "$proxy process set changed during the run ($b_set -> $a_set): a worker died?"
 
     case "$kase" in
@@ -1002,14 +1006,19 @@ run_case() { # round proxy case duration
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
     rpc=$(awk -v r="$reqs" -v c="$cpu_s" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print "inf"}')
     util=$(awk -v c="$cpu_s" -v w="$wall" 'BEGIN {printf "%.0f%%", 100 * c / w}')
+    # User and system time apart: per unit (request, round trip, MB, handshake), in microseconds.
+    user_s=$(awk -v t=$((a_user - b_user)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
+    sys_s=$(awk -v t=$((a_sys - b_sys)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
+    user_us=$(awk -v c="$user_s" -v r="$reqs" 'BEGIN {if (r > 0) printf "%.2f", c * 1e6 / r; else print ""}')
+    sys_us=$(awk -v c="$sys_s" -v r="$reqs" 'BEGIN {if (r > 0) printf "%.2f", c * 1e6 / r; else print ""}')
 
     if [ "$round" = warmup ]; then
         printf '  warm-up  %-8s %-9s %10s /s\n' "$proxy" "$kase" "$rps"
         return
     fi
-    echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util" >>"$CSV"
-    printf '  round %-2s %-8s %-9s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s\n' \
-        "$round" "$proxy" "$kase" "$rps" "${p99:-–}" "$cpu_s" "$util" "$rpc"
+    echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util,$user_s,$sys_s,$user_us,$sys_us" >>"$CSV"
+    printf '  round %-2s %-8s %-9s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s  user/sys %s/%s us\n' \
+        "$round" "$proxy" "$kase" "$rps" "${p99:-–}" "$cpu_s" "$util" "$rpc" "$user_us" "$sys_us"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1253,6 +1262,29 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
     echo "– : not applicable (nghttpx only runs h2) or not measured."
     echo
     if [ "${#RUN_CASES[@]}" -gt 0 ]; then
+        # Where each proxy's CPU goes: user space and the kernel apart, per unit.
+        row="| case |"
+        sep="|---|"
+        for p in "${PROXIES[@]}"; do row+=" $(name_of "$p") user / system µs |"; sep+="---:|"; done
+        echo "$row"
+        echo "$sep"
+        for kase in "${RUN_CASES[@]}"; do
+            row="| $(label_of "$kase") |"
+            for p in "${PROXIES[@]}"; do
+                if applies "$p" "$kase"; then
+                    row+=" $(fmt "$(median "$p" "$kase" 13)" %.2f) / $(fmt "$(median "$p" "$kase" 14)" %.2f) |"
+                else
+                    row+=" – |"
+                fi
+            done
+            echo "$row"
+        done
+        echo
+        echo "µs of the proxy's CPU per unit of the case (request, echo round trip, MB, handshake), user time" \
+            "and system time apart (utime and stime of its processes), medians over the rounds."
+        echo
+    fi
+    if [ "${#RUN_CASES[@]}" -gt 0 ]; then
         # As the client sees it: throughput and latency in this setup.
         row="| case |"
         sep="|---|"
@@ -1278,10 +1310,10 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
         echo
         echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
         echo
-        echo "| round | proxy | case | requests | /s | p99 ms | proxy CPU-s | proxy CPU util | per CPU-s |"
-        echo "|---:|---|---|---:|---:|---:|---:|---:|---:|"
-        awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-            $1, $2, $3, $4, $6, ($7 == "" ? "–" : $7), $8, $10, $9}' "$CSV"
+        echo "| round | proxy | case | requests | /s | p99 ms | proxy CPU-s | user / system CPU-s | proxy CPU util | per CPU-s |"
+        echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n",
+            $1, $2, $3, $4, $6, ($7 == "" ? "–" : $7), $8, $11, $12, $10, $9}' "$CSV"
     fi
     if [ "$IDLE_WS" = 1 ]; then
         echo
