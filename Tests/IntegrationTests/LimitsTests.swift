@@ -49,7 +49,37 @@ struct LimitsTests {
         )
     }
 
-    static func start(
+    /// The backends and the Junction of one test, `perClient` under `limits.per_client`; `stop()`
+    /// ends the backends (Junction ends with the process object).
+    struct Setup {
+        let monolith: HTTPTestBackend
+        let ddp: DDPBackend
+        let junction: JunctionProcess
+
+        init(perClient: String) throws {
+            let monolith = try HTTPTestBackend(name: "monolith")
+            let ddp: DDPBackend
+            do { ddp = try DDPBackend(name: "ddp-a") } catch {
+                monolith.stop()
+                throw error
+            }
+            do {
+                self.junction = try LimitsTests.start(monolith: monolith, ddp: ddp, perClient: perClient)
+            } catch {
+                monolith.stop()
+                ddp.stop()
+                throw error
+            }
+            (self.monolith, self.ddp) = (monolith, ddp)
+        }
+
+        func stop() {
+            self.monolith.stop()
+            self.ddp.stop()
+        }
+    }
+
+    private static func start(
         monolith: HTTPTestBackend,
         ddp: DDPBackend,
         perClient: String
@@ -113,26 +143,23 @@ struct LimitsTests {
         "An abusive address gets 429s and closed connections; another address is served; nothing limited reaches the backend"
     )
     func abusiveClient() throws {
-        let monolith = try HTTPTestBackend(name: "monolith")
-        defer { monolith.stop() }
-        let ddp = try DDPBackend(name: "ddp-a")
-        defer { ddp.stop() }
-        let junction = try Self.start(
-            monolith: monolith,
-            ddp: ddp,
-            perClient: "    max_connections: 4\n    requests_per_second: 0.5\n    burst: 10\n"
-        )
+        let setup = try Setup(perClient: "    max_connections: 4\n    requests_per_second: 0.5\n    burst: 10\n")
+        defer { setup.stop() }
+        let junction = setup.junction
         let http = "http://127.0.0.1:\(junction.port("http"))"
 
         // The request rate: a burst of 10 at most, then 429s, none of which reaches the backend.
-        let before = monolith.stats.requests.load(ordering: .relaxed)
+        let before = setup.monolith.stats.requests.load(ordering: .relaxed)
         let started = Date()
         let abusive = try Self.statuses(http + "/echo", count: 40, source: "127.0.0.2")
         let refilled = Int((Date().timeIntervalSince(started) * 0.5).rounded(.up))
         let served = abusive.filter { $0 == 200 }.count
         #expect(served >= 10 && served <= 10 + refilled, "the burst and what refilled meanwhile: \(abusive)")
         #expect(abusive.filter { $0 == 429 }.count == 40 - served, "\(abusive)")
-        #expect(monolith.stats.requests.load(ordering: .relaxed) - before == served, "only the served ones reached it")
+        #expect(
+            setup.monolith.stats.requests.load(ordering: .relaxed) - before == served,
+            "only the served ones reached it"
+        )
         // Everyone else goes on.
         #expect(try Self.statuses(http + "/echo", count: 10, source: "127.0.0.3") == Array(repeating: 200, count: 10))
 
@@ -190,11 +217,9 @@ struct LimitsTests {
 
     @Test("A route's limit applies per client on that route, on top of the per-client rate; HTTP/2 answers 429 too")
     func routeLimit() throws {
-        let monolith = try HTTPTestBackend(name: "monolith")
-        defer { monolith.stop() }
-        let ddp = try DDPBackend(name: "ddp-a")
-        defer { ddp.stop() }
-        let junction = try Self.start(monolith: monolith, ddp: ddp, perClient: "    requests_per_second: 100\n")
+        let setup = try Setup(perClient: "    requests_per_second: 100\n")
+        defer { setup.stop() }
+        let junction = setup.junction
         let http = "http://127.0.0.1:\(junction.port("http"))"
         let login = try Self.statuses(http + "/api/v1/login", count: 5, source: "127.0.0.2")
         #expect(login == [200, 200, 429, 429, 429], "burst 2 on the login route")
@@ -231,11 +256,9 @@ struct LimitsTests {
         "max_tunnels answers the extra WebSocket 429 on HTTP/1.1 and RFC 8441; others' WebSockets open; a closed one frees a place"
     )
     func tunnels() throws {
-        let monolith = try HTTPTestBackend(name: "monolith")
-        defer { monolith.stop() }
-        let ddp = try DDPBackend(name: "ddp-a")
-        defer { ddp.stop() }
-        let junction = try Self.start(monolith: monolith, ddp: ddp, perClient: "    max_tunnels: 2\n")
+        let setup = try Setup(perClient: "    max_tunnels: 2\n")
+        defer { setup.stop() }
+        let junction = setup.junction
         let port = String(junction.port("http"))
         let h2c = String(junction.port("h2c"))
 
@@ -260,7 +283,8 @@ struct LimitsTests {
         // What reached the backend: the four WebSockets let in.
         #expect(
             JunctionProcess.wait(timeout: 10) {
-                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["tunnels"] as? Int)
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[setup.ddp.address]?["tunnels"]
+                    as? Int)
                     == 4
             }
         )
@@ -288,7 +312,8 @@ struct LimitsTests {
         _ = try abuser.readLine()
         #expect(
             JunctionProcess.wait(timeout: 10) {
-                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[ddp.address]?["tunnels"] as? Int)
+                (try? RuntimeControlTests.backends(junction, pool: "ddp-streamer")[setup.ddp.address]?["tunnels"]
+                    as? Int)
                     == 2
             }
         )
@@ -298,19 +323,13 @@ struct LimitsTests {
     }
 
     @Test(
-        "Behind PROXY headers each announced address is a client: connections and requests limited per header address, the header glued, apart or byte by byte",
+        "Behind PROXY headers each announced address is a client: connections limited per header address (an IPv6 /64 as one), the header glued, apart or byte by byte",
         arguments: ["glued", "apart", "bytes"]
     )
     func proxyProtocol(_ mode: String) throws {
-        let monolith = try HTTPTestBackend(name: "monolith")
-        defer { monolith.stop() }
-        let ddp = try DDPBackend(name: "ddp-a")
-        defer { ddp.stop() }
-        let junction = try Self.start(
-            monolith: monolith,
-            ddp: ddp,
-            perClient: "    max_connections: 2\n"
-        )
+        let setup = try Setup(perClient: "    max_connections: 2\n")
+        defer { setup.stop() }
+        let junction = setup.junction
         let port = String(junction.port("proxied"))
         // Every connection comes from 127.0.0.1 (the balancer); the headers tell the clients apart.
         let (first, abusive) = try Self.client(["conns", "127.0.0.1", port, "3", "192.0.2.10", mode])
@@ -340,15 +359,9 @@ struct LimitsTests {
         "Thousands of source addresses: each is served within its own limit, the tables stay in their bounds, and idle entries expire"
     )
     func manyAddresses() throws {
-        let monolith = try HTTPTestBackend(name: "monolith")
-        defer { monolith.stop() }
-        let ddp = try DDPBackend(name: "ddp-a")
-        defer { ddp.stop() }
-        let junction = try Self.start(
-            monolith: monolith,
-            ddp: ddp,
-            perClient: "    max_connections: 2\n    requests_per_second: 0.2\n    burst: 1\n"
-        )
+        let setup = try Setup(perClient: "    max_connections: 2\n    requests_per_second: 0.2\n    burst: 1\n")
+        defer { setup.stop() }
+        let junction = setup.junction
         let port = String(junction.port("http"))
         let memoryBefore = junction.memory().rss
         let (flood, result) = try Self.client(["flood", "1", "3000", port, "/echo"])

@@ -25,9 +25,6 @@ final class ClientLimits: Sendable {
         self.bucket = settings.rate.isOn ? RateBucket(settings.rate) : nil
     }
 
-    /// None: every limit off.
-    static let none = ClientLimits(settings: PerClientLimits(), counts: nil, rates: nil)
-
     /// Whether any limit is on (else the data path does nothing).
     var isOn: Bool { self.counts != nil || self.rates != nil }
 

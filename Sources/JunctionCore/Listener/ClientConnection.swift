@@ -122,6 +122,26 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
         }
     }
 
+    /// `admit` for the client a PROXY header named; false: refused, and closed.
+    private func admitAfterProxyHeader(context: ChannelHandlerContext) -> Bool {
+        let client = self.machine.clientAddress.flatMap(ClientKey.init(text:))
+        let peer = context.channel.remoteAddress
+        let admitted = Self.admit(
+            context.channel,
+            client: client ?? peer.flatMap(ClientKey.init),
+            address: self.machine.clientAddress ?? peer?.ipAddress,
+            loop: self.loop,
+            settings: self.settings
+        )
+        guard admitted else {
+            self.machine.closed()
+            context.close(promise: nil)
+            return false
+        }
+        self.clientKey = client
+        return true
+    }
+
     // MARK: ChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -140,25 +160,12 @@ final class ClientConnection: ChannelInboundHandler, RemovableChannelHandler, De
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let awaitedHeader = self.machine.awaitsProxyHeader
         let action = self.machine.bytesReceived(self.unwrapInboundIn(data))
-        if awaitedHeader, !self.machine.awaitsProxyHeader, case .closed = self.machine.state {
-            // A bad header: rejected below.
-        } else if awaitedHeader, !self.machine.awaitsProxyHeader {
-            // The header named the client (or, a LOCAL header, left it the socket's peer).
-            let client = self.machine.clientAddress.flatMap(ClientKey.init(text:))
-            let peer = context.channel.remoteAddress
-            let admitted = Self.admit(
-                context.channel,
-                client: client ?? peer.flatMap(ClientKey.init),
-                address: self.machine.clientAddress ?? peer?.ipAddress,
-                loop: self.loop,
-                settings: self.settings
-            )
-            guard admitted else {
-                self.machine.closed()
-                context.close(promise: nil)
-                return
-            }
-            self.clientKey = client
+        // The header is read (a bad one closed the machine and is rejected below): the client it
+        // named, or for a LOCAL header the socket's peer, is admitted now.
+        if awaitedHeader, !self.machine.awaitsProxyHeader, !self.machine.isClosed,
+            !self.admitAfterProxyHeader(context: context)
+        {
+            return
         }
         switch action {
         case .wait:

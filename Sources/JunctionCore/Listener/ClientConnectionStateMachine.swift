@@ -70,6 +70,12 @@ struct ClientConnectionStateMachine {
     /// An upgrade handed the listener over during the setup: the front must hear of it.
     private(set) var handOverPending = false
 
+    /// Whether the connection was refused or went away.
+    var isClosed: Bool {
+        if case .closed = self.state { return true }
+        return false
+    }
+
     /// Whether the PROXY header is still awaited (the client is not known yet).
     var awaitsProxyHeader: Bool {
         if case .proxyHeader = self.state { return true }

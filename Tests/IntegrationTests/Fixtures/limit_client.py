@@ -139,6 +139,8 @@ def conns(source, port, count, proxy_address, mode):
             destination = "::1" if family == "TCP6" else "127.0.0.1"
             header = f"PROXY {family} {proxy_address} {destination} 40000 {port}\r\n".encode()
             if mode == "bytes":
+                # One byte per segment, as preface_driver.py cuts them: no Nagle, a pause between.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 for byte in header:
                     sock.sendall(bytes([byte]))
                     time.sleep(0.001)
