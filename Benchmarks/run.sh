@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Junction vs nginx, HAProxy and nghttpx, side by side, in one run: each proxy in front of one
-# shared nginx backend, plain HTTP/1.1 and TLS HTTP/1.1 (wrk), TLS HTTP/2 (h2load), WebSocket echo
-# (ws_echo.c), large uploads (curl, to upload_sink.c), new TLS connections (tls_handshakes.c),
-# interleaved; then idle WebSockets (memory per tunnel). See Benchmarks/README.md.
+# Junction vs nginx, HAProxy, Caddy and nghttpx, side by side, in one run: each proxy in front of
+# one shared nginx backend, plain HTTP/1.1 and TLS HTTP/1.1 (wrk), TLS HTTP/2 at 10x10 and 50x10
+# (h2load), WebSocket echo plain and over TLS (ws_echo.c), large uploads (curl, to upload_sink.c),
+# new TLS connections (tls_handshakes.c), interleaved; then idle WebSockets (memory per tunnel).
+# See Benchmarks/README.md.
 #
 #   Benchmarks/run.sh [--duration 10] [--rounds 3] [--connections 50] [--threads 1]
 #                     [--warmup 2] [--websockets 2000] [--upload-mib 1024] [--junction PATH]
-#                     [--proxies junction,nginx,haproxy,nghttpx]
-#                     [--cases plain,tls,h2,ws-echo,upload,handshake,ws-idle]
+#                     [--proxies junction,nginx,haproxy,caddy,nghttpx]
+#                     [--cases plain,tls,h2,h2-50,ws-echo,ws-echo-tls,upload,handshake,ws-idle]
 #                     [--junction-limits]
 #
 # --junction-limits turns every per-client limit of Junction on, too high to refuse anything: run
 # it and a run without to see what counting costs.
 # Core layout (2-core machine): the proxy under test on core 0, the load and the backends on core 1.
-# nghttpx only takes part in the h2 case. Needs: bash, awk, taskset, openssl, curl, wrk, h2load,
-# nginx, haproxy, nghttpx, cc (and libssl-dev for handshake), python3 with `websockets` (only those
-# the chosen cases need).
+# h2 is h2load with 10 connections x 10 streams, h2-50 with 50 x 10; ws-echo-tls is ws-echo through
+# the proxy's TLS listener. nghttpx only takes part in h2 and h2-50. Where `perf stat` can count
+# cycles:u,cycles:k (not in most VMs), each measured run also records the proxy's cycles per unit.
+# Needs: bash, awk, taskset, openssl, curl, wrk, h2load, nginx, haproxy, caddy, nghttpx, cc (and
+# libssl-dev for handshake and ws-echo-tls), python3 with `websockets` (only those the chosen
+# proxies and cases need); perf is optional.
 
 set -euo pipefail
 
@@ -27,6 +31,7 @@ ROUNDS=3
 CONNECTIONS=50
 H2_CONNECTIONS=10
 H2_STREAMS=10
+H2_WIDE_CONNECTIONS=50 # the h2-50 case: h2load -c50 -m10 (h2 stays 10 x 10, comparable with older runs)
 ECHO_TUNNELS=100
 ECHO_SIZE=128
 THREADS=1
@@ -36,14 +41,14 @@ UPLOAD_MIB=1024
 UPLOAD_MAX=1000     # uploads per run at most (the run ends at --duration anyway)
 HS_CONNECTIONS=16   # handshake case: TLS connections in flight
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
-PROXIES_ARG="junction,nginx,haproxy,nghttpx"
-CASES_ARG="plain,tls,h2,ws-echo,upload,handshake,ws-idle"
+PROXIES_ARG="junction,nginx,haproxy,caddy,nghttpx"
+CASES_ARG="plain,tls,h2,h2-50,ws-echo,ws-echo-tls,upload,handshake,ws-idle"
 PROXIES_GIVEN=0
 PROXY_CPU=0
 LOAD_CPU=1
 
-ALL_PROXIES=(junction nginx haproxy nghttpx)
-ALL_CASES=(plain tls h2 ws-echo upload handshake ws-idle)
+ALL_PROXIES=(junction nginx haproxy caddy nghttpx)
+ALL_CASES=(plain tls h2 h2-50 ws-echo ws-echo-tls upload handshake ws-idle)
 UPLOAD_FILE="" # the upload case's body, in /dev/shm (removed on exit)
 
 usage() {
@@ -111,12 +116,12 @@ parse_list() { # option value assoc-name allowed...
 parse_list --proxies "$PROXIES_ARG" WANT_PROXY "${ALL_PROXIES[@]}"
 parse_list --cases "$CASES_ARG" WANT_CASE "${ALL_CASES[@]}"
 
-# Which proxy takes part in which case: nghttpx only fronts HTTP/2.
-applies() { [ "$1" != nghttpx ] || [ "$2" = h2 ]; } # proxy case
+# Which proxy takes part in which case: nghttpx only fronts HTTP/2 (h2 and h2-50).
+applies() { [ "$1" != nghttpx ] || [ "$2" = h2 ] || [ "$2" = h2-50 ]; } # proxy case
 
 # The measured throughput cases (in run order) and the idle-WebSocket case, as chosen.
 RUN_CASES=()
-for kase in plain tls h2 ws-echo upload handshake; do
+for kase in plain tls h2 h2-50 ws-echo ws-echo-tls upload handshake; do
     [ -n "${WANT_CASE[$kase]:-}" ] && RUN_CASES+=("$kase")
 done
 IDLE_WS=0
@@ -133,7 +138,7 @@ for proxy in "${ALL_PROXIES[@]}"; do
     if [ "$used" = 1 ]; then
         PROXIES+=("$proxy")
     elif [ "$PROXIES_GIVEN" = 1 ]; then
-        echo "run.sh: note: $proxy has no case to run among --cases $CASES_ARG (nghttpx only runs h2); skipped" >&2
+        echo "run.sh: note: $proxy has no case to run among --cases $CASES_ARG (nghttpx only runs h2 and h2-50); skipped" >&2
     fi
 done
 [ "${#PROXIES[@]}" -gt 0 ] || die "nothing to run: no chosen proxy applies to the chosen cases (--websockets 0 skips ws-idle)"
@@ -156,13 +161,19 @@ for tool in openssl taskset curl python3 awk; do
     need_tool "$tool" "openssl util-linux curl python3 gawk" "the script needs it"
 done
 if has_case plain || has_case tls; then need_tool wrk wrk "the plain and tls cases need it (or pass --cases without them)"; fi
-if has_case h2; then need_tool h2load nghttp2-client "the h2 case needs it (or pass --cases without h2)"; fi
+if has_case h2 || has_case h2-50; then
+    need_tool h2load nghttp2-client "the h2 and h2-50 cases need it (or pass --cases without them)"
+fi
 if has_case ws-echo; then need_tool cc gcc "the ws-echo case builds Benchmarks/ws_echo.c (or pass --cases without ws-echo)"; fi
+if has_case ws-echo-tls; then
+    need_tool cc gcc "the ws-echo-tls case builds Benchmarks/ws_echo.c with OpenSSL (or pass --cases without ws-echo-tls)"
+fi
 if has_case upload; then need_tool cc gcc "the upload case builds Benchmarks/upload_sink.c (or pass --cases without upload)"; fi
 if has_case handshake; then
     need_tool cc gcc "the handshake case builds Benchmarks/tls_handshakes.c (or pass --cases without handshake)"
 fi
 if has_proxy haproxy; then need_tool haproxy haproxy "or pass --proxies without haproxy"; fi
+if has_proxy caddy; then need_tool caddy caddy "or pass --proxies without caddy"; fi
 if has_proxy nghttpx; then need_tool nghttpx nghttp2-proxy "or pass --proxies without nghttpx"; fi
 if [ "$IDLE_WS" = 1 ]; then
     python3 -c 'import websockets' 2>/dev/null \
@@ -175,6 +186,22 @@ NGINX_BIN=$(command -v nginx)
 NCPU=$(nproc)
 [ "$NCPU" -ge 2 ] || die "needs at least 2 CPU cores (proxy on core $PROXY_CPU, load + backends on core $LOAD_CPU); have $NCPU"
 CLK_TCK=$(getconf CLK_TCK)
+
+# perf stat cycles:u,cycles:k: only where the machine counts them (a VM usually exposes no PMU, and
+# perf then prints <not supported>). Probed once; without it the cycle columns stay empty.
+PERF_OK=0
+PERF_STATE="perf is not installed"
+if command -v perf >/dev/null 2>&1; then
+    PERF_STATE="perf stat cannot count cycles:u,cycles:k here ($(
+        timeout 20 perf stat -x, -e cycles:u,cycles:k -- true 2>&1 >/dev/null | awk -F, 'NR == 1 {print $1}' || true
+    ); a VM without a PMU, or kernel.perf_event_paranoid)"
+    if timeout 20 perf stat -x, -e cycles:u,cycles:k -- true 2>&1 >/dev/null \
+        | awk -F, '$1 ~ /^[0-9]+$/ && ($3 ~ /^cycles:u/ || $3 ~ /^cycles:k/) {n++} END {exit !(n == 2)}'; then
+        PERF_OK=1
+        PERF_STATE="perf stat -e cycles:u,cycles:k -p <the proxy's pids> around each measured run"
+    fi
+fi
+[ "$PERF_OK" = 1 ] || echo "run.sh: note: $PERF_STATE; no cycle counts, CPU time only" >&2
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS="$SCRIPT_DIR/results/$STAMP"
@@ -350,8 +377,8 @@ wait_http() {
 # ---------------------------------------------------------------------------------------------
 # Ports, certificate, configurations.
 
-read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS H_PLAIN H_TLS X_TLS WS_BACKEND_PORT ECHO_PORT UPLOAD_PORT \
-    <<<"$(free_ports 11)"
+read -r BACKEND_PORT J_PLAIN J_TLS N_PLAIN N_TLS H_PLAIN H_TLS C_PLAIN C_TLS X_TLS WS_BACKEND_PORT ECHO_PORT \
+    UPLOAD_PORT <<<"$(free_ports 13)"
 
 # Fixed 100-byte body: these 99 characters plus "\n".
 BACKEND_BODY="Hello from the Junction benchmark backend: this fixed text/plain body is exactly one hundred bytes."
@@ -607,6 +634,78 @@ logging:
   level: warning
 EOF
 
+# Caddy: the same two listeners (the same certificate and key as nginx, TLS 1.2 and 1.3, ALPN h2 and
+# http/1.1; no HTTP/3), the same routes, and the forwarded headers nginx adds: Host (Caddy passes it
+# on), X-Forwarded-For/-Proto/-Host (Caddy's defaults), X-Real-IP and X-Request-ID (a UUID, also
+# returned on the response). No automatic HTTPS (no ACME, no redirects), no admin endpoint, no
+# access log (Caddy has none unless asked; its own log at WARN). Keep-alive to the backends: the
+# default transport, with up to 64 idle connections kept per backend as nginx's `keepalive 64`
+# (Caddy's default of 32 made wrk -c50 open and close a backend connection for ~5% of requests).
+# GOMAXPROCS=T sets its thread count; HOME and XDG_* point into the temporary directory, so that
+# Caddy writes nothing outside it.
+mkdir -p "$WORK/caddy/home" "$WORK/caddy/data" "$WORK/caddy/config" "$WORK/caddy/cache"
+# (an array for env, not a function: a function started with & would run in a subshell, and $!
+# would not be Caddy's pid)
+CADDY_ENV=(HOME="$WORK/caddy/home" XDG_DATA_HOME="$WORK/caddy/data" XDG_CONFIG_HOME="$WORK/caddy/config"
+    XDG_CACHE_HOME="$WORK/caddy/cache" GOMAXPROCS="$THREADS")
+CADDY_UPSTREAM='			header_up X-Real-IP {remote_host}
+			header_up X-Request-ID {http.request.uuid}
+			transport http {
+				keepalive_idle_conns_per_host 64
+			}'
+cat >"$WORK/caddy/Caddyfile" <<EOF
+# Caddy as another reference: same listeners, backends and forwarded headers as nginx.
+{
+	admin off
+	auto_https off
+	ocsp_stapling off
+	grace_period 1s
+	log {
+		output stderr
+		level WARN
+	}
+	servers {
+		protocols h1 h2
+	}
+}
+
+(proxy) {
+	handle /websocket* {
+		reverse_proxy 127.0.0.1:$WS_BACKEND_PORT
+	}
+	handle /ws-echo* {
+		reverse_proxy 127.0.0.1:$ECHO_PORT
+	}
+	handle /upload* {
+		# Caddy streams request bodies (no buffer_requests) and has no body size limit
+		reverse_proxy 127.0.0.1:$UPLOAD_PORT {
+$CADDY_UPSTREAM
+		}
+		header X-Request-ID {http.request.uuid}
+	}
+	handle {
+		reverse_proxy 127.0.0.1:$BACKEND_PORT {
+$CADDY_UPSTREAM
+		}
+		# Junction also returns the request id to the client
+		header X-Request-ID {http.request.uuid}
+	}
+}
+
+http://:$C_PLAIN {
+	bind 127.0.0.1
+	import proxy
+}
+
+https://:$C_TLS {
+	bind 127.0.0.1
+	tls $WORK/cert.pem $WORK/key.pem {
+		protocols tls1.2 tls1.3
+	}
+	import proxy
+}
+EOF
+
 # nghttpx (HTTP/2 case only): TLS with ALPN h2 in front, HTTP/1.1 to the backend. An empty --conf
 # so that /etc/nghttpx/nghttpx.conf (Debian's, with syslog) is not read. --workers=T worker threads;
 # for T = 1, --single-thread instead: the worker process's main thread does it all (no acceptor thread).
@@ -631,6 +730,7 @@ cp "$WORK/backend/nginx.conf" "$RESULTS/backend-nginx.conf"
 has_proxy nginx && cp "$WORK/nginx/nginx.conf" "$RESULTS/proxy-nginx.conf"
 has_proxy haproxy && cp "$WORK/haproxy.cfg" "$RESULTS/proxy-haproxy.cfg"
 has_proxy junction && cp "$WORK/junction.yaml" "$RESULTS/junction.yaml"
+has_proxy caddy && cp "$WORK/caddy/Caddyfile" "$RESULTS/proxy-caddy.Caddyfile"
 has_proxy nghttpx && echo "nghttpx ${NGHTTPX_ARGS[*]}" >"$RESULTS/proxy-nghttpx.cmd"
 
 "$NGINX_BIN" -t -q -p "$WORK/backend" -c "$WORK/backend/nginx.conf" 2>"$RESULTS/backend-nginx-t.log" \
@@ -642,6 +742,11 @@ fi
 if has_proxy haproxy; then
     haproxy -c -q -f "$WORK/haproxy.cfg" >"$RESULTS/proxy-haproxy-c.log" 2>&1 \
         || { cat "$RESULTS/proxy-haproxy-c.log" >&2; die "haproxy -c rejected the generated config"; }
+fi
+if has_proxy caddy; then
+    env "${CADDY_ENV[@]}" caddy validate --config "$WORK/caddy/Caddyfile" --adapter caddyfile \
+        >"$RESULTS/proxy-caddy-validate.log" 2>&1 \
+        || { cat "$RESULTS/proxy-caddy-validate.log" >&2; die "caddy validate rejected the generated Caddyfile"; }
 fi
 if has_proxy junction; then
     "$JUNCTION" check --config "$WORK/junction.yaml" >"$RESULTS/junction-check.log" 2>&1 \
@@ -675,9 +780,16 @@ if [ "$IDLE_WS" = 1 ]; then
 fi
 
 WS_ECHO="$WORK/ws_echo"
-if has_case ws-echo; then
+WS_ECHO_TLS="$WORK/ws_echo_tls" # the same source built with OpenSSL, for `load ... tls` (ws-echo-tls)
+if has_case ws-echo || has_case ws-echo-tls; then
+    # the echo backend (and the ws-echo client): the plain build, without OpenSSL
     cc -O2 -o "$WS_ECHO" "$SCRIPT_DIR/ws_echo.c" 2>"$RESULTS/ws_echo-cc.log" \
         || { cat "$RESULTS/ws_echo-cc.log" >&2; die "cc could not build Benchmarks/ws_echo.c"; }
+    if has_case ws-echo-tls; then
+        cc -O2 -DWS_ECHO_TLS -o "$WS_ECHO_TLS" "$SCRIPT_DIR/ws_echo.c" -lssl -lcrypto 2>"$RESULTS/ws_echo_tls-cc.log" \
+            || { cat "$RESULTS/ws_echo_tls-cc.log" >&2
+                 die "cc could not build Benchmarks/ws_echo.c with TLS for ws-echo-tls (OpenSSL headers: apt-get install -y libssl-dev)"; }
+    fi
     taskset -c "$LOAD_CPU" "$WS_ECHO" serve "$ECHO_PORT" >"$WORK/ws-echo-backend.out" 2>"$RESULTS/ws-echo-backend.log" &
     ECHO_BACKEND_PID=$!
     track "$ECHO_BACKEND_PID"
@@ -726,6 +838,13 @@ if has_proxy nghttpx; then
     PROXY_PID[nghttpx]=$!
     track "$!"
 fi
+if has_proxy caddy; then
+    # one process (its threads are counted with it); env and taskset exec it, so $! is Caddy's pid
+    env "${CADDY_ENV[@]}" taskset -c "$PROXY_CPU" caddy run --config "$WORK/caddy/Caddyfile" --adapter caddyfile \
+        >"$RESULTS/proxy-caddy.log" 2>&1 &
+    PROXY_PID[caddy]=$!
+    track "$!"
+fi
 if has_proxy junction; then
     taskset -c "$PROXY_CPU" "$JUNCTION" run --config "$WORK/junction.yaml" >"$RESULTS/junction.log" 2>&1 &
     PROXY_PID[junction]=$!
@@ -750,32 +869,29 @@ proxy_alive() { # proxy
 
 url_of() { # proxy case
     case "$1-$2" in
-        junction-plain) echo "http://127.0.0.1:$J_PLAIN/" ;;
-        junction-tls | junction-h2 | junction-handshake) echo "https://127.0.0.1:$J_TLS/" ;;
-        junction-upload) echo "http://127.0.0.1:$J_PLAIN/upload" ;;
-        nginx-plain) echo "http://127.0.0.1:$N_PLAIN/" ;;
-        nginx-tls | nginx-h2 | nginx-handshake) echo "https://127.0.0.1:$N_TLS/" ;;
-        nginx-upload) echo "http://127.0.0.1:$N_PLAIN/upload" ;;
-        haproxy-plain) echo "http://127.0.0.1:$H_PLAIN/" ;;
-        haproxy-tls | haproxy-h2 | haproxy-handshake) echo "https://127.0.0.1:$H_TLS/" ;;
-        haproxy-upload) echo "http://127.0.0.1:$H_PLAIN/upload" ;;
-        nghttpx-h2) echo "https://127.0.0.1:$X_TLS/" ;;
+        nghttpx-h2 | nghttpx-h2-50) echo "https://127.0.0.1:$X_TLS/" ;;
+        nghttpx-*) die "internal: no URL for $1 $2" ;;
+        *-plain) echo "http://127.0.0.1:$(plain_port_of "$1")/" ;;
+        *-tls | *-h2 | *-h2-50 | *-handshake) echo "https://127.0.0.1:$(tls_port_of "$1")/" ;;
+        *-upload) echo "http://127.0.0.1:$(plain_port_of "$1")/upload" ;;
         *) die "internal: no URL for $1 $2" ;;
     esac
 }
-plain_port_of() { # proxy: the plain listener, where the WebSocket cases connect
+plain_port_of() { # proxy: the plain listener, where ws-echo and ws-idle connect
     case "$1" in
         junction) echo "$J_PLAIN" ;;
         nginx) echo "$N_PLAIN" ;;
         haproxy) echo "$H_PLAIN" ;;
+        caddy) echo "$C_PLAIN" ;;
         *) die "internal: $1 has no plain listener" ;;
     esac
 }
-tls_port_of() { # proxy: the TLS listener, where the handshake case connects
+tls_port_of() { # proxy: the TLS listener, where the handshake and ws-echo-tls cases connect
     case "$1" in
         junction) echo "$J_TLS" ;;
         nginx) echo "$N_TLS" ;;
         haproxy) echo "$H_TLS" ;;
+        caddy) echo "$C_TLS" ;;
         *) die "internal: $1 has no TLS HTTP/1.1 listener" ;;
     esac
 }
@@ -801,7 +917,7 @@ for proxy in "${PROXIES[@]}"; do
     fi
     wait_http "$(url_of "$proxy" plain)" "$pid" "$proxy (plain)"
     wait_http "$(url_of "$proxy" tls)" "$pid" "$proxy (TLS)"
-    if has_case h2; then wait_http "$(url_of "$proxy" h2)" "$pid" "$proxy (TLS, h2)" h2; fi
+    if has_case h2 || has_case h2-50; then wait_http "$(url_of "$proxy" h2)" "$pid" "$proxy (TLS, h2)" h2; fi
 done
 
 if [ "$IDLE_WS" = 1 ]; then
@@ -815,8 +931,10 @@ if [ "$IDLE_WS" = 1 ]; then
             || die "$proxy does not relay a WebSocket on $url; see $RESULTS/ws-probe-$proxy.log"
     done
 fi
-if has_case ws-echo; then
+if has_case ws-echo || has_case ws-echo-tls; then
     wait_ready "$ECHO_BACKEND_PID" "$WORK/ws-echo-backend.out" "the WebSocket echo backend (ws_echo serve)"
+fi
+if has_case ws-echo; then
     for proxy in "${PROXIES[@]}"; do
         applies "$proxy" ws-echo || continue
         ok=0
@@ -831,6 +949,25 @@ if has_case ws-echo; then
         done
         [ "$ok" = 1 ] || die "$proxy does not relay the WebSocket echo on" \
             "ws://127.0.0.1:$(plain_port_of "$proxy")/ws-echo; see $RESULTS/ws-echo-probe-$proxy.log"
+    done
+fi
+if has_case ws-echo-tls; then
+    for proxy in "${PROXIES[@]}"; do
+        applies "$proxy" ws-echo-tls || continue
+        # one TLS connection (ALPN http/1.1), upgraded, echoing; the client names what TLS negotiated
+        ok=0
+        for ((i = 0; i < 20; i++)); do
+            if timeout 15 taskset -c "$LOAD_CPU" "$WS_ECHO_TLS" load "$(tls_port_of "$proxy")" /ws-echo 1 0.2 "$ECHO_SIZE" tls \
+                >"$WORK/ws-echo-tls-probe.out" 2>"$RESULTS/ws-echo-tls-probe-$proxy.log" \
+                && awk '$1 == "round_trips" && $2 > 0 && $5 == "protocol" && $6 ~ /^TLS/ {found = 1} END {exit !found}' \
+                    "$WORK/ws-echo-tls-probe.out"; then
+                ok=1
+                break
+            fi
+            sleep 0.1
+        done
+        [ "$ok" = 1 ] || die "$proxy does not relay the WebSocket echo over TLS on" \
+            "wss://127.0.0.1:$(tls_port_of "$proxy")/ws-echo; see $RESULTS/ws-echo-tls-probe-$proxy.log"
     done
 fi
 
@@ -863,6 +1000,11 @@ fi
 if has_proxy nghttpx; then
     [ -n "$(descendant_pids "$(pid_of nghttpx)")" ] || die "nghttpx has no worker process"
 fi
+if has_proxy caddy; then
+    # one process: the pid measured and stopped is Caddy itself (not a shell in between)
+    [ "$(cat "/proc/$(pid_of caddy)/comm" 2>/dev/null)" = caddy ] \
+        || die "the caddy pid $(pid_of caddy) is not Caddy's process"
+fi
 
 # p99 from wrk's latency distribution, in milliseconds.
 to_ms() {
@@ -874,28 +1016,64 @@ to_ms() {
 }
 
 CSV="$RESULTS/runs.csv"
-echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util,user_cpu_s,sys_cpu_s,user_us_per_unit,sys_us_per_unit" >"$CSV"
+# cycles_*: perf stat's cycles:u and cycles:k of the proxy's processes during the run, and per unit;
+# empty where perf cannot count them (see PERF_OK).
+echo "round,proxy,case,requests,wall_s,req_per_s,p99_ms,cpu_s,req_per_cpu_s,cpu_util,user_cpu_s,sys_cpu_s,user_us_per_unit,sys_us_per_unit,cycles_u,cycles_k,cycles_u_per_unit,cycles_k_per_unit" >"$CSV"
 
-# One load run through one proxy; appends a CSV line unless it is a warm-up. For ws-echo the
-# "requests" are echo round trips and there is no p99 (the column stays empty); for upload they are
-# MB (10^6 bytes) of request body relayed, /s is MB per second and there is no p99; for handshake
-# they are TLS connections (one full handshake and one request each).
+# perf stat on the proxy's processes for one measured run (PERF_OK only): started before the load,
+# stopped with SIGINT after it (perf then writes its counts and exits).
+PERF_PID=""
+perf_start() { # comma-separated pids output-file
+    PERF_PID=""
+    [ "$PERF_OK" = 1 ] || return 0
+    taskset -c "$LOAD_CPU" perf stat -x, -e cycles:u,cycles:k -p "$1" -o "$2" >/dev/null 2>&1 &
+    PERF_PID=$!
+    track "$PERF_PID"
+}
+perf_stop() { # output-file: prints "<cycles:u> <cycles:k>", or nothing
+    local i
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        still_ours "$PERF_PID" || break
+        sleep 0.1
+    done
+    if still_ours "$PERF_PID"; then kill -KILL "$PERF_PID" 2>/dev/null || true; fi
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+    awk -F, '$1 ~ /^[0-9]+$/ && $3 ~ /^cycles:u/ {u = $1} $1 ~ /^[0-9]+$/ && $3 ~ /^cycles:k/ {k = $1}
+        END {if (u != "" && k != "") print u, k}' "$1" 2>/dev/null || true
+}
+
+# One load run through one proxy; appends a CSV line unless it is a warm-up. For ws-echo and
+# ws-echo-tls the "requests" are echo round trips and there is no p99 (the column stays empty); for
+# upload they are MB (10^6 bytes) of request body relayed, /s is MB per second and there is no p99;
+# for handshake they are TLS connections (one full handshake and one request each). With PERF_OK,
+# perf stat counts the proxy's cycles during each measured run.
 run_case() { # round proxy case duration
     local round=$1 proxy=$2 kase=$3 dur=$4 url="" pid out before after t0 t1
     local b_ticks a_ticks b_user b_sys a_user a_sys b_set a_set reqs rps p99raw p99 cpu_s wall rpc util
     local user_s sys_s user_us sys_us
     local uploads end_ns line
-    [ "$kase" = ws-echo ] || url=$(url_of "$proxy" "$kase")
+    local cycles="" cyc_u="" cyc_k="" cyc_u_unit="" cyc_k_unit=""
+    case "$kase" in ws-echo | ws-echo-tls) ;; *) url=$(url_of "$proxy" "$kase") ;; esac
     pid=$(pid_of "$proxy")
     out="$RESULTS/$round-$proxy-$kase.txt"
     proxy_alive "$proxy"
 
     before=$(proxy_ticks "$pid")
+    if [ "$round" != warmup ]; then
+        b_set=${before##* }
+        perf_start "${b_set%,}" "$out.perf"
+    fi
     t0=$(date +%s.%N)
     case "$kase" in
-        h2)
-            # HTTP/2 over TLS: h2load, H2_CONNECTIONS connections with H2_STREAMS streams each.
-            taskset -c "$LOAD_CPU" h2load -t1 -c"$H2_CONNECTIONS" -m"$H2_STREAMS" -D"$dur" \
+        h2 | h2-50)
+            # HTTP/2 over TLS: h2load, H2_CONNECTIONS (h2-50: H2_WIDE_CONNECTIONS) connections with
+            # H2_STREAMS streams each.
+            local conns=$H2_CONNECTIONS
+            [ "$kase" = h2 ] || conns=$H2_WIDE_CONNECTIONS
+            taskset -c "$LOAD_CPU" h2load -t1 -c"$conns" -m"$H2_STREAMS" -D"$dur" \
                 --log-file="$out.log" "$url" >"$out" 2>&1 \
                 || { cat "$out" >&2; die "h2load failed for $proxy $kase (round $round)"; } ;;
         ws-echo)
@@ -903,6 +1081,12 @@ run_case() { # round proxy case duration
             taskset -c "$LOAD_CPU" "$WS_ECHO" load "$(plain_port_of "$proxy")" /ws-echo "$ECHO_TUNNELS" "$dur" "$ECHO_SIZE" \
                 >"$out" 2>&1 \
                 || { cat "$out" >&2; die "the WebSocket echo client failed for $proxy (round $round)"; } ;;
+        ws-echo-tls)
+            # The same through the TLS listener: the handshakes one by one before the measured
+            # window (inside the CPU window, like ws-echo's upgrades), then the echo loop.
+            timeout $((dur + 120)) taskset -c "$LOAD_CPU" "$WS_ECHO_TLS" load "$(tls_port_of "$proxy")" /ws-echo \
+                "$ECHO_TUNNELS" "$dur" "$ECHO_SIZE" tls >"$out" 2>&1 \
+                || { cat "$out" >&2; die "the TLS WebSocket echo client failed for $proxy (round $round)"; } ;;
         upload)
             # UPLOAD_MIB MiB uploads one after another (a new curl and connection each) until dur
             # seconds have passed, at least one and at most UPLOAD_MAX; each must get upload_sink's
@@ -929,6 +1113,10 @@ run_case() { # round proxy case duration
     esac
     t1=$(date +%s.%N)
     after=$(proxy_ticks "$pid")
+    if [ "$round" != warmup ]; then
+        cycles=$(perf_stop "$out.perf")
+        rm -f "$out.perf"
+    fi
 
     read -r b_user b_sys b_set <<<"$before"
     read -r a_user a_sys a_set <<<"$after"
@@ -937,7 +1125,7 @@ run_case() { # round proxy case duration
     [ "$b_set" = "$a_set" ] || die "$proxy process set changed during the run ($b_set -> $a_set): a worker died?"
 
     case "$kase" in
-        h2)
+        h2 | h2-50)
             if ! grep -q "^Application protocol: h2" "$out"; then
                 cat "$out" >&2
                 die "$proxy did not negotiate h2 (raw output: $out)"
@@ -955,7 +1143,12 @@ run_case() { # round proxy case duration
             p99raw=$(awk '{print $3}' "$out.log" | sort -n | awk '{v[NR] = $1} END {if (NR) printf "%.3fms", v[int(NR * 0.99)] / 1000}')
             rm -f "$out.log"
             ;;
-        ws-echo)
+        ws-echo | ws-echo-tls)
+            if [ "$kase" = ws-echo-tls ] \
+                && ! awk '$1 == "round_trips" && $5 == "protocol" && $6 ~ /^TLS/ {ok = 1} END {exit !ok}' "$out"; then
+                cat "$out" >&2
+                die "$proxy $kase (round $round): the client did not report a TLS connection ($out)"
+            fi
             reqs=$(awk '$1 == "round_trips" {print $2; exit}' "$out")
             rps=$(awk '$1 == "round_trips" && $4 > 0 {printf "%.2f", $2 / $4; exit}' "$out")
             p99raw=none
@@ -1011,14 +1204,20 @@ run_case() { # round proxy case duration
     sys_s=$(awk -v t=$((a_sys - b_sys)) -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
     user_us=$(awk -v c="$user_s" -v r="$reqs" 'BEGIN {if (r > 0) printf "%.2f", c * 1e6 / r; else print ""}')
     sys_us=$(awk -v c="$sys_s" -v r="$reqs" 'BEGIN {if (r > 0) printf "%.2f", c * 1e6 / r; else print ""}')
+    if [ -n "$cycles" ]; then
+        read -r cyc_u cyc_k <<<"$cycles"
+        cyc_u_unit=$(awk -v c="$cyc_u" -v r="$reqs" 'BEGIN {if (r > 0) printf "%.0f", c / r}')
+        cyc_k_unit=$(awk -v c="$cyc_k" -v r="$reqs" 'BEGIN {if (r > 0) printf "%.0f", c / r}')
+    fi
 
     if [ "$round" = warmup ]; then
-        printf '  warm-up  %-8s %-9s %10s /s\n' "$proxy" "$kase" "$rps"
+        printf '  warm-up  %-8s %-11s %10s /s\n' "$proxy" "$kase" "$rps"
         return
     fi
-    echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util,$user_s,$sys_s,$user_us,$sys_us" >>"$CSV"
-    printf '  round %-2s %-8s %-9s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s  user/sys %s/%s us\n' \
-        "$round" "$proxy" "$kase" "$rps" "${p99:-–}" "$cpu_s" "$util" "$rpc" "$user_us" "$sys_us"
+    echo "$round,$proxy,$kase,$reqs,$wall,$rps,$p99,$cpu_s,$rpc,$util,$user_s,$sys_s,$user_us,$sys_us,$cyc_u,$cyc_k,$cyc_u_unit,$cyc_k_unit" >>"$CSV"
+    printf '  round %-2s %-8s %-11s %10s /s  p99 %8s ms  proxy CPU %6s s (%4s)  %8s per CPU-s  user/sys %s/%s us%s\n' \
+        "$round" "$proxy" "$kase" "$rps" "${p99:-–}" "$cpu_s" "$util" "$rpc" "$user_us" "$sys_us" \
+        "${cycles:+  cycles u/k $cyc_u_unit/$cyc_k_unit}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1028,13 +1227,16 @@ VERSIONS=()
 has_proxy junction && VERSIONS+=("junction: $("$JUNCTION" version 2>&1 | awk 'NR == 1')")
 VERSIONS+=("$("$NGINX_BIN" -v 2>&1 | awk 'NR == 1')")
 has_proxy haproxy && VERSIONS+=("$(haproxy -v 2>&1 | awk 'NR == 1 {print $1, $2, $3}')")
+has_proxy caddy && VERSIONS+=("caddy $(env "${CADDY_ENV[@]}" caddy version 2>&1 | awk 'NR == 1')")
 has_proxy nghttpx && VERSIONS+=("$(nghttpx --version 2>&1 | awk 'NR == 1')")
 if has_case plain || has_case tls; then
     VERSIONS+=("$( (wrk -v 2>&1 || true) | awk 'NR == 1 {print $1, $2}')") # wrk -v exits 1
 fi
-has_case h2 && VERSIONS+=("$(h2load --version 2>&1 | awk 'NR == 1')")
+if has_case h2 || has_case h2-50; then VERSIONS+=("$(h2load --version 2>&1 | awk 'NR == 1')"); fi
 has_case upload && VERSIONS+=("$(curl --version 2>&1 | awk 'NR == 1 {print $1, $2}')")
-has_case handshake && VERSIONS+=("tls_handshakes on $(openssl version 2>&1 | awk 'NR == 1 {print $1, $2}')")
+if has_case handshake || has_case ws-echo-tls; then
+    VERSIONS+=("tls_handshakes/ws_echo_tls on $(openssl version 2>&1 | awk 'NR == 1 {print $1, $2}')")
+fi
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 TW_REUSE=$(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo unknown)
 PORT_RANGE=$(tr -s ' \t' '-' </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo unknown)
@@ -1047,7 +1249,7 @@ CMDLINE="Benchmarks/run.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 
 name_of() {
     case "$1" in
-        junction) echo Junction ;; haproxy) echo HAProxy ;; *) echo "$1" ;;
+        junction) echo Junction ;; haproxy) echo HAProxy ;; caddy) echo Caddy ;; *) echo "$1" ;;
     esac
 }
 
@@ -1069,10 +1271,12 @@ done
     echo "- versions: $(IFS=';'; echo "${VERSIONS[*]}" | sed 's/;/; /g')"
     echo "- setup: proxies pinned to core $PROXY_CPU with $THREADS worker(s) each" \
         "(junction threads: $THREADS, nginx worker_processes $THREADS, haproxy nbthread $THREADS," \
-        "nghttpx $NGHTTPX_THREADING); backend nginx (1 worker), WebSocket backends and load generators" \
-        "pinned to core $LOAD_CPU; ~100-byte 200 body; HTTP/1.1 keep-alive to the backend; TLS: ECDSA P-256;" \
+        "caddy GOMAXPROCS=$THREADS, nghttpx $NGHTTPX_THREADING); backend nginx (1 worker), WebSocket backends" \
+        "and load generators pinned to core $LOAD_CPU; ~100-byte 200 body; HTTP/1.1 keep-alive to the backend; TLS: ECDSA P-256;" \
         "wrk -t1 -c$CONNECTIONS -d${DURATION}s; h2: h2load -t1 -c$H2_CONNECTIONS -m$H2_STREAMS over TLS (ALPN h2)," \
-        "HTTP/1.1 to the backend; ws-echo: ws_echo.c, $ECHO_TUNNELS tunnels, one $ECHO_SIZE-byte message in flight on each;" \
+        "HTTP/1.1 to the backend; h2-50: the same with -c$H2_WIDE_CONNECTIONS -m$H2_STREAMS;" \
+        "ws-echo: ws_echo.c, $ECHO_TUNNELS tunnels, one $ECHO_SIZE-byte message in flight on each;" \
+        "ws-echo-tls: the same through the TLS listener (ALPN http/1.1, handshakes before the measured window);" \
         "upload: curl -T of a $UPLOAD_MIB MiB file in /dev/shm, plain HTTP/1.1, one upload after another for ${DURATION}s," \
         "to upload_sink.c (reads the whole body, then 200); handshake: tls_handshakes.c, $HS_CONNECTIONS connections" \
         "in flight, each a new connection with a full TLS handshake (no resumption) and one request with Connection: close"
@@ -1081,6 +1285,7 @@ done
             "(loopback connections in TIME_WAIT; see Benchmarks/README.md)"
     fi
     echo "- rounds: $ROUNDS, order per round: ${ORDER[*]}; median over rounds"
+    echo "- cycles: $PERF_STATE"
     echo "- load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews results)"
     echo "- raw output: Benchmarks/results/$STAMP/"
 } >"$RESULTS/header.md"
@@ -1196,8 +1401,10 @@ label_of() {
     case "$1" in
         plain) echo "plain HTTP/1.1 (wrk)" ;;
         tls) echo "TLS HTTP/1.1 (wrk)" ;;
-        h2) echo "TLS HTTP/2 (h2load)" ;;
+        h2) echo "TLS HTTP/2 (h2load, ${H2_CONNECTIONS}x$H2_STREAMS)" ;;
+        h2-50) echo "TLS HTTP/2 (h2load, ${H2_WIDE_CONNECTIONS}x$H2_STREAMS)" ;;
         ws-echo) echo "WebSocket echo ($ECHO_TUNNELS tunnels, $ECHO_SIZE B)" ;;
+        ws-echo-tls) echo "WebSocket echo over TLS ($ECHO_TUNNELS tunnels, $ECHO_SIZE B)" ;;
         upload) echo "upload, $UPLOAD_MIB MiB body (curl)" ;;
         handshake) echo "new TLS connection per request (ECDSA P-256)" ;;
         ws-idle) echo "$WEBSOCKETS idle WebSockets" ;;
@@ -1225,7 +1432,7 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
     declare -A val=()
     for kase in "${RUN_CASES[@]}"; do
         case "$kase" in
-            ws-echo) unit="round trips per CPU-s" ;;
+            ws-echo | ws-echo-tls) unit="round trips per CPU-s" ;;
             upload) unit="MB per CPU-s" ;;
             handshake) unit="handshakes per CPU-s" ;;
             *) unit="req per CPU-s" ;;
@@ -1259,7 +1466,7 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
         echo "Junction / X: above 1 is better for Junction; for the idle-WebSocket row it is X's bytes / Junction's" \
             "bytes, so above 1 is better for Junction there too."
     fi
-    echo "– : not applicable (nghttpx only runs h2) or not measured."
+    echo "– : not applicable (nghttpx only runs h2 and h2-50) or not measured."
     echo
     if [ "${#RUN_CASES[@]}" -gt 0 ]; then
         # Where each proxy's CPU goes: user space and the kernel apart, per unit.
@@ -1306,14 +1513,25 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
         echo "/s: requests per second as the load generator saw them (ws-echo: round trips per second;" \
             "upload: MB per second of upload time; handshake: connections per second);" \
             "p99: 99th percentile latency (wrk --latency; h2load's per-request log; handshake: connect to close;" \
-            "none for ws-echo and upload)."
+            "none for ws-echo, ws-echo-tls and upload)."
         echo
         echo "Per-run detail (proxy CPU util = proxy CPU-s / wall-s; 100% = the proxy's core was saturated):"
         echo
-        echo "| round | proxy | case | requests | /s | p99 ms | proxy CPU-s | user / system CPU-s | proxy CPU util | per CPU-s |"
-        echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
-        awk -F, 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n",
-            $1, $2, $3, $4, $6, ($7 == "" ? "–" : $7), $8, $11, $12, $10, $9}' "$CSV"
+        if [ "$PERF_OK" = 1 ]; then
+            echo "| round | proxy | case | requests | /s | p99 ms | proxy CPU-s | user / system CPU-s | proxy CPU util | per CPU-s | cycles:u / cycles:k per unit |"
+            echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        else
+            echo "| round | proxy | case | requests | /s | p99 ms | proxy CPU-s | user / system CPU-s | proxy CPU util | per CPU-s |"
+            echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        fi
+        awk -F, -v perf="$PERF_OK" 'NR > 1 {printf "| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |",
+            $1, $2, $3, $4, $6, ($7 == "" ? "–" : $7), $8, $11, $12, $10, $9
+            if (perf == 1) printf " %s / %s |", ($17 == "" ? "–" : $17), ($18 == "" ? "–" : $18)
+            printf "\n"}' "$CSV"
+        if [ "$PERF_OK" != 1 ]; then
+            echo
+            echo "No cycle counts: $PERF_STATE."
+        fi
     fi
     if [ "$IDLE_WS" = 1 ]; then
         echo
@@ -1328,10 +1546,12 @@ cat "$RESULTS/table.md"
 
 # Anything the proxies complained about during the run (but nghttpx's note that --single-thread
 # means one worker, which it prints on every start).
-for log in junction.log proxy-nginx.log proxy-haproxy.log proxy-nghttpx.log backend-nginx.log ws-echo-backend.log \
-    upload-sink.log; do
+# Caddy's warnings on every start that follow from its config (admin off, auto_https off) are left out too.
+for log in junction.log proxy-nginx.log proxy-haproxy.log proxy-caddy.log proxy-nghttpx.log backend-nginx.log \
+    ws-echo-backend.log upload-sink.log; do
     [ -f "$RESULTS/$log" ] || continue
     lines=$(grep -iE "error|warn|crit|alert|emerg" "$RESULTS/$log" | grep -vF 'single-thread: Set workers to 1' \
+        | grep -vF -e '"msg":"admin endpoint disabled"' -e '"msg":"automatic HTTPS is completely disabled for server"' \
         | awk 'NR <= 5' || true)
     if [ -n "$lines" ]; then
         echo

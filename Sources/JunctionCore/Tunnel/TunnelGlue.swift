@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -7,7 +8,9 @@ import NIOCore
 /// One socket end of a WebSocket tunnel: relays every byte read on its channel to its partner (the
 /// other socket's glue, or an HTTP/2 stream's `NGHTTP2TunnelEnd`), with backpressure (it stops
 /// reading while the partner cannot write), half-close and close, in the shape of swift-nio-ssh's
-/// GlueHandler: a relayed message passes two objects, this one and its partner.
+/// GlueHandler: a relayed message passes two objects, this one and its partner. On a plain
+/// socket the partner's bytes go out with one `send(2)` while NIO's write queue is empty
+/// (`DirectWrites` argues the ordering), and through NIO otherwise.
 ///
 /// The upstream end owns the tunnel's `TunnelLedger` and keeps the tunnel's books inline as bytes
 /// go by: the bytes each way, the frame boundaries each way (a drain's close frame must fall
@@ -32,6 +35,11 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
     private var writeContext: ChannelHandlerContext?
     private var readPending = false
+    /// Whether the partner's bytes may go straight to `socket` (see `DirectWrites`).
+    private var direct = DirectWrites(eligible: false)
+    private var socket: NIOBSDSocket.Handle = -1
+    /// Bytes went into NIO's queue since its last flush.
+    private var unflushed = false
     /// This end is being ended on purpose: the partner's bytes, EOF and close no longer reach it.
     private var isEnding = false
     private var isClosed = false
@@ -62,10 +70,27 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         self.endBy = closeBy
     }
 
-    /// Makes `end` this end's partner (each end of a pair is told of the other).
+    /// Makes `end` this end's partner (each end of a pair is told of the other). By then the HTTP
+    /// handlers that wrote on this channel have left its pipeline.
     func partner(with end: any TunnelEnd) {
         self.partner = end
         self.partnerClosed = false
+        self.startDirectWrites()
+    }
+
+    /// On a plain socket: direct writes start once an empty write behind whatever HTTP wrote here
+    /// (the 101, a request head) has gone out. A TLS handler is the only outbound handler a
+    /// tunnel's channel can hold in front of its glue; with one, every byte goes through it.
+    private func startDirectWrites() {
+        guard let context = self.context, self.writeContext != nil else { return }
+        let pipeline = context.pipeline.syncOperations
+        guard (try? pipeline.handler(type: NIOSSLServerHandler.self)) == nil,
+            let socket = try? pipeline.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self, { $0 })
+        else { return }
+        self.socket = socket
+        self.direct = DirectWrites(eligible: true)
+        self.enqueue(ByteBuffer(), tracked: true)
+        self.partnerFlush()
     }
 
     // MARK: ChannelHandler
@@ -157,6 +182,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private func closed() {
         guard !self.isClosed else { return }
         self.isClosed = true
+        self.direct.stop()
         // Nothing noted yet: the backend ended the tunnel first.
         self.ledger?.note(.backend)
         let partner = self.partner
@@ -228,12 +254,52 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             self.framesFromClient.observe(bytes)
             if self.framesFromClient.sawClose { ledger.note(.client) }
         }
-        self.writeContext?.write(self.wrapOutboundOut(bytes), promise: nil)
+        switch self.direct.route() {
+        case .socket:
+            if let rest = self.send(bytes) {
+                self.direct.fellBack()
+                self.enqueue(rest, tracked: true)
+            }
+        case .queue(let tracked):
+            self.enqueue(bytes, tracked: tracked)
+        }
+    }
+
+    /// Writes what the kernel takes of `bytes` now; returns what it did not take (all of it on
+    /// EAGAIN, or on an error, which NIO then meets on its own write and handles as always).
+    private func send(_ bytes: ByteBuffer) -> ByteBuffer? {
+        // Active: the descriptor is still this channel's (NIO closes it and marks the channel
+        // inactive in one step, on this loop).
+        guard bytes.readableBytes > 0, let channel = self.context?.channel, channel.isActive else {
+            return bytes.readableBytes > 0 ? bytes : nil
+        }
+        let sent = bytes.withUnsafeReadableBytes { raw in
+            Glibc.send(self.socket, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+        if sent == bytes.readableBytes { return nil }
+        guard sent > 0 else { return bytes }
+        var rest = bytes
+        rest.moveReaderIndex(forwardBy: sent)
+        return rest
+    }
+
+    /// Into NIO's queue; `tracked`: `direct` hears when it is out.
+    private func enqueue(_ bytes: ByteBuffer, tracked: Bool) {
+        guard let writeContext = self.writeContext else { return }
+        self.unflushed = true
+        guard tracked else {
+            writeContext.write(self.wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        let written = writeContext.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { _ in self.direct.completed() }
+        writeContext.write(self.wrapOutboundOut(bytes), promise: written)
     }
 
     func partnerFlush() {
         if self.ledger != nil { self.lastActivity = .now() }
-        guard !self.isEnding else { return }
+        guard !self.isEnding, self.unflushed else { return }
+        self.unflushed = false
         self.writeContext?.flush()
     }
 
@@ -277,6 +343,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// ending (the close grace ran out) is always a reset.
     private func beginEnding() -> ChannelHandlerContext? {
         self.isEnding = true
+        self.direct.stop()
         return self.isClosed ? nil : self.context
     }
 

@@ -1,0 +1,78 @@
+import Testing
+
+@testable import JunctionCore
+
+/// `DirectWrites`: a tunnel end writes straight to its socket only while none of its NIO writes is
+/// in flight.
+@Suite("Direct writes of a tunnel end")
+struct DirectWritesTests {
+    /// One step and what follows from it.
+    enum Step {
+        case write(DirectWrites.Route)
+        case fellBack
+        case completed
+        case stop
+    }
+
+    @Test(
+        "Direct only once every tracked NIO write is out; a partial send goes back to the queue",
+        arguments: [
+            (
+                "the barrier holds writes in the queue until it is out",
+                true,
+                [
+                    Step.write(.queue(tracked: true)), .completed, .write(.queue(tracked: true)), .completed,
+                    .completed, .write(.socket),
+                ],
+                DirectWrites.State.direct
+            ),
+            (
+                "a partial send queues the rest; later writes queue behind it, in order",
+                true,
+                [.completed, .write(.socket), .fellBack, .write(.queue(tracked: true)), .write(.queue(tracked: true))],
+                .queued(inFlight: 3)
+            ),
+            (
+                "direct again only after the last of several queued writes",
+                true,
+                [
+                    .completed, .write(.socket), .fellBack, .write(.queue(tracked: true)), .completed,
+                    .write(.queue(tracked: true)), .completed, .completed, .write(.socket),
+                ],
+                .direct
+            ),
+            (
+                "a TLS or socketless end never writes directly",
+                false,
+                [.write(.queue(tracked: false)), .completed, .fellBack, .write(.queue(tracked: false))],
+                .off
+            ),
+            (
+                "a closing end stops; completions after it change nothing",
+                true,
+                [.completed, .write(.socket), .fellBack, .stop, .completed, .write(.queue(tracked: false))],
+                .off
+            ),
+            (
+                "a completion seen while direct is ignored (it cannot be counted twice)",
+                true,
+                [.completed, .completed, .write(.socket)],
+                .direct
+            ),
+        ]
+    )
+    func table(label: String, eligible: Bool, steps: [Step], end: DirectWrites.State) {
+        var writes = DirectWrites(eligible: eligible)
+        #expect(writes.state == (eligible ? .queued(inFlight: 1) : .off), "\(label)")
+        for (index, step) in steps.enumerated() {
+            switch step {
+            case .write(let expected):
+                #expect(writes.route() == expected, "\(label): step \(index)")
+            case .fellBack: writes.fellBack()
+            case .completed: writes.completed()
+            case .stop: writes.stop()
+            }
+        }
+        #expect(writes.state == end, "\(label)")
+    }
+}
