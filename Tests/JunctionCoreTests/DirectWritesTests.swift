@@ -62,7 +62,9 @@ struct DirectWritesTests {
         ]
     )
     func table(label: String, eligible: Bool, steps: [Step], end: DirectWrites.State) {
-        var writes = DirectWrites(eligible: eligible)
+        // eligible: a plain socket that may have bytes queued (a tunnel's), so behind a barrier.
+        var writes = DirectWrites()
+        if eligible { writes.enable(socket: 3, barrier: true) }
         #expect(writes.state == (eligible ? .queued(inFlight: 1) : .off), "\(label)")
         for (index, step) in steps.enumerated() {
             switch step {
@@ -74,5 +76,21 @@ struct DirectWritesTests {
             }
         }
         #expect(writes.state == end, "\(label)")
+    }
+
+    @Test("A new connection writes directly at once; a socket of its own, off before it is enabled")
+    func newConnection() {
+        var writes = DirectWrites()
+        #expect(writes.state == .off)
+        #expect(writes.route() == .queue(tracked: false))
+        writes.enable(socket: 7, barrier: false)
+        #expect(writes.socket == 7)
+        #expect(writes.route() == .socket)
+        writes.fellBack()
+        #expect(writes.route() == .queue(tracked: true))
+        writes.completed()
+        #expect(writes.state == .queued(inFlight: 1))
+        writes.completed()
+        #expect(writes.route() == .socket)
     }
 }

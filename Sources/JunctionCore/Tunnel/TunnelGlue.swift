@@ -1,5 +1,4 @@
 import NIOCore
-import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -17,7 +16,7 @@ import NIOSSL
 /// between two frames, and the first close frame tells who ended the tunnel) and the idle clock.
 /// It is what a drain reaches (`TunnelHandle`). The client end of an HTTP/1.1 tunnel only relays,
 /// and gives the WebSocket the shutdown grace when the listener drains.
-final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked, TunnelEnd {
+final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked, TunnelEnd, DirectWriter {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -33,13 +32,10 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private var context: ChannelHandlerContext?
     /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of
     /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
-    private var writeContext: ChannelHandlerContext?
+    private(set) var writeTarget: ChannelHandlerContext?
     private var readPending = false
-    /// Whether the partner's bytes may go straight to `socket` (see `DirectWrites`).
-    private var direct = DirectWrites(eligible: false)
-    private var socket: NIOBSDSocket.Handle = -1
-    /// Bytes went into NIO's queue since its last flush.
-    private var unflushed = false
+    /// Whether the partner's bytes may go straight to the socket.
+    var directWrites = DirectWrites()
     /// This end is being ended on purpose: the partner's bytes, EOF and close no longer reach it.
     private var isEnding = false
     private var isClosed = false
@@ -75,29 +71,15 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     func partner(with end: any TunnelEnd) {
         self.partner = end
         self.partnerClosed = false
-        self.startDirectWrites()
-    }
-
-    /// On a plain socket: direct writes start once an empty write behind whatever HTTP wrote here
-    /// (the 101, a request head) has gone out. A TLS handler is the only outbound handler a
-    /// tunnel's channel can hold in front of its glue; with one, every byte goes through it.
-    private func startDirectWrites() {
-        guard let context = self.context, self.writeContext != nil else { return }
-        let pipeline = context.pipeline.syncOperations
-        guard (try? pipeline.handler(type: NIOSSLServerHandler.self)) == nil,
-            let socket = try? pipeline.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self, { $0 })
-        else { return }
-        self.socket = socket
-        self.direct = DirectWrites(eligible: true)
-        self.enqueue(ByteBuffer(), tracked: true)
-        self.partnerFlush()
+        // Behind whatever HTTP wrote here (the 101, a request head).
+        self.startDirectWrites(barrier: true)
     }
 
     // MARK: ChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.writeContext = (try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)) ?? context
+        self.writeTarget = (try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)) ?? context
         if let ledger = self.ledger {
             ledger.opened(TunnelHandle.Target(glue: NIOLoopBound(self, eventLoop: context.eventLoop)))
             self.lastActivity = .now()
@@ -110,7 +92,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     func handlerRemoved(context: ChannelHandlerContext) {
         self.closed()
         self.context = nil
-        self.writeContext = nil
+        self.writeTarget = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -182,7 +164,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private func closed() {
         guard !self.isClosed else { return }
         self.isClosed = true
-        self.direct.stop()
+        self.directWrites.stop()
         // Nothing noted yet: the backend ended the tunnel first.
         self.ledger?.note(.backend)
         let partner = self.partner
@@ -254,53 +236,13 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             self.framesFromClient.observe(bytes)
             if self.framesFromClient.sawClose { ledger.note(.client) }
         }
-        switch self.direct.route() {
-        case .socket:
-            if let rest = self.send(bytes) {
-                self.direct.fellBack()
-                self.enqueue(rest, tracked: true)
-            }
-        case .queue(let tracked):
-            self.enqueue(bytes, tracked: tracked)
-        }
-    }
-
-    /// Writes what the kernel takes of `bytes` now; returns what it did not take (all of it on
-    /// EAGAIN, or on an error, which NIO then meets on its own write and handles as always).
-    private func send(_ bytes: ByteBuffer) -> ByteBuffer? {
-        // Active: the descriptor is still this channel's (NIO closes it and marks the channel
-        // inactive in one step, on this loop).
-        guard bytes.readableBytes > 0, let channel = self.context?.channel, channel.isActive else {
-            return bytes.readableBytes > 0 ? bytes : nil
-        }
-        let sent = bytes.withUnsafeReadableBytes { raw in
-            Glibc.send(self.socket, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
-        }
-        if sent == bytes.readableBytes { return nil }
-        guard sent > 0 else { return bytes }
-        var rest = bytes
-        rest.moveReaderIndex(forwardBy: sent)
-        return rest
-    }
-
-    /// Into NIO's queue; `tracked`: `direct` hears when it is out.
-    private func enqueue(_ bytes: ByteBuffer, tracked: Bool) {
-        guard let writeContext = self.writeContext else { return }
-        self.unflushed = true
-        guard tracked else {
-            writeContext.write(self.wrapOutboundOut(bytes), promise: nil)
-            return
-        }
-        let written = writeContext.eventLoop.makePromise(of: Void.self)
-        written.futureResult.assumeIsolated().whenComplete { _ in self.direct.completed() }
-        writeContext.write(self.wrapOutboundOut(bytes), promise: written)
+        self.writeOut(bytes)
     }
 
     func partnerFlush() {
         if self.ledger != nil { self.lastActivity = .now() }
-        guard !self.isEnding, self.unflushed else { return }
-        self.unflushed = false
-        self.writeContext?.flush()
+        guard !self.isEnding else { return }
+        self.flushOut()
     }
 
     func partnerWriteEOF() {
@@ -343,7 +285,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// ending (the close grace ran out) is always a reset.
     private func beginEnding() -> ChannelHandlerContext? {
         self.isEnding = true
-        self.direct.stop()
+        self.directWrites.stop()
         return self.isClosed ? nil : self.context
     }
 

@@ -14,7 +14,8 @@ final class UpstreamConnectionPool: DeadlineTracked {
     /// streams each (500 requests in flight on one loop), a cap of 256 closed and redialled a
     /// backend connection for one request in ten whenever a burst of answers left more than 256
     /// idle at once. Idle connections exist only because that many were in use; they go after
-    /// `pools.*.timeouts.idle` (about 4 kB of the process's memory each).
+    /// `pools.*.timeouts.idle` (at most about 11 kB of the process's memory each: 900 more idle
+    /// connections after a 50 x 20 HTTP/2 load grew it by 9.5 MB).
     static let maxIdlePerBackend = 1024
 
     private let eventLoop: EventLoop

@@ -1,24 +1,26 @@
-/// Whether a tunnel end may write its partner's bytes straight to its socket with `send(2)`
-/// instead of through NIO's write queue, and when it must go back to the queue.
+import NIOCore
+
+/// Whether a handler may write its channel's bytes straight to the socket with `send(2)` instead
+/// of through NIO's write queue, and when it must go back to the queue (`DirectWriter` does the
+/// writing).
 ///
 /// A direct write is one system call where NIO's path is an outbound pipeline walk, a pending-write
-/// record and a flush walk; on a relay of small messages that path is a third of Junction's user
-/// time. It is only right while nothing of this channel waits in NIO's queue: bytes written
-/// directly would overtake them. So:
-/// - an end starts `queued`, with one tracked write in flight: an empty write through NIO behind
-///   whatever HTTP wrote before the tunnel (the 101, a request head). Its completion means NIO's
-///   queue is empty.
+/// record and a flush walk. It is only right while nothing of this channel waits in NIO's queue:
+/// bytes written directly would overtake them. So:
+/// - a channel that may have bytes queued already (a tunnel's, behind the 101 or a request head)
+///   starts `queued`, with one tracked write in flight: an empty write through NIO behind them.
+///   Its completion means NIO's queue is empty. A new channel starts `direct`.
 /// - `direct`: every write tries `send(2)`. When the kernel takes it all, nothing else happens.
 ///   When it takes part or nothing (EAGAIN, or an error NIO will meet and handle the usual way),
-///   the rest goes through NIO, tracked, and the end is `queued`.
+///   the rest goes through NIO, tracked, and the writer is `queued`.
 /// - `queued`: every write goes through NIO, each tracked by a promise. NIO completes writes in
-///   order, so when the last tracked write completes, the queue is empty and the end is `direct`
-///   again. Writes only come from this end's own loop, so nothing slips in between.
+///   order, so when the last tracked write completes, the queue is empty and the writer is
+///   `direct` again. Writes only come from the channel's own loop, so nothing slips in between.
 /// - `off`: never direct (a TLS channel, whose bytes must be encrypted; a channel without a
-///   socket; an end being closed).
+///   socket; a channel being closed).
 ///
 /// The descriptor stays valid as long as the channel is active: NIO closes the socket and marks
-/// the channel inactive in one step with no user code between, so the caller checks
+/// the channel inactive in one step with no user code between, so `DirectWriter` checks
 /// `channel.isActive` (on the loop) before each `send(2)`, and a descriptor number reused by a
 /// later connection is never written.
 struct DirectWrites {
@@ -37,12 +39,17 @@ struct DirectWrites {
         case queue(tracked: Bool)
     }
 
-    private(set) var state: State
+    private(set) var state: State = .off
+    /// The channel's socket, while not `off`.
+    private(set) var socket: NIOBSDSocket.Handle = -1
+    /// Bytes went into NIO's queue since its last flush.
+    var unflushed = false
 
-    /// `eligible`: a plain socket this end may write directly. Such an end starts with its barrier
-    /// write (tracked) in flight.
-    init(eligible: Bool) {
-        self.state = eligible ? .queued(inFlight: 1) : .off
+    /// Writes go to `socket` from now on; `barrier`: after a tracked write (in flight now) behind
+    /// whatever the channel has queued.
+    mutating func enable(socket: NIOBSDSocket.Handle, barrier: Bool) {
+        self.socket = socket
+        self.state = barrier ? .queued(inFlight: 1) : .direct
     }
 
     /// Where the next write goes; a tracked write is counted in flight.
