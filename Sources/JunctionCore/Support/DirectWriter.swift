@@ -66,7 +66,12 @@ extension DirectWriter {
             Glibc.send(socket, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
         }
         if sent == bytes.readableBytes { return nil }
-        guard sent > 0 else { return bytes }
+        guard sent > 0 else {
+            // The descriptor must still be this channel's socket (see `DirectWrites`); debug builds,
+            // which the tests run, stop here if that ever stops holding.
+            assert(sent == 0 || (errno != EBADF && errno != ENOTSOCK), "a direct write to a stale descriptor")
+            return bytes
+        }
         var rest = bytes
         rest.moveReaderIndex(forwardBy: sent)
         return rest

@@ -66,13 +66,13 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         self.endBy = closeBy
     }
 
-    /// Makes `end` this end's partner (each end of a pair is told of the other). By then the HTTP
-    /// handlers that wrote on this channel have left its pipeline.
+    /// Makes `end` this end's partner (each end of a pair is told of the other). No I/O here: a
+    /// write that failed on the spot would close this end before its partner knew it, and the
+    /// partner would never hear of the close. `TunnelSplicer` starts direct writes
+    /// (`startDirectWrites`) once both ends are partnered.
     func partner(with end: any TunnelEnd) {
         self.partner = end
         self.partnerClosed = false
-        // Behind whatever HTTP wrote here (the 101, a request head).
-        self.startDirectWrites(barrier: true)
     }
 
     // MARK: ChannelHandler

@@ -33,6 +33,10 @@ enum TunnelSplicer {
             // Partnered once both are in place: an end that failed to go in holds nobody.
             clientEnd.partner(with: upstreamEnd)
             upstreamEnd.partner(with: clientEnd)
+            // Behind what HTTP wrote on each socket (the 101, the request head). Both are partnered
+            // first: a barrier write that fails closes its end at once, and the other must hear it.
+            clientEnd.startDirectWrites(barrier: true)
+            upstreamEnd.startDirectWrites(barrier: true)
             let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
             pipeline.removeHandler(decoder, promise: decoderRemoved)
             decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in upstreamChannel.flush() }
@@ -63,6 +67,9 @@ enum TunnelSplicer {
         }
         stream.partner(with: upstreamEnd)
         upstreamEnd.partner(with: stream)
+        // No direct writes here: an HTTP/2 stream hands its partner one write per DATA frame and
+        // flushes once per read burst, which NIO sends as one writev; a send(2) per frame would be
+        // more system calls, not fewer.
         upstreamChannel.read()
         return true
     }

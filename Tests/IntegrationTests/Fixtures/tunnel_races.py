@@ -123,7 +123,7 @@ class BackendSide:
             elif self.mode in ("close", "reset"):
                 await self.send(40 + self.tunnel % 50)
                 if self.mode == "close":
-                    await until(lambda: self.frames.count == 20, f"tunnel {self.tunnel}'s backend has 20 frames")
+                    await until(lambda: self.frames.count == 20, f"tunnel {self.tunnel}'s backend has 20 frames", 30)
                 if self.mode == "reset":
                     self.writer.transport.get_extra_info("socket").setsockopt(
                         socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -273,7 +273,7 @@ async def one(port, tunnel, mode, rng):
         how = tunnel % 3  # 0: close, 1: reset, 2: stop reading, then reset
         await read_frames(reader, down, at_least=rng.randrange(64 << 10, 512 << 10))
         if how == 2:
-            await until(backend.blocked.is_set, f"tunnel {tunnel}'s backend is blocked")
+            await until(backend.blocked.is_set, f"tunnel {tunnel}'s backend is blocked", 30)
         if how == 0:
             writer.close()
         else:
@@ -286,7 +286,7 @@ async def one(port, tunnel, mode, rng):
             raise AssertionError(f"tunnel {tunnel}: more frames than were sent")
         writer.close()
     elif mode == "halfclose":
-        await until(lambda: backend.frames.count == 20, f"tunnel {tunnel}'s backend has the client's 20 frames")
+        await until(lambda: backend.frames.count == 20, f"tunnel {tunnel}'s backend has the client's 20 frames", 30)
         writer.write_eof()
         await read_frames(reader, down, to_end=True)
         if down.count != 43:
