@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Whether a handler may write its channel's bytes straight to the socket with `send(2)` instead
-/// of through NIO's write queue, and when it must go back to the queue (`DirectWriter` does the
+/// of through NIO's write queue, and when it must go back to the queue (`TunnelGlue` does the
 /// writing).
 ///
 /// A direct write is one system call where NIO's path is an outbound pipeline walk, a pending-write
@@ -20,7 +20,7 @@ import NIOCore
 ///   socket; a channel being closed).
 ///
 /// The descriptor stays valid as long as the channel is active: NIO closes the socket and marks
-/// the channel inactive in one step with no user code between, so `DirectWriter` checks
+/// the channel inactive in one step with no user code between, so `TunnelGlue` checks
 /// `channel.isActive` (on the loop) before each `send(2)`, and a descriptor number reused by a
 /// later connection is never written.
 struct DirectWrites {

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -16,7 +17,7 @@ import NIOCore
 /// between two frames, and the first close frame tells who ended the tunnel) and the idle clock.
 /// It is what a drain reaches (`TunnelHandle`). The client end of an HTTP/1.1 tunnel only relays,
 /// and gives the WebSocket the shutdown grace when the listener drains.
-final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked, TunnelEnd, DirectWriter {
+final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineTracked, TunnelEnd {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -32,10 +33,12 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private var context: ChannelHandlerContext?
     /// Where bytes are written: on an upstream channel the `UpstreamWriter` context at the head of
     /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
-    private(set) var writeTarget: ChannelHandlerContext?
+    private var writeTarget: ChannelHandlerContext?
     private var readPending = false
-    /// Whether the partner's bytes may go straight to the socket.
-    var directWrites = DirectWrites()
+    /// Whether the partner's bytes may go straight to the socket. A stored property of this class,
+    /// not a protocol requirement: mutating one through a protocol's accessors cost three
+    /// allocations per relayed message (the accessor's coroutine frames).
+    private var directWrites = DirectWrites()
     /// This end is being ended on purpose: the partner's bytes, EOF and close no longer reach it.
     private var isEnding = false
     private var isClosed = false
@@ -237,6 +240,78 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             if self.framesFromClient.sawClose { ledger.note(.client) }
         }
         self.writeOut(bytes)
+    }
+
+    /// On a plain socket, direct writes start once an empty write behind whatever HTTP wrote here
+    /// (the 101, a request head) is out. `TunnelSplicer` calls this once both ends are partnered:
+    /// a barrier that fails on the spot closes this end, and the partner must hear of it. A TLS
+    /// handler is the only outbound handler in front of a glue that changes bytes; with one,
+    /// every byte goes through it.
+    func startDirectWrites() {
+        guard let target = self.writeTarget else { return }
+        let pipeline = target.pipeline.syncOperations
+        guard (try? pipeline.handler(type: NIOSSLServerHandler.self)) == nil,
+            let socket = try? pipeline.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self, { $0 })
+        else { return }
+        self.directWrites.enable(socket: socket, barrier: true)
+        self.enqueue(ByteBuffer(), tracked: true)
+        self.flushOut()
+    }
+
+    /// Writes `bytes`: with `send(2)` when it may, else into NIO's queue (flushed by `flushOut`).
+    private func writeOut(_ bytes: ByteBuffer) {
+        switch self.directWrites.route() {
+        case .socket:
+            if let rest = self.send(bytes) {
+                self.directWrites.fellBack()
+                self.enqueue(rest, tracked: true)
+            }
+        case .queue(let tracked):
+            self.enqueue(bytes, tracked: tracked)
+        }
+    }
+
+    /// Flushes what went into NIO's queue, if anything did.
+    private func flushOut() {
+        guard self.directWrites.unflushed else { return }
+        self.directWrites.unflushed = false
+        self.writeTarget?.flush()
+    }
+
+    /// Writes what the kernel takes of `bytes` now; returns what it did not take (all of it on
+    /// EAGAIN, or on an error, which NIO then meets on its own write and handles as always).
+    private func send(_ bytes: ByteBuffer) -> ByteBuffer? {
+        guard bytes.readableBytes > 0 else { return nil }
+        // Active: the descriptor is still this channel's (NIO closes it and marks the channel
+        // inactive in one step, on this loop).
+        guard let channel = self.writeTarget?.channel, channel.isActive else { return bytes }
+        let socket = self.directWrites.socket
+        let sent = bytes.withUnsafeReadableBytes { raw in
+            Glibc.send(socket, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+        }
+        if sent == bytes.readableBytes { return nil }
+        guard sent > 0 else {
+            // The descriptor must still be this channel's socket (see `DirectWrites`); debug builds,
+            // which the tests run, stop here if that ever stops holding.
+            assert(sent == 0 || (errno != EBADF && errno != ENOTSOCK), "a direct write to a stale descriptor")
+            return bytes
+        }
+        var rest = bytes
+        rest.moveReaderIndex(forwardBy: sent)
+        return rest
+    }
+
+    /// Into NIO's queue; `tracked`: `directWrites` hears when it is out.
+    private func enqueue(_ bytes: ByteBuffer, tracked: Bool) {
+        guard let target = self.writeTarget else { return }
+        self.directWrites.unflushed = true
+        guard tracked else {
+            target.write(self.wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        let written = target.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { _ in self.directWrites.completed() }
+        target.write(self.wrapOutboundOut(bytes), promise: written)
     }
 
     func partnerFlush() {

@@ -35,8 +35,8 @@ enum TunnelSplicer {
             upstreamEnd.partner(with: clientEnd)
             // Behind what HTTP wrote on each socket (the 101, the request head). Both are partnered
             // first: a barrier write that fails closes its end at once, and the other must hear it.
-            clientEnd.startDirectWrites(barrier: true)
-            upstreamEnd.startDirectWrites(barrier: true)
+            clientEnd.startDirectWrites()
+            upstreamEnd.startDirectWrites()
             let decoderRemoved = channel.eventLoop.makePromise(of: Void.self)
             pipeline.removeHandler(decoder, promise: decoderRemoved)
             decoderRemoved.futureResult.assumeIsolated().whenComplete { _ in upstreamChannel.flush() }
