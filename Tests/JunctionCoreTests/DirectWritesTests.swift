@@ -64,7 +64,7 @@ struct DirectWritesTests {
     func table(label: String, eligible: Bool, steps: [Step], end: DirectWrites.State) {
         // eligible: a plain socket that may have bytes queued (a tunnel's), so behind a barrier.
         var writes = DirectWrites()
-        if eligible { writes.enable(socket: 3, barrier: true) }
+        if eligible { writes.enable(socket: 3) }
         #expect(writes.state == (eligible ? .queued(inFlight: 1) : .off), "\(label)")
         for (index, step) in steps.enumerated() {
             switch step {
@@ -78,17 +78,13 @@ struct DirectWritesTests {
         #expect(writes.state == end, "\(label)")
     }
 
-    @Test("A new connection writes directly at once; a socket of its own, off before it is enabled")
-    func newConnection() {
+    @Test("Off until enabled; enabled, the socket is kept and the barrier is in flight")
+    func enabling() {
         var writes = DirectWrites()
         #expect(writes.state == .off)
         #expect(writes.route() == .queue(tracked: false))
-        writes.enable(socket: 7, barrier: false)
+        writes.enable(socket: 7)
         #expect(writes.socket == 7)
-        #expect(writes.route() == .socket)
-        writes.fellBack()
-        #expect(writes.route() == .queue(tracked: true))
-        writes.completed()
         #expect(writes.state == .queued(inFlight: 1))
         writes.completed()
         #expect(writes.route() == .socket)

@@ -7,9 +7,9 @@ import NIOCore
 /// A direct write is one system call where NIO's path is an outbound pipeline walk, a pending-write
 /// record and a flush walk. It is only right while nothing of this channel waits in NIO's queue:
 /// bytes written directly would overtake them. So:
-/// - a channel that may have bytes queued already (a tunnel's, behind the 101 or a request head)
-///   starts `queued`, with one tracked write in flight: an empty write through NIO behind them.
-///   Its completion means NIO's queue is empty. A new channel starts `direct`.
+/// - a tunnel's channel may have bytes queued already (the 101, a request head), so it starts
+///   `queued`, with one tracked write in flight: an empty write through NIO behind them. Its
+///   completion means NIO's queue is empty.
 /// - `direct`: every write tries `send(2)`. When the kernel takes it all, nothing else happens.
 ///   When it takes part or nothing (EAGAIN, or an error NIO will meet and handle the usual way),
 ///   the rest goes through NIO, tracked, and the writer is `queued`.
@@ -45,11 +45,11 @@ struct DirectWrites {
     /// Bytes went into NIO's queue since its last flush.
     var unflushed = false
 
-    /// Writes go to `socket` from now on; `barrier`: after a tracked write (in flight now) behind
-    /// whatever the channel has queued.
-    mutating func enable(socket: NIOBSDSocket.Handle, barrier: Bool) {
+    /// Writes go to `socket` from now on, once a tracked write (the barrier, in flight now) behind
+    /// whatever the channel has queued is out.
+    mutating func enable(socket: NIOBSDSocket.Handle) {
         self.socket = socket
-        self.state = barrier ? .queued(inFlight: 1) : .direct
+        self.state = .queued(inFlight: 1)
     }
 
     /// Where the next write goes; a tracked write is counted in flight.

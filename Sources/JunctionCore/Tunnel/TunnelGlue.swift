@@ -253,7 +253,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         guard (try? pipeline.handler(type: NIOSSLServerHandler.self)) == nil,
             let socket = try? pipeline.withUnsafeTransportIfAvailable(of: NIOBSDSocket.Handle.self, { $0 })
         else { return }
-        self.directWrites.enable(socket: socket, barrier: true)
+        self.directWrites.enable(socket: socket)
         self.enqueue(ByteBuffer(), tracked: true)
         self.flushOut()
     }
