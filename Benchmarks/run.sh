@@ -2,13 +2,14 @@
 # Junction vs nginx, HAProxy, Caddy and nghttpx, side by side, in one run: each proxy in front of
 # one shared nginx backend, plain HTTP/1.1 and TLS HTTP/1.1 (wrk), TLS HTTP/2 at 10x10 and 50x10
 # (h2load), WebSocket echo plain and over TLS (ws_echo.c), large uploads (curl, to upload_sink.c),
-# new TLS connections (tls_handshakes.c), interleaved; then idle WebSockets (memory per tunnel).
+# new TLS connections (tls_handshakes.c), interleaved; before those, idle WebSockets plain and over
+# TLS (memory per tunnel, in processes that have served only the readiness probes).
 # See Benchmarks/README.md.
 #
 #   Benchmarks/run.sh [--duration 10] [--rounds 3] [--connections 50] [--threads 1]
 #                     [--warmup 2] [--websockets 2000] [--upload-mib 1024] [--junction PATH]
 #                     [--proxies junction,nginx,haproxy,caddy,nghttpx]
-#                     [--cases plain,tls,h2,h2-50,ws-echo,ws-echo-tls,upload,handshake,ws-idle]
+#                     [--cases plain,tls,h2,h2-50,ws-echo,ws-echo-tls,upload,handshake,ws-idle,ws-idle-tls]
 #                     [--junction-limits]
 #
 # --junction-limits turns every per-client limit of Junction on, too high to refuse anything: run
@@ -42,13 +43,13 @@ UPLOAD_MAX=1000     # uploads per run at most (the run ends at --duration anyway
 HS_CONNECTIONS=16   # handshake case: TLS connections in flight
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
 PROXIES_ARG="junction,nginx,haproxy,caddy,nghttpx"
-CASES_ARG="plain,tls,h2,h2-50,ws-echo,ws-echo-tls,upload,handshake,ws-idle"
+CASES_ARG="plain,tls,h2,h2-50,ws-echo,ws-echo-tls,upload,handshake,ws-idle,ws-idle-tls"
 PROXIES_GIVEN=0
 PROXY_CPU=0
 LOAD_CPU=1
 
 ALL_PROXIES=(junction nginx haproxy caddy nghttpx)
-ALL_CASES=(plain tls h2 h2-50 ws-echo ws-echo-tls upload handshake ws-idle)
+ALL_CASES=(plain tls h2 h2-50 ws-echo ws-echo-tls upload handshake ws-idle ws-idle-tls)
 UPLOAD_FILE="" # the upload case's body, in /dev/shm (removed on exit)
 
 usage() {
@@ -119,13 +120,17 @@ parse_list --cases "$CASES_ARG" WANT_CASE "${ALL_CASES[@]}"
 # Which proxy takes part in which case: nghttpx only fronts HTTP/2 (h2 and h2-50).
 applies() { [ "$1" != nghttpx ] || [ "$2" = h2 ] || [ "$2" = h2-50 ]; } # proxy case
 
-# The measured throughput cases (in run order) and the idle-WebSocket case, as chosen.
+# The measured throughput cases (in run order) and the idle-WebSocket cases, as chosen.
 RUN_CASES=()
 for kase in plain tls h2 h2-50 ws-echo ws-echo-tls upload handshake; do
     [ -n "${WANT_CASE[$kase]:-}" ] && RUN_CASES+=("$kase")
 done
+IDLE_CASES=() # ws-idle (plain listener) and ws-idle-tls (TLS listener), held open at the same time
+for kase in ws-idle ws-idle-tls; do
+    if [ -n "${WANT_CASE[$kase]:-}" ] && [ "$WEBSOCKETS" -gt 0 ]; then IDLE_CASES+=("$kase"); fi
+done
 IDLE_WS=0
-if [ -n "${WANT_CASE[ws-idle]:-}" ] && [ "$WEBSOCKETS" -gt 0 ]; then IDLE_WS=1; fi
+if [ "${#IDLE_CASES[@]}" -gt 0 ]; then IDLE_WS=1; fi
 has_case() { local k; for k in "${RUN_CASES[@]}"; do [ "$k" = "$1" ] && return 0; done; return 1; }
 
 # The proxies that run: chosen, and with at least one chosen case that applies to them.
@@ -178,9 +183,11 @@ if has_proxy nghttpx; then need_tool nghttpx nghttp2-proxy "or pass --proxies wi
 if [ "$IDLE_WS" = 1 ]; then
     python3 -c 'import websockets' 2>/dev/null \
         || die "the idle-WebSocket case needs Python's websockets (python3 -m pip install websockets), or pass --websockets 0"
-    [ "$WEBSOCKETS" -le 4000 ] || die "--websockets is at most 4000 (nginx has worker_connections 8192, two per tunnel)"
-    [ "$(ulimit -n)" -ge $((WEBSOCKETS * 2 + 100)) ] \
-        || die "--websockets $WEBSOCKETS needs an open-file limit of at least $((WEBSOCKETS * 2 + 100)) (ulimit -n is $(ulimit -n))"
+    [ "$WEBSOCKETS" -le 4000 ] \
+        || die "--websockets is at most 4000 (nginx has worker_connections 16384, two per tunnel, plain and TLS held at once)"
+    IDLE_FDS=$((WEBSOCKETS * 2 * ${#IDLE_CASES[@]} + 100))
+    [ "$(ulimit -n)" -ge "$IDLE_FDS" ] \
+        || die "--websockets $WEBSOCKETS (${IDLE_CASES[*]}) needs an open-file limit of at least $IDLE_FDS (ulimit -n is $(ulimit -n))"
 fi
 NGINX_BIN=$(command -v nginx)
 NCPU=$(nproc)
@@ -437,7 +444,7 @@ $NGINX_USER_LINE
 worker_processes $THREADS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 16384; }
 http {
 $(nginx_common_http "$WORK/nginx")
     keepalive_requests 100000;
@@ -895,6 +902,13 @@ tls_port_of() { # proxy: the TLS listener, where the handshake and ws-echo-tls c
         *) die "internal: $1 has no TLS HTTP/1.1 listener" ;;
     esac
 }
+idle_url_of() { # proxy case: where ws_idle.py holds its tunnels (ws-idle plain, ws-idle-tls over TLS)
+    if [ "$2" = ws-idle-tls ]; then
+        echo "wss://127.0.0.1:$(tls_port_of "$1")/websocket"
+    else
+        echo "ws://127.0.0.1:$(plain_port_of "$1")/websocket"
+    fi
+}
 
 # One upload of FILE through URL with curl: one line "<status> <bytes sent> <seconds> <answer>"
 # (the answer is upload_sink's "received N"). The body goes with its Content-Length and without
@@ -923,12 +937,14 @@ done
 if [ "$IDLE_WS" = 1 ]; then
     wait_ready "$WS_BACKEND_PID" "$WORK/ws-backend.out" "the WebSocket backend (ws_idle.py serve)"
     for proxy in "${PROXIES[@]}"; do
-        applies "$proxy" ws-idle || continue
-        # one WebSocket opened, echoed and closed (stdin at EOF: the holder closes at once)
-        url="ws://127.0.0.1:$(plain_port_of "$proxy")/websocket"
-        timeout 30 taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" 1 \
-            </dev/null >/dev/null 2>"$RESULTS/ws-probe-$proxy.log" \
-            || die "$proxy does not relay a WebSocket on $url; see $RESULTS/ws-probe-$proxy.log"
+        for kase in "${IDLE_CASES[@]}"; do
+            applies "$proxy" "$kase" || continue
+            # one WebSocket opened, echoed and closed (stdin at EOF: the holder closes at once)
+            url=$(idle_url_of "$proxy" "$kase")
+            timeout 30 taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" 1 \
+                </dev/null >/dev/null 2>"$RESULTS/$kase-probe-$proxy.log" \
+                || die "$proxy does not relay a WebSocket on $url; see $RESULTS/$kase-probe-$proxy.log"
+        done
     done
 fi
 if has_case ws-echo || has_case ws-echo-tls; then
@@ -1292,6 +1308,85 @@ done
 cat "$RESULTS/header.md"
 echo
 
+# ---------------------------------------------------------------------------------------------
+# Idle WebSockets: the proxy's resident memory with N tunnels open and idle, per tunnel.
+
+# Resident memory of a proxy in KiB: the process plus its descendants (nginx: master + workers).
+proxy_rss_kb() {
+    local total=0 p v
+    for p in $1 $(descendant_pids "$1"); do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+WS_CSV="$RESULTS/websockets.csv"
+echo "case,proxy,tunnels,rss_before_kb,rss_open_kb,bytes_per_tunnel" >"$WS_CSV"
+
+# Holds $WEBSOCKETS idle tunnels of one case open through a proxy and records what they cost. The
+# holder stays running (its stdin on descriptor 7 or 8) so that the next case's tunnels are
+# measured in memory the process has not freed and reused: every measured byte is new.
+HOLD_PIDS=()
+hold_idle_websockets() { # proxy case fd
+    local proxy=$1 kase=$2 fd=$3 pid url before open line i hold_pid per
+    pid=$(pid_of "$proxy")
+    url=$(idle_url_of "$proxy" "$kase")
+    before=$(proxy_rss_kb "$pid")
+    rm -f "$WORK/hold-in-$kase" "$WORK/hold-out-$kase"
+    mkfifo "$WORK/hold-in-$kase"
+    taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" "$WEBSOCKETS" \
+        <"$WORK/hold-in-$kase" >"$WORK/hold-out-$kase" 2>"$RESULTS/$kase-hold-$proxy.log" &
+    hold_pid=$!
+    track "$hold_pid"
+    HOLD_PIDS+=("$hold_pid")
+    eval "exec $fd>\"\$WORK/hold-in-\$kase\""
+    line=""
+    for ((i = 0; i < 1200; i++)); do
+        line=$(grep '^ready' "$WORK/hold-out-$kase" 2>/dev/null || true)
+        [ -n "$line" ] && break
+        kill -0 "$hold_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ "$line" = "ready $WEBSOCKETS" ] \
+        || die "$proxy: $WEBSOCKETS WebSockets ($kase) did not all open within 120 s ($line); see $RESULTS/$kase-hold-$proxy.log"
+    sleep 2 # let allocations settle
+    open=$(proxy_rss_kb "$pid")
+    per=$(awk -v a="$open" -v b="$before" -v n="$WEBSOCKETS" 'BEGIN {printf "%.0f", (a - b) * 1024 / n}')
+    echo "$kase,$proxy,$WEBSOCKETS,$before,$open,$per" >>"$WS_CSV"
+    printf '  %-8s %-11s %6d idle WebSockets: RSS %8d KiB -> %8d KiB, %6d bytes per tunnel\n' \
+        "$proxy" "$kase" "$WEBSOCKETS" "$before" "$open" "$per"
+}
+
+# Closes every holder of one proxy (a line on each stdin) and waits for them to finish.
+release_idle_websockets() { # proxy
+    local i hold_pid
+    for fd in 7 8; do { echo close >&"$fd"; } 2>/dev/null || true; eval "exec $fd>&-"; done
+    for hold_pid in "${HOLD_PIDS[@]}"; do
+        for ((i = 0; i < 300; i++)); do
+            kill -0 "$hold_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        wait "$hold_pid" || die "$1: a WebSocket holder failed; see $RESULTS/ws-idle*-hold-$1.log"
+    done
+    HOLD_PIDS=()
+}
+
+if [ "$IDLE_WS" = 1 ]; then
+    echo "Idle WebSockets ($WEBSOCKETS per case through each proxy, one message each, then held;" \
+        "before any load, the plain ones still open while the TLS ones are measured):"
+    for proxy in "${PROXIES[@]}"; do
+        fd=7
+        for kase in "${IDLE_CASES[@]}"; do
+            applies "$proxy" "$kase" || continue
+            hold_idle_websockets "$proxy" "$kase" "$fd"
+            fd=8
+        done
+        release_idle_websockets "$proxy"
+    done
+    echo
+fi
+
 if [ "$WARMUP" -gt 0 ] && [ "${#RUN_CASES[@]}" -gt 0 ]; then
     echo "Warm-up (${WARMUP}s per case, not counted):"
     for kase in "${RUN_CASES[@]}"; do
@@ -1311,69 +1406,6 @@ if [ "${#RUN_CASES[@]}" -gt 0 ]; then
                 run_case "$r" "$proxy" "$kase" "$DURATION"
             done
         done
-    done
-    echo
-fi
-
-# ---------------------------------------------------------------------------------------------
-# Idle WebSockets: the proxy's resident memory with N tunnels open and idle, per tunnel.
-
-# Resident memory of a proxy in KiB: the process plus its descendants (nginx: master + workers).
-proxy_rss_kb() {
-    local total=0 p v
-    for p in $1 $(descendant_pids "$1"); do
-        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
-WS_CSV="$RESULTS/websockets.csv"
-echo "proxy,tunnels,rss_before_kb,rss_open_kb,bytes_per_tunnel" >"$WS_CSV"
-
-measure_idle_websockets() { # proxy
-    local proxy=$1 pid url before open line i hold_pid per
-    pid=$(pid_of "$proxy")
-    url="ws://127.0.0.1:$(plain_port_of "$proxy")/websocket"
-    before=$(proxy_rss_kb "$pid")
-    rm -f "$WORK/hold-in" "$WORK/hold-out"
-    mkfifo "$WORK/hold-in"
-    taskset -c "$LOAD_CPU" python3 "$SCRIPT_DIR/ws_idle.py" hold "$url" "$WEBSOCKETS" \
-        <"$WORK/hold-in" >"$WORK/hold-out" 2>"$RESULTS/ws-hold-$proxy.log" &
-    hold_pid=$!
-    track "$hold_pid"
-    exec 7>"$WORK/hold-in"
-    line=""
-    for ((i = 0; i < 1200; i++)); do
-        line=$(grep '^ready' "$WORK/hold-out" 2>/dev/null || true)
-        [ -n "$line" ] && break
-        kill -0 "$hold_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    [ "$line" = "ready $WEBSOCKETS" ] || {
-        exec 7>&-
-        die "$proxy: $WEBSOCKETS WebSockets did not all open within 120 s ($line); see $RESULTS/ws-hold-$proxy.log"
-    }
-    sleep 2 # let allocations settle
-    open=$(proxy_rss_kb "$pid")
-    echo close >&7
-    exec 7>&-
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$hold_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    wait "$hold_pid" || die "$proxy: the WebSocket client failed; see $RESULTS/ws-hold-$proxy.log"
-    per=$(awk -v a="$open" -v b="$before" -v n="$WEBSOCKETS" 'BEGIN {printf "%.0f", (a - b) * 1024 / n}')
-    echo "$proxy,$WEBSOCKETS,$before,$open,$per" >>"$WS_CSV"
-    printf '  %-8s %6d idle WebSockets: RSS %8d KiB -> %8d KiB, %6d bytes per tunnel\n' \
-        "$proxy" "$WEBSOCKETS" "$before" "$open" "$per"
-}
-
-if [ "$IDLE_WS" = 1 ]; then
-    echo "Idle WebSockets ($WEBSOCKETS through each proxy, one message each, then held):"
-    for proxy in "${PROXIES[@]}"; do
-        applies "$proxy" ws-idle || continue
-        measure_idle_websockets "$proxy"
     done
     echo
 fi
@@ -1408,6 +1440,7 @@ label_of() {
         upload) echo "upload, $UPLOAD_MIB MiB body (curl)" ;;
         handshake) echo "new TLS connection per request (ECDSA P-256)" ;;
         ws-idle) echo "$WEBSOCKETS idle WebSockets" ;;
+        ws-idle-tls) echo "$WEBSOCKETS idle WebSockets over TLS" ;;
     esac
 }
 
@@ -1417,8 +1450,8 @@ if has_proxy junction; then
     for p in "${PROXIES[@]}"; do [ "$p" = junction ] || OTHERS+=("$p"); done
 fi
 
-ws_bytes() { # proxy: bytes per idle tunnel, or nan
-    awk -F, -v p="$1" 'NR > 1 && $1 == p {v = $5} END {print (v == "" ? "nan" : v)}' "$WS_CSV"
+ws_bytes() { # proxy case: bytes per idle tunnel, or nan
+    awk -F, -v p="$1" -v c="$2" 'NR > 1 && $1 == c && $2 == p {v = $6} END {print (v == "" ? "nan" : v)}' "$WS_CSV"
 }
 
 {
@@ -1446,16 +1479,20 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
         for o in "${OTHERS[@]}"; do row+=" $(ratio "${val[junction]}" "${val[$o]}") |"; done
         echo "$row"
     done
-    if [ "$IDLE_WS" = 1 ]; then
-        row="| $(label_of ws-idle) | bytes per tunnel (lower is better) |"
+    for kase in "${IDLE_CASES[@]}"; do
+        row="| $(label_of "$kase") | bytes per tunnel (lower is better) |"
         for p in "${PROXIES[@]}"; do
-            if applies "$p" ws-idle; then row+=" $(fmt "$(ws_bytes "$p")" %.0f) |"; else row+=" – |"; fi
+            if applies "$p" "$kase"; then row+=" $(fmt "$(ws_bytes "$p" "$kase")" %.0f) |"; else row+=" – |"; fi
         done
         for o in "${OTHERS[@]}"; do
-            if applies "$o" ws-idle; then row+=" $(ratio "$(ws_bytes "$o")" "$(ws_bytes junction)") |"; else row+=" – |"; fi
+            if applies "$o" "$kase"; then
+                row+=" $(ratio "$(ws_bytes "$o" "$kase")" "$(ws_bytes junction "$kase")") |"
+            else
+                row+=" – |"
+            fi
         done
         echo "$row"
-    fi
+    done
     echo
     if [ "${#RUN_CASES[@]}" -gt 0 ]; then
         echo "Medians over $ROUNDS round(s) of ${DURATION}s. Per CPU-s = requests (echo round trips; MB of request" \
@@ -1463,7 +1500,7 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
             "(utime+stime of the proxy's processes, all threads and child processes, during the run)."
     fi
     if [ "${#OTHERS[@]}" -gt 0 ]; then
-        echo "Junction / X: above 1 is better for Junction; for the idle-WebSocket row it is X's bytes / Junction's" \
+        echo "Junction / X: above 1 is better for Junction; for the idle-WebSocket rows it is X's bytes / Junction's" \
             "bytes, so above 1 is better for Junction there too."
     fi
     echo "– : not applicable (nghttpx only runs h2 and h2-50) or not measured."
@@ -1536,7 +1573,9 @@ ws_bytes() { # proxy: bytes per idle tunnel, or nan
     if [ "$IDLE_WS" = 1 ]; then
         echo
         echo "Idle WebSockets: the proxy's resident memory (all its processes) with $WEBSOCKETS tunnels open" \
-            "minus before, per tunnel, measured after the throughput runs."
+            "minus before, per tunnel, measured before the throughput runs (the processes had served only the" \
+            "readiness probes); the TLS tunnels were opened while the plain ones were still held, so neither" \
+            "reuses memory the other freed."
     fi
 } >"$RESULTS/table.md"
 

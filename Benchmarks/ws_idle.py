@@ -3,12 +3,14 @@
   ws_idle.py serve PORT       a WebSocket echo backend on 127.0.0.1:PORT (any path); prints "ready"
   ws_idle.py hold URL N       opens N WebSockets to URL, each exchanging one message, prints
                               "ready N" once all are open, holds them until a line arrives on stdin,
-                              then closes them all and prints "closed"
+                              then closes them all and prints "closed"; a wss:// URL is TLS with
+                              ALPN http/1.1 and no certificate check (the benchmark's own self-signed one)
 
 Compression is off on both ends: the proxy in between only sees bytes either way.
 """
 
 import asyncio
+import ssl
 import sys
 
 from websockets.asyncio.client import connect
@@ -26,9 +28,22 @@ async def run_server(port):
         await asyncio.get_running_loop().create_future()
 
 
+def client_tls(url):
+    if not url.startswith("wss://"):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 async def open_one(url, gate):
     async with gate:
-        websocket = await asyncio.wait_for(connect(url, compression=None, ping_interval=None), 30)
+        options = {"ssl": client_tls(url)} if url.startswith("wss://") else {}
+        websocket = await asyncio.wait_for(
+            connect(url, compression=None, ping_interval=None, **options), 30
+        )
         await websocket.send("hello")
         reply = await asyncio.wait_for(websocket.recv(), 30)
         if reply != "hello":
