@@ -45,8 +45,11 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     /// A WebSocket's place in its client's `max_tunnels`, held until the request ends or, once
     /// it is a tunnel, by the tunnel.
     private var tunnelHold: ClientHold?
-    /// Backends already tried (so retries go elsewhere).
-    private var tried: [Backend] = []
+    /// The backend of the latest attempt; with `earlierTried`, the backends retries avoid. Kept
+    /// apart so that a request that is not retried allocates no array.
+    private var lastTried: Backend?
+    /// Backends of the attempts before the latest.
+    private var earlierTried: [Backend] = []
     /// Cleared when the client goes away or the response ended: the wire is not ours after.
     private var wireOpen = true
 
@@ -182,7 +185,7 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     }
 
     /// The backend that served (or is serving) the request, for the access log.
-    private var backend: Backend? { self.lease?.backend ?? self.tried.last }
+    private var backend: Backend? { self.lease?.backend ?? self.lastTried }
 
     // MARK: from the front
 
@@ -482,22 +485,25 @@ final class ProxyRequest: ResponseSink, DeadlineTracked {
     private func attempt() {
         guard let pool = self.pool else { return }
         let now = NIODeadline.now()
+        if let previous = self.lastTried, !self.earlierTried.contains(where: { $0 === previous }) {
+            self.earlierTried.append(previous)
+        }
         guard
             let backend = pool.select(
                 from: self.loop.members(of: pool.members),
                 affinity: self.affinity,
-                excluding: self.tried,
+                excluding: self.earlierTried,
                 now: now
             )
         else {
             let action = self.machine.noBackend(
                 retryAfter: pool.retryAfterSeconds(now: now),
-                triedAny: !self.tried.isEmpty
+                triedAny: !self.earlierTried.isEmpty
             )
             self.handle(action)
             return
         }
-        self.tried.append(backend)
+        self.lastTried = backend
         self.lease = BackendLease(backend)
         if let connection = self.loop.connections.takeIdle(for: backend) {
             self.attach(connection)

@@ -71,7 +71,10 @@ struct HTTP1HeadWriter: HeaderFieldSink {
     }
 
     /// Ends the head (the empty line) and hands over the bytes.
-    consuming func finish() -> ByteBuffer {
+    ///
+    /// `mutating`, not `consuming`: consuming a `var` writer copied it, so the last write found its
+    /// storage shared and copied the whole head into a new buffer (two more mallocs per head).
+    mutating func finish() -> ByteBuffer {
         self.buffer.writeStaticString("\r\n")
         return self.buffer
     }

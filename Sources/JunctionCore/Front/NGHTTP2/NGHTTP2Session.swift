@@ -478,7 +478,10 @@ final class NGHTTP2Session {
             }
         case NGHTTP2_GOAWAY.rawValue:
             self.events.append(
-                .goAwayReceived(lastStreamID: frame.pointee.goaway.last_stream_id, code: frame.pointee.goaway.error_code)
+                .goAwayReceived(
+                    lastStreamID: frame.pointee.goaway.last_stream_id,
+                    code: frame.pointee.goaway.error_code
+                )
             )
         case NGHTTP2_PING.rawValue:
             guard hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 else { return 0 }
@@ -522,7 +525,8 @@ final class NGHTTP2Session {
             _ = nghttp2_session_consume_connection(self.session, stream.unconsumed)
             stream.unconsumed = 0
         }
-        stream.queue.removeAll()
+        // Keeping the capacity: a plain removeAll() allocates an empty ring, and the stream is gone anyway.
+        stream.queue.removeAll(keepingCapacity: true)
         stream.queuedBytes = 0
         self.unlink(stream)
         if stream.reported { self.events.append(.closed(id, code: errorCode)) }
