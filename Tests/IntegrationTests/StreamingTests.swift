@@ -58,6 +58,30 @@ struct StreamingTests {
         )
     }
 
+    @Test("A response head goes to the client when it comes, not held for the body that follows")
+    func headBeforeBody() throws {
+        let monolith = try HTTPTestBackend(name: "monolith")
+        defer { monolith.stop() }
+        let junction = try JunctionProcess(yaml: TestConfig.split(monolith: [monolith.address], ddp: ["127.0.0.1:9"]))
+        // The front keeps a response head back to send it with a small body in one buffer; a head
+        // whose body is not there yet must still go out at the end of the backend's read burst.
+        let client = try RawClient(port: junction.port("http"))
+        try client.send("GET /headfirst?ms=8000 HTTP/1.1\r\nHost: test\r\n\r\n")
+        let head = try client.receive(until: "\r\n\r\n")
+        #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
+        #expect(
+            monolith.stats.headFirstBodies.load(ordering: .relaxed) == 0,
+            "the head came only with the body, 8 s after the backend sent it"
+        )
+        let body = try client.receive(until: "later")
+        #expect(body.hasSuffix("later"))
+        // The next request on the connection is answered whole: a small body joins its head.
+        try client.send("GET /echo HTTP/1.1\r\nHost: test\r\n\r\n")
+        let next = try client.receive(until: "}")
+        #expect(next.hasPrefix("HTTP/1.1 200") && next.contains("\"backend\":\"monolith\""), "\(next)")
+        #expect(junction.stop() == 0)
+    }
+
     @Test("A slow reader stalls the backend through the proxy instead of filling the proxy's memory")
     func slowReader() throws {
         let monolith = try HTTPTestBackend(name: "monolith")

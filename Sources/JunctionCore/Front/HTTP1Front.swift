@@ -68,6 +68,10 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private var version = HTTPVersion.http1_1
     /// How the response body in flight goes to the client.
     private var framing = WireFraming.none
+    /// The response head, not yet written: the first body part joins it when small, so a small
+    /// response is one buffer (over TLS one record and one `SSL_write` instead of two). Written
+    /// at the latest when the upstream's read burst ends (`flushResponse`) or the response does.
+    private var heldHead: ByteBuffer?
     /// Parts of pipelined requests that arrived while one was in flight.
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var heldRead = HeldRead()
@@ -287,7 +291,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         }
         self.request = request
         request.start()
-        if expectsContinue, request.isProxying, let context = self.context {
+        if expectsContinue, request.isProxying, self.heldHead == nil, let context = self.context {
             // Junction answers the expectation itself (and does not forward it) once a backend is chosen.
             context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
@@ -359,11 +363,31 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
             self.machine.responseMustClose()
         }
         self.framing = framing
-        context.write(self.wrapOutboundOut(bytes), promise: nil)
+        self.heldHead = bytes
+    }
+
+    /// Writes the held head, with `body` in the same buffer when it is at most this many bytes.
+    private static let joinedBodyLimit = 4096
+
+    /// Writes the held head, if any: alone, or with `body` appended (true: `body` went with it).
+    private func releaseHead(context: ChannelHandlerContext, joining body: ByteBuffer? = nil) -> Bool {
+        guard var head = self.heldHead else { return false }
+        self.heldHead = nil
+        var joined = false
+        if let body, body.readableBytes <= Self.joinedBodyLimit {
+            head.writeImmutableBuffer(body)
+            joined = true
+        }
+        context.write(self.wrapOutboundOut(head), promise: nil)
+        return joined
     }
 
     private func writeBody(_ body: ByteBuffer) -> Bool {
         guard let context = self.context else { return false }
+        if self.heldHead != nil {
+            let joinable = self.framing == .raw ? body : nil
+            if self.releaseHead(context: context, joining: joinable) { return context.channel.isWritable }
+        }
         switch self.framing {
         case .raw:
             context.write(self.wrapOutboundOut(body), promise: nil)
@@ -386,9 +410,11 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     private func writeEnd(_ end: ResponseEnd) {
         self.request = nil
         guard let context = self.context else {
+            self.heldHead = nil
             if case .tunnel(let handover) = end { handover.upstream.close() }
             return
         }
+        _ = self.releaseHead(context: context)
         switch end {
         case .complete(let trailers):
             if self.framing == .chunked {
@@ -450,13 +476,17 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// partial body for whole.
     private func reset() {
         self.request = nil
+        self.heldHead = nil
         self.close()
     }
 
     /// The upstream side moved on: what was written goes out, and the request's body is read again
     /// if it can go on.
     private func flushResponse() {
-        self.context?.flush()
+        if let context = self.context {
+            _ = self.releaseHead(context: context)
+            context.flush()
+        }
         self.resumeReadingIfPossible()
     }
 

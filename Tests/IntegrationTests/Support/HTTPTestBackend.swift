@@ -36,6 +36,8 @@ final class HTTPTestBackend: Sendable {
         let connections = Atomic<Int>(0)
         let requests = Atomic<Int>(0)
         let sourceBytesWritten = Atomic<Int>(0)
+        /// `/headfirst` bodies sent (each after its head and a pause).
+        let headFirstBodies = Atomic<Int>(0)
         let openConnections = Atomic<Int>(0)
         /// What `/health` answers (tests flip it to make the backend fail its checks).
         let healthStatus = Atomic<Int>(200)
@@ -172,6 +174,23 @@ private final class BackendHandler: ChannelInboundHandler {
             context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
                 let (handler, context) = loopBound.value
                 handler.sendJSON(["backend": handler.name, "slept_ms": delay], context: context)
+            }
+        case "/headfirst":
+            // The head alone, flushed; the body `ms` later (a response that starts before its body
+            // exists, as a long poll or an event stream does).
+            let delay = Int64(query["ms"] ?? "0") ?? 0
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Length", value: "5")
+            context.writeAndFlush(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(delay)) {
+                let (handler, context) = loopBound.value
+                handler.stats.headFirstBodies.add(1, ordering: .relaxed)
+                context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "later")))), promise: nil)
+                context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
             }
         case "/health":
             let code = self.stats.healthStatus.load(ordering: .relaxed)
