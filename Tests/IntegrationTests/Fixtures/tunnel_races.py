@@ -272,6 +272,11 @@ async def one(port, tunnel, mode, rng):
     if mode == "stream":
         how = tunnel % 3  # 0: close, 1: reset, 2: stop reading, then reset
         await read_frames(reader, down, at_least=rng.randrange(64 << 10, 512 << 10))
+        # Every ending here is a reset (a close with the stream's bytes unread sends RST too), and
+        # a reset may take with it what the proxy has not read yet: tunnel reads start at 256
+        # bytes, one per wake-up, so on a loaded machine the client's 20 frames can still be in
+        # the proxy's socket. The race under test is the backend's stream against the ending.
+        await until(lambda: backend.frames.count == 20, f"tunnel {tunnel}'s backend has the client's 20 frames", 30)
         if how == 2:
             await until(backend.blocked.is_set, f"tunnel {tunnel}'s backend is blocked", 30)
         if how == 0:
