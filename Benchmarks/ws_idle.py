@@ -28,9 +28,8 @@ async def run_server(port):
         await asyncio.get_running_loop().create_future()
 
 
-def client_tls(url):
-    if not url.startswith("wss://"):
-        return None
+def client_tls():
+    """TLS for a wss:// holder: ALPN http/1.1, the benchmark's self-signed certificate unchecked."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -38,9 +37,8 @@ def client_tls(url):
     return context
 
 
-async def open_one(url, gate):
+async def open_one(url, gate, options):
     async with gate:
-        options = {"ssl": client_tls(url)} if url.startswith("wss://") else {}
         websocket = await asyncio.wait_for(
             connect(url, compression=None, ping_interval=None, **options), 30
         )
@@ -53,7 +51,8 @@ async def open_one(url, gate):
 
 async def run_holder(url, count):
     gate = asyncio.Semaphore(100)
-    sockets = await asyncio.gather(*(open_one(url, gate) for _ in range(count)))
+    options = {"ssl": client_tls()} if url.startswith("wss://") else {}
+    sockets = await asyncio.gather(*(open_one(url, gate, options) for _ in range(count)))
     print(f"ready {len(sockets)}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await asyncio.gather(*(websocket.close() for websocket in sockets))

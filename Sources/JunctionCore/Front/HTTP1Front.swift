@@ -291,7 +291,7 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         }
         self.request = request
         request.start()
-        if expectsContinue, request.isProxying, self.heldHead == nil, let context = self.context {
+        if expectsContinue, request.isProxying, let context = self.context {
             // Junction answers the expectation itself (and does not forward it) once a backend is chosen.
             context.writeAndFlush(self.wrapOutboundOut(Self.continueResponse), promise: nil)
         }
@@ -384,9 +384,8 @@ final class HTTP1Front: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
 
     private func writeBody(_ body: ByteBuffer) -> Bool {
         guard let context = self.context else { return false }
-        if self.heldHead != nil {
-            let joinable = self.framing == .raw ? body : nil
-            if self.releaseHead(context: context, joining: joinable) { return context.channel.isWritable }
+        if self.releaseHead(context: context, joining: self.framing == .raw ? body : nil) {
+            return context.channel.isWritable
         }
         switch self.framing {
         case .raw:

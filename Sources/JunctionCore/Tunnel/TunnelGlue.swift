@@ -39,6 +39,8 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// not a protocol requirement: mutating one through a protocol's accessors cost three
     /// allocations per relayed message (the accessor's coroutine frames).
     private var directWrites = DirectWrites()
+    /// Bytes went into NIO's queue since its last flush.
+    private var unflushed = false
     /// This end is being ended on purpose: the partner's bytes, EOF and close no longer reach it.
     private var isEnding = false
     private var isClosed = false
@@ -273,8 +275,8 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
 
     /// Flushes what went into NIO's queue, if anything did.
     private func flushOut() {
-        guard self.directWrites.unflushed else { return }
-        self.directWrites.unflushed = false
+        guard self.unflushed else { return }
+        self.unflushed = false
         self.writeTarget?.flush()
     }
 
@@ -304,7 +306,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// Into NIO's queue; `tracked`: `directWrites` hears when it is out.
     private func enqueue(_ bytes: ByteBuffer, tracked: Bool) {
         guard let target = self.writeTarget else { return }
-        self.directWrites.unflushed = true
+        self.unflushed = true
         guard tracked else {
             target.write(self.wrapOutboundOut(bytes), promise: nil)
             return

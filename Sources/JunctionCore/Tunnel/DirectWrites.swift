@@ -1,8 +1,8 @@
 import NIOCore
 
-/// Whether a handler may write its channel's bytes straight to the socket with `send(2)` instead
-/// of through NIO's write queue, and when it must go back to the queue (`TunnelGlue` does the
-/// writing).
+/// Whether a tunnel end may write its partner's bytes straight to its socket with `send(2)`
+/// instead of through NIO's write queue, and when it must go back to the queue (`TunnelGlue` does
+/// the writing).
 ///
 /// A direct write is one system call where NIO's path is an outbound pipeline walk, a pending-write
 /// record and a flush walk. It is only right while nothing of this channel waits in NIO's queue:
@@ -42,8 +42,6 @@ struct DirectWrites {
     private(set) var state: State = .off
     /// The channel's socket, while not `off`.
     private(set) var socket: NIOBSDSocket.Handle = -1
-    /// Bytes went into NIO's queue since its last flush.
-    var unflushed = false
 
     /// Writes go to `socket` from now on, once a tracked write (the barrier, in flight now) behind
     /// whatever the channel has queued is out.
