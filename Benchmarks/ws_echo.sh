@@ -3,15 +3,17 @@
 # per CPU-second of the proxy (Rocket.Chat's DDP load: many tunnels, small JSON messages).
 #
 #   Benchmarks/ws_echo.sh [--tunnels 100] [--size 128] [--seconds 10] [--rounds 3] [--junction PATH]
-#                         [--profile junction|nginx|haproxy]
+#                         [--profile junction|nginx|haproxy] [--relay]
 #
 # Each proxy runs one worker thread pinned to core 0; the echo backend and the closed-loop client
 # (Benchmarks/ws_echo.c, one message in flight per tunnel) share core 1. --profile also runs
 # `strace -c -f` and `perf record -g` on that proxy for one more run (output in the results folder).
-# Needs: cc, nginx, haproxy, taskset, curl; strace and perf for --profile.
+# --relay adds a fourth contestant, Benchmarks/RelayCeiling: a bare TCP relay in Swift on
+# edge-triggered epoll with no tunnel behaviour, the ceiling of relaying outside NIO.
+# Needs: cc, nginx, haproxy, taskset, curl; strace and perf for --profile; swiftc for --relay.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TUNNELS=100 SIZE=128 SECONDS_EACH=10 ROUNDS=3 PROFILE=""
+TUNNELS=100 SIZE=128 SECONDS_EACH=10 ROUNDS=3 PROFILE="" RELAY=0
 JUNCTION="$SCRIPT_DIR/../.build/release/junction"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -21,7 +23,8 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --junction) JUNCTION=$2; shift 2 ;;
         --profile) PROFILE=$2; shift 2 ;;
-        *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        --relay) RELAY=1; shift ;;
+        *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
 [ -x "$JUNCTION" ] || { echo "ws_echo.sh: build Junction first (swift build -c release -Xswiftc -enforce-exclusivity=unchecked) or pass --junction" >&2; exit 1; }
@@ -42,9 +45,9 @@ cleanup() {
 trap cleanup EXIT
 
 cc -O2 -o "$WORK/ws_echo" "$SCRIPT_DIR/ws_echo.c"
-read -r BACKEND J_PORT N_PORT H_PORT <<<"$(python3 -c '
+read -r BACKEND J_PORT N_PORT H_PORT R_PORT <<<"$(python3 -c '
 import socket
-s=[socket.socket() for _ in range(4)]
+s=[socket.socket() for _ in range(5)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(" ".join(str(x.getsockname()[1]) for x in s))')"
 
@@ -122,6 +125,18 @@ taskset -c 0 haproxy -db -f "$WORK/haproxy.cfg" >"$RESULTS/haproxy.log" 2>&1 &
 PIDS+=($!)
 H_PID=$!
 
+PROXIES=(junction nginx haproxy)
+if [ "$RELAY" = 1 ]; then
+    command -v swiftc >/dev/null || { echo "ws_echo.sh: --relay needs swiftc" >&2; exit 1; }
+    swiftc -O -import-objc-header "$SCRIPT_DIR/RelayCeiling/epoll.h" "$SCRIPT_DIR/RelayCeiling/main.swift" \
+        -o "$WORK/relay" >"$RESULTS/relay-build.log" 2>&1 \
+        || { cat "$RESULTS/relay-build.log" >&2; echo "ws_echo.sh: the relay did not build" >&2; exit 1; }
+    taskset -c 0 "$WORK/relay" "$R_PORT" "$BACKEND" >"$RESULTS/relay.log" 2>&1 &
+    PIDS+=($!)
+    R_PID=$!
+    PROXIES+=(relay)
+fi
+
 # CPU ticks of a process and its direct children (nginx: master + worker).
 ticks() {
     local total=0 pid
@@ -134,10 +149,10 @@ ticks() {
     done
     echo $total
 }
-port_of() { case $1 in junction) echo "$J_PORT" ;; nginx) echo "$N_PORT" ;; haproxy) echo "$H_PORT" ;; esac; }
-pid_of() { case $1 in junction) echo "$J_PID" ;; nginx) echo "$N_PID" ;; haproxy) echo "$H_PID" ;; esac; }
+port_of() { case $1 in junction) echo "$J_PORT" ;; nginx) echo "$N_PORT" ;; haproxy) echo "$H_PORT" ;; relay) echo "$R_PORT" ;; esac; }
+pid_of() { case $1 in junction) echo "$J_PID" ;; nginx) echo "$N_PID" ;; haproxy) echo "$H_PID" ;; relay) echo "$R_PID" ;; esac; }
 
-for proxy in junction nginx haproxy; do
+for proxy in "${PROXIES[@]}"; do
     for ((i = 0; i < 100; i++)); do
         timeout 2 taskset -c 1 "$WORK/ws_echo" load "$(port_of $proxy)" /websocket 1 0.2 "$SIZE" >/dev/null 2>&1 && break
         sleep 0.1
@@ -148,7 +163,7 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 echo "round,proxy,round_trips,seconds,proxy_cpu_seconds,round_trips_per_cpu_second" >"$RESULTS/runs.csv"
 for ((round = 1; round <= ROUNDS; round++)); do
-    for proxy in junction nginx haproxy; do
+    for proxy in "${PROXIES[@]}"; do
         pid=$(pid_of $proxy)
         before=$(ticks "$pid")
         out=$(taskset -c 1 "$WORK/ws_echo" load "$(port_of $proxy)" /websocket "$TUNNELS" "$SECONDS_EACH" "$SIZE")
@@ -163,10 +178,17 @@ done
 
 median() { grep ",$1," "$RESULTS/runs.csv" | cut -d, -f"$2" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 {
-    echo "| per proxy CPU-second ($TUNNELS tunnels, $SIZE-byte messages, median of $ROUNDS × ${SECONDS_EACH} s) | Junction | nginx | HAProxy | Junction / nginx |"
-    echo "|---|---:|---:|---:|---:|"
     j=$(median junction 6) n=$(median nginx 6) h=$(median haproxy 6)
-    echo "| WebSocket echo round trips | $j | $n | $h | $(awk -v j="$j" -v n="$n" 'BEGIN { printf "%.2f", j / n }') |"
+    if [ "$RELAY" = 1 ]; then
+        r=$(median relay 6)
+        echo "| per proxy CPU-second ($TUNNELS tunnels, $SIZE-byte messages, median of $ROUNDS × ${SECONDS_EACH} s) | Junction | nginx | HAProxy | bare relay | Junction / nginx | relay / nginx |"
+        echo "|---|---:|---:|---:|---:|---:|---:|"
+        echo "| WebSocket echo round trips | $j | $n | $h | $r | $(awk -v j="$j" -v n="$n" 'BEGIN { printf "%.2f", j / n }') | $(awk -v r="$r" -v n="$n" 'BEGIN { printf "%.2f", r / n }') |"
+    else
+        echo "| per proxy CPU-second ($TUNNELS tunnels, $SIZE-byte messages, median of $ROUNDS × ${SECONDS_EACH} s) | Junction | nginx | HAProxy | Junction / nginx |"
+        echo "|---|---:|---:|---:|---:|"
+        echo "| WebSocket echo round trips | $j | $n | $h | $(awk -v j="$j" -v n="$n" 'BEGIN { printf "%.2f", j / n }') |"
+    fi
 } | tee "$RESULTS/table.md"
 
 if [ -n "$PROFILE" ]; then
