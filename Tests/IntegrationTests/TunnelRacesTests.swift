@@ -53,11 +53,16 @@ struct TunnelRacesTests {
     func backpressureBothWays() throws {
         let setup = try Setup()
         defer { setup.races.writeLine("quit") }
+        let peakBefore = setup.junction.memory().peak
         let answer = try setup.run("slow \(setup.junction.port("http"))", timeout: 150)
         #expect((answer["failures"] as? [String]) == [], "\(answer)")
         #expect(answer["tunnels"] as? Int == 1)
         #expect(answer["frames_to_clients"] as? Int == 4096)
         #expect(answer["frames_to_backend"] as? Int == 32768)
+        // Backpressure, not buffering: a tunnel that read on while its partner could not write
+        // would hold up to the 16 MiB in flight (the sockets' buffers hold a few MiB at most).
+        let grew = setup.junction.memory().peak - peakBefore
+        #expect(grew < 8 * 1024, "Junction's peak resident memory grew by \(grew) KiB")
         #expect(Double(setup.tunnelsWhenSettled()) == 0)
         #expect(setup.junction.stop() == 0)
     }

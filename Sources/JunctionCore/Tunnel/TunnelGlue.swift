@@ -35,6 +35,11 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     /// the pipeline, so writes never pass the response decoder (which may still be on its way out).
     private var writeTarget: ChannelHandlerContext?
     private var readPending = false
+    /// The channel's writability as its last `channelWritabilityChanged` left it (NIO fires one on
+    /// the loop at every flip, and no handler in front of a glue swallows it). The partner asks
+    /// before every read; `channel.isWritable` walks the channel's write queue and an atomic box,
+    /// which cost 0.24 µs per echo round trip in `perf`, cache misses on the partner's objects.
+    private var writable = true
     /// Whether the partner's bytes may go straight to the socket. A stored property of this class,
     /// not a protocol requirement: mutating one through a protocol's accessors cost three
     /// allocations per relayed message (the accessor's coroutine frames).
@@ -84,6 +89,7 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.writable = context.channel.isWritable
         self.writeTarget = (try? context.pipeline.syncOperations.context(handlerType: UpstreamWriter.self)) ?? context
         if let ledger = self.ledger {
             ledger.opened(TunnelHandle.Target(glue: NIOLoopBound(self, eventLoop: context.eventLoop)))
@@ -140,7 +146,8 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        self.writable = context.channel.isWritable
+        if self.writable {
             self.partner?.partnerBecameWritable()
         }
         context.fireChannelWritabilityChanged()
@@ -373,5 +380,5 @@ final class TunnelGlue: ChannelDuplexHandler, RemovableChannelHandler, DeadlineT
         }
     }
 
-    var partnerIsWritable: Bool { self.context?.channel.isWritable ?? false }
+    var partnerIsWritable: Bool { self.context != nil && self.writable }
 }
