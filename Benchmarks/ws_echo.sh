@@ -3,7 +3,7 @@
 # per CPU-second of the proxy (Rocket.Chat's DDP load: many tunnels, small JSON messages).
 #
 #   Benchmarks/ws_echo.sh [--tunnels 100] [--size 128] [--seconds 10] [--rounds 3] [--junction PATH]
-#                         [--profile junction|nginx|haproxy] [--relay]
+#                         [--profile junction|nginx|haproxy|relay] [--relay]
 #
 # Each proxy runs one worker thread pinned to core 0; the echo backend and the closed-loop client
 # (Benchmarks/ws_echo.c, one message in flight per tunnel) share core 1. --profile also runs
@@ -24,9 +24,10 @@ while [ $# -gt 0 ]; do
         --junction) JUNCTION=$2; shift 2 ;;
         --profile) PROFILE=$2; shift 2 ;;
         --relay) RELAY=1; shift ;;
-        *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
     esac
 done
+[ "$PROFILE" != relay ] || [ "$RELAY" = 1 ] || { echo "ws_echo.sh: --profile relay needs --relay" >&2; exit 2; }
 [ -x "$JUNCTION" ] || { echo "ws_echo.sh: build Junction first (swift build -c release -Xswiftc -enforce-exclusivity=unchecked) or pass --junction" >&2; exit 1; }
 for tool in cc nginx haproxy taskset; do
     command -v $tool >/dev/null || { echo "ws_echo.sh: $tool is not installed" >&2; exit 1; }

@@ -7,7 +7,9 @@
 //   relay LISTEN-PORT BACKEND-PORT
 //
 // Each accepted connection gets its own backend connection (blocking connect, then non-blocking),
-// and bytes flow both ways until either side closes. A second thread sleeps for good, so that the
+// and bytes flow both ways until either side closes. Limits that do not touch the measurement: a
+// full socket stalls every relay while `sendAll` waits for room, either side's close (or a read
+// error) closes both at once (no half-close), and descriptors past 65,535 are refused. A second thread sleeps for good, so that the
 // kernel treats the process as multi-threaded, as it does Junction's (each system call on a
 // descriptor then takes and drops a reference on its file).
 import Glibc
@@ -110,6 +112,11 @@ while true {
             while case let client = accept(listener, nil, nil), client >= 0 {
                 let backend = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
                 guard withSockaddr(loopback(backendPort), { connect(backend, $0, $1) }) == 0 else {
+                    close(client)
+                    close(backend)
+                    continue
+                }
+                guard client < partner.count, backend < partner.count else {
                     close(client)
                     close(backend)
                     continue

@@ -59,12 +59,14 @@ struct TunnelRacesTests {
         #expect(answer["tunnels"] as? Int == 1)
         #expect(answer["frames_to_clients"] as? Int == 4096)
         #expect(answer["frames_to_backend"] as? Int == 32768)
-        // Backpressure, not buffering: a tunnel that read on while its partner could not write
-        // would hold up to the 16 MiB in flight (the sockets' buffers hold a few MiB at most).
         let grew = setup.junction.memory().peak - peakBefore
-        #expect(grew < 8 * 1024, "Junction's peak resident memory grew by \(grew) KiB")
         #expect(Double(setup.tunnelsWhenSettled()) == 0)
         #expect(setup.junction.stop() == 0)
+        // Backpressure, not buffering: with it Junction holds about a write queue's 64 KiB per
+        // direction. A tunnel that read on while its partner could not write would hold what the
+        // kernel's socket buffers do not (Debian's tcp_wmem allows 4 MiB: 12 MiB of the 16 here).
+        try TestPaths.skipMemoryBoundUnderSanitizer()
+        #expect(grew < 8 * 1024, "Junction's peak resident memory grew by \(grew) KiB")
     }
 
     @Test(
