@@ -180,16 +180,16 @@ done
 median() { grep ",$1," "$RESULTS/runs.csv" | cut -d, -f"$2" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 {
     j=$(median junction 6) n=$(median nginx 6) h=$(median haproxy 6)
+    ratio() { awk -v a="$1" -v b="$n" 'BEGIN { printf "%.2f", a / b }'; }
+    head="| per proxy CPU-second ($TUNNELS tunnels, $SIZE-byte messages, median of $ROUNDS × ${SECONDS_EACH} s) | Junction | nginx | HAProxy |"
+    rule="|---|---:|---:|---:|" row="| WebSocket echo round trips | $j | $n | $h |"
     if [ "$RELAY" = 1 ]; then
         r=$(median relay 6)
-        echo "| per proxy CPU-second ($TUNNELS tunnels, $SIZE-byte messages, median of $ROUNDS × ${SECONDS_EACH} s) | Junction | nginx | HAProxy | bare relay | Junction / nginx | relay / nginx |"
-        echo "|---|---:|---:|---:|---:|---:|---:|"
-        echo "| WebSocket echo round trips | $j | $n | $h | $r | $(awk -v j="$j" -v n="$n" 'BEGIN { printf "%.2f", j / n }') | $(awk -v r="$r" -v n="$n" 'BEGIN { printf "%.2f", r / n }') |"
-    else
-        echo "| per proxy CPU-second ($TUNNELS tunnels, $SIZE-byte messages, median of $ROUNDS × ${SECONDS_EACH} s) | Junction | nginx | HAProxy | Junction / nginx |"
-        echo "|---|---:|---:|---:|---:|"
-        echo "| WebSocket echo round trips | $j | $n | $h | $(awk -v j="$j" -v n="$n" 'BEGIN { printf "%.2f", j / n }') |"
+        head+=" bare relay |" rule+="---:|" row+=" $r |"
     fi
+    head+=" Junction / nginx |" rule+="---:|" row+=" $(ratio "$j") |"
+    if [ "$RELAY" = 1 ]; then head+=" relay / nginx |" rule+="---:|" row+=" $(ratio "$r") |"; fi
+    printf '%s\n%s\n%s\n' "$head" "$rule" "$row"
 } | tee "$RESULTS/table.md"
 
 if [ -n "$PROFILE" ]; then
